@@ -1,0 +1,151 @@
+//! # elmbox-guest
+//!
+//! The WebAssembly side of elmbox: QuickJS (through `javy`) running one Elm
+//! app. The host instantiates this module once per app, calls
+//! [`elmbox_load`] once with the app's JavaScript, then feeds events through
+//! [`elmbox_dispatch`] and moves the virtual clock with [`elmbox_advance`].
+//! Source text is evaluated exactly once, at load; events are plain calls.
+//!
+//! ## The ABI, all of it in this file
+//! Data goes in through one reusable input buffer ([`elmbox_input`]) and comes
+//! back through one [`reply::Reply`] record whose address the host reads once
+//! ([`elmbox_reply`]). Every call that runs JavaScript returns its status
+//! (0 ok, 1 error) and refreshes the reply: the JSON array of outgoing-port
+//! values, the console lines, and on failure a JSON error (`error::GuestError`).
+//!
+//! Modules: `session` (one loaded app and its event loop), `elm` (port glue),
+//! `timers` (virtual clock), `console`, `reply`, `error`.
+
+mod console;
+mod elm;
+mod error;
+mod reply;
+mod session;
+mod timers;
+
+use std::cell::RefCell;
+
+use error::GuestError;
+use session::{EventKind, LoadConfig, MemoryReport, Session};
+
+/// Bumped whenever an export or the reply layout changes.
+const ABI_VERSION: u32 = 1;
+
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+    static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static MEMORY: RefCell<MemoryReport> = RefCell::new(MemoryReport::default());
+}
+
+/// Input buffers above this are released after use, so one large event does
+/// not pin its size for the rest of the instance's life.
+const INPUT_KEEP: usize = 64 << 10;
+
+#[no_mangle]
+pub extern "C" fn elmbox_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// Where the host reads each call's results; fixed for the instance's life.
+#[no_mangle]
+pub extern "C" fn elmbox_reply() -> *const reply::Reply {
+    reply::address()
+}
+
+/// Makes the input buffer `len` bytes long and returns where the host should
+/// write them. The pointer stays valid until the next call to this function.
+#[no_mangle]
+pub extern "C" fn elmbox_input(len: u32) -> *mut u8 {
+    INPUT.with_borrow_mut(|input| {
+        input.resize(len as usize, 0);
+        input.as_mut_ptr()
+    })
+}
+
+/// Loads the app. The input buffer holds `config_len` bytes of JSON
+/// ([`LoadConfig`]) followed by `source_len` bytes of JavaScript.
+#[no_mangle]
+pub extern "C" fn elmbox_load(config_len: u32, source_len: u32) -> u32 {
+    reply::begin();
+    let result = SESSION.with_borrow_mut(|slot| {
+        if slot.is_some() {
+            return Err(GuestError::AlreadyLoaded);
+        }
+        let session = INPUT.with_borrow(|input| {
+            let (config, rest) = input
+                .split_at_checked(config_len as usize)
+                .ok_or_else(|| bad_config("input shorter than config_len"))?;
+            let source = rest
+                .get(..source_len as usize)
+                .ok_or_else(|| bad_config("input shorter than config_len + source_len"))?;
+            let config: LoadConfig =
+                serde_json::from_slice(config).map_err(|e| bad_config(&e.to_string()))?;
+            Session::load(&config, source)
+        })?;
+        *slot = Some(session);
+        Ok(())
+    });
+    release_input();
+    reply::finish(result)
+}
+
+/// Sends the `len` bytes in the input buffer to the app as one event: as a
+/// string (`kind` 0) or parsed as JSON (`kind` 1).
+#[no_mangle]
+pub extern "C" fn elmbox_dispatch(len: u32, kind: u32) -> u32 {
+    reply::begin();
+    let kind = if kind == 1 {
+        EventKind::Json
+    } else {
+        EventKind::Text
+    };
+    let result = with_session(|session| {
+        INPUT.with_borrow(|input| session.dispatch(&input[..(len as usize).min(input.len())], kind))
+    });
+    release_input();
+    reply::finish(result)
+}
+
+/// Moves the virtual clock forward by `ms`, firing due timers in order.
+#[no_mangle]
+pub extern "C" fn elmbox_advance(ms: f64) -> u32 {
+    reply::begin();
+    let result = with_session(|session| session.advance(ms));
+    reply::finish(result)
+}
+
+/// QuickJS's memory accounting; the record's address is fixed.
+#[no_mangle]
+pub extern "C" fn elmbox_memory() -> *const MemoryReport {
+    let report = SESSION.with_borrow(|s| s.as_ref().map(Session::memory).unwrap_or_default());
+    MEMORY.with_borrow_mut(|m| *m = report);
+    MEMORY.with(|m| m.as_ptr() as *const MemoryReport)
+}
+
+/// Runs QuickJS's cycle collector.
+#[no_mangle]
+pub extern "C" fn elmbox_collect_garbage() {
+    SESSION.with_borrow(|s| {
+        if let Some(s) = s {
+            s.collect_garbage()
+        }
+    })
+}
+
+fn with_session(f: impl FnOnce(&Session) -> Result<(), GuestError>) -> Result<(), GuestError> {
+    SESSION.with_borrow(|s| s.as_ref().map_or(Err(GuestError::NotLoaded), f))
+}
+
+fn bad_config(message: &str) -> GuestError {
+    GuestError::BadConfig {
+        message: message.to_string(),
+    }
+}
+
+fn release_input() {
+    INPUT.with_borrow_mut(|input| {
+        if input.capacity() > INPUT_KEEP {
+            *input = Vec::new();
+        }
+    })
+}

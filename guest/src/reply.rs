@@ -1,0 +1,130 @@
+//! What a call hands back to the host: the outgoing-port values it produced,
+//! the console lines it printed, and, if it failed, a JSON error.
+//!
+//! The host learns the address of [`Reply`] once (`elmbox_reply`) and reads it
+//! after every call, so a call costs one host-to-guest transition, not three.
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+
+/// Read by the host after each call. Every field is a little-endian `u32`
+/// (wasm32 pointers), so the host can decode it without knowing Rust's layout.
+#[repr(C)]
+pub struct Reply {
+    /// 0 when the call succeeded, 1 when `error` holds a JSON error.
+    pub status: u32,
+    pub outputs_ptr: u32,
+    pub outputs_len: u32,
+    pub console_ptr: u32,
+    pub console_len: u32,
+    pub error_ptr: u32,
+    pub error_len: u32,
+}
+
+/// A console line's level, as the host sees it (one byte in the frame).
+#[derive(Clone, Copy)]
+pub enum Level {
+    Log = 0,
+    Info = 1,
+    Warn = 2,
+    Error = 3,
+    Debug = 4,
+}
+
+/// Console bytes kept per call; past this a runaway logger is cut short and the
+/// host is told how many bytes were dropped, so memory stays bounded.
+const CONSOLE_LIMIT: usize = 4 << 20;
+
+#[derive(Default)]
+struct Buffers {
+    /// A JSON array under construction: `[` + values joined by `,`.
+    outputs: Vec<u8>,
+    /// Frames of `level: u8, len: u32 LE, utf8 bytes`.
+    console: Vec<u8>,
+    console_dropped: usize,
+    error: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+    static REPLY: RefCell<Reply> = const { RefCell::new(Reply {
+        status: 0, outputs_ptr: 0, outputs_len: 0, console_ptr: 0,
+        console_len: 0, error_ptr: 0, error_len: 0,
+    }) };
+}
+
+/// Starts a call: forgets what the previous one produced.
+pub fn begin() {
+    BUFFERS.with_borrow_mut(|b| {
+        b.outputs.clear();
+        b.outputs.push(b'[');
+        b.console.clear();
+        b.console_dropped = 0;
+        b.error.clear();
+    });
+}
+
+/// Appends one outgoing-port value, already serialised as JSON.
+pub fn push_output(json: &[u8]) {
+    BUFFERS.with_borrow_mut(|b| {
+        if b.outputs.len() > 1 {
+            b.outputs.push(b',');
+        }
+        b.outputs.extend_from_slice(json);
+    });
+}
+
+/// Appends one console line.
+pub fn push_console(level: Level, text: &str) {
+    BUFFERS.with_borrow_mut(|b| {
+        if b.console.len() + text.len() > CONSOLE_LIMIT {
+            b.console_dropped += text.len();
+            return;
+        }
+        frame(&mut b.console, level, text);
+    });
+}
+
+fn frame(out: &mut Vec<u8>, level: Level, text: &str) {
+    out.push(level as u8);
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Ends a call: publishes the buffers in [`Reply`] and returns its status.
+pub fn finish<E: Serialize>(result: Result<(), E>) -> u32 {
+    BUFFERS.with_borrow_mut(|b| {
+        b.outputs.push(b']');
+        if b.console_dropped > 0 {
+            let note = format!(
+                "elmbox: {} bytes of console output dropped in this call (limit {} bytes)",
+                b.console_dropped, CONSOLE_LIMIT
+            );
+            frame(&mut b.console, Level::Warn, &note);
+        }
+        let status = match result {
+            Ok(()) => 0,
+            Err(e) => {
+                // Serialising our own error types cannot fail.
+                b.error = serde_json::to_vec(&e).unwrap_or_default();
+                1
+            }
+        };
+        REPLY.with_borrow_mut(|r| {
+            r.status = status;
+            r.outputs_ptr = b.outputs.as_ptr() as u32;
+            r.outputs_len = b.outputs.len() as u32;
+            r.console_ptr = b.console.as_ptr() as u32;
+            r.console_len = b.console.len() as u32;
+            r.error_ptr = b.error.as_ptr() as u32;
+            r.error_len = b.error.len() as u32;
+        });
+        status
+    })
+}
+
+/// The address the host reads replies from; stable for the instance's life.
+pub fn address() -> *const Reply {
+    REPLY.with(|r| r.as_ptr() as *const Reply)
+}

@@ -1,0 +1,298 @@
+//! One loaded app: the QuickJS runtime, the app's ports, and the loop that
+//! runs promise jobs and due timers until the app is idle.
+
+use std::ffi::CString;
+
+use javy::quickjs::{qjs, Ctx, String as JsString, Value};
+use serde::Deserialize;
+
+use crate::console;
+use crate::elm::{ElmApp, Ports};
+use crate::error::{GuestError, Thrown};
+use crate::timers;
+
+/// Sent by the host as JSON in front of the app's source.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadConfig {
+    pub module: String,
+    pub in_port: String,
+    pub out_port: String,
+    /// Flags as JSON text.
+    pub flags: Option<String>,
+    /// Name the app's source has in stack traces and syntax errors.
+    pub filename: String,
+    /// What `Date.now()` returns before any time is advanced.
+    pub epoch_ms: f64,
+    /// Bytes allocated before QuickJS runs its cycle collector. javy defaults
+    /// to never, which lets cyclic garbage (Elm makes plenty) pile up.
+    pub gc_threshold: usize,
+    /// QuickJS heap limit in bytes (0: none).
+    pub memory_limit: usize,
+    pub max_stack_size: usize,
+    /// Timer callbacks allowed at one virtual instant before the app is
+    /// declared runaway.
+    pub same_instant_limit: u32,
+}
+
+/// How the host wants an event handed to the app.
+#[derive(Clone, Copy)]
+pub enum EventKind {
+    /// As a JavaScript string.
+    Text,
+    /// Parsed as JSON.
+    Json,
+}
+
+/// QuickJS's own accounting, read by `elmbox_memory`.
+#[repr(C)]
+#[derive(Default)]
+pub struct MemoryReport {
+    pub malloc_size: i64,
+    pub malloc_count: i64,
+    pub memory_used_size: i64,
+    pub obj_count: i64,
+    pub str_count: i64,
+    pub atom_count: i64,
+    pub js_func_count: i64,
+    pub pending_timers: i64,
+    pub clock_ms: i64,
+}
+
+pub struct Session {
+    runtime: javy::Runtime,
+    app: ElmApp,
+    same_instant_limit: u32,
+}
+
+impl Session {
+    /// Evaluates the app once, starts it, and settles whatever `init` set off.
+    pub fn load(config: &LoadConfig, source: &[u8]) -> Result<Session, GuestError> {
+        let mut js = javy::Config::default();
+        js.gc_threshold(config.gc_threshold)
+            .memory_limit(if config.memory_limit == 0 {
+                usize::MAX
+            } else {
+                config.memory_limit
+            })
+            .max_stack_size(config.max_stack_size);
+        let runtime = javy::Runtime::new(js).map_err(|e| GuestError::BadConfig {
+            message: e.to_string(),
+        })?;
+        let app = runtime
+            .context()
+            .with(|ctx| -> Result<ElmApp, GuestError> {
+                let setup = |e| GuestError::ScriptThrew(Thrown::from_js(&ctx, e));
+                console::install(&ctx).map_err(setup)?;
+                timers::install(&ctx, config.epoch_ms).map_err(setup)?;
+                run_script(&ctx, source, &config.filename)?;
+                ElmApp::start(
+                    &ctx,
+                    &Ports {
+                        module: &config.module,
+                        incoming: &config.in_port,
+                        outgoing: &config.out_port,
+                        flags: config.flags.as_deref(),
+                    },
+                )
+            })?;
+        let session = Session {
+            runtime,
+            app,
+            same_instant_limit: config.same_instant_limit,
+        };
+        session.with(|ctx| session.settle(ctx, timers::elapsed()))?;
+        Ok(session)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Ctx<'_>) -> R) -> R {
+        self.runtime.context().with(|ctx| f(&ctx))
+    }
+
+    /// Sends one event and runs the app until it is idle at the current instant.
+    pub fn dispatch(&self, event: &[u8], kind: EventKind) -> Result<(), GuestError> {
+        let text = std::str::from_utf8(event).map_err(|e| GuestError::EventNotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
+        self.with(|ctx| {
+            let value: Value = match kind {
+                EventKind::Text => JsString::from_str(ctx.clone(), text)
+                    .map(JsString::into_value)
+                    .map_err(|e| GuestError::Threw(Thrown::from_js(ctx, e)))?,
+                EventKind::Json => ctx.json_parse(text).map_err(|e| GuestError::EventNotJson {
+                    message: Thrown::from_js(ctx, e).message,
+                })?,
+            };
+            let sent = self.app.send(ctx, value);
+            // Settle even when `send` threw: the app may have armed timers or
+            // sent output before throwing, and the port manager must unpark.
+            let settled = self.settle(ctx, timers::elapsed());
+            sent.map_err(GuestError::Threw)?;
+            settled
+        })
+    }
+
+    /// Moves the virtual clock forward, firing timers in deadline order.
+    pub fn advance(&self, ms: f64) -> Result<(), GuestError> {
+        let ms = if ms.is_finite() && ms > 0.0 {
+            ms as u64
+        } else {
+            0
+        };
+        self.with(|ctx| self.settle(ctx, timers::elapsed().saturating_add(ms)))
+    }
+
+    /// Runs promise jobs and every timer due up to `until`, then parks the
+    /// clock there. A throwing callback does not stop the others (as in a
+    /// browser); the first error is reported.
+    fn settle(&self, ctx: &Ctx<'_>, until: u64) -> Result<(), GuestError> {
+        let mut first_error = None;
+        let mut instant = timers::elapsed();
+        let mut fired_at_instant = 0u32;
+        loop {
+            if let Err(thrown) = run_jobs(ctx) {
+                first_error.get_or_insert(GuestError::Threw(thrown));
+            }
+            let Some(due) = timers::take_due(until) else {
+                break;
+            };
+            let now = timers::elapsed();
+            if now != instant {
+                instant = now;
+                fired_at_instant = 0;
+            }
+            fired_at_instant += 1;
+            if fired_at_instant > self.same_instant_limit {
+                return Err(GuestError::TimerStorm {
+                    limit: self.same_instant_limit,
+                });
+            }
+            if let Err(thrown) = call_timer(ctx, &due) {
+                first_error.get_or_insert(GuestError::Threw(thrown));
+            }
+            if due.is_interval {
+                timers::rearm(due.id);
+            }
+        }
+        timers::set_now(until);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    pub fn memory(&self) -> MemoryReport {
+        self.with(|ctx| {
+            let mut usage = unsafe { std::mem::zeroed::<qjs::JSMemoryUsage>() };
+            unsafe { qjs::JS_ComputeMemoryUsage(runtime_ptr(ctx), &mut usage) };
+            MemoryReport {
+                malloc_size: usage.malloc_size as i64,
+                malloc_count: usage.malloc_count as i64,
+                memory_used_size: usage.memory_used_size as i64,
+                obj_count: usage.obj_count as i64,
+                str_count: usage.str_count as i64,
+                atom_count: usage.atom_count as i64,
+                js_func_count: usage.js_func_count as i64,
+                pending_timers: timers::pending() as i64,
+                clock_ms: timers::elapsed() as i64,
+            }
+        })
+    }
+
+    /// Runs QuickJS's cycle collector now.
+    pub fn collect_garbage(&self) {
+        self.with(|ctx| unsafe { qjs::JS_RunGC(runtime_ptr(ctx)) })
+    }
+}
+
+fn runtime_ptr(ctx: &Ctx<'_>) -> *mut qjs::JSRuntime {
+    unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) }
+}
+
+/// Compiles, then runs, the app as a classic global script (non-strict, so the
+/// `(function(scope){…}(this))` wrapper of Elm output gets the global object).
+/// Compiling first separates syntax errors from errors the script throws.
+fn run_script(ctx: &Ctx<'_>, source: &[u8], filename: &str) -> Result<(), GuestError> {
+    let filename = CString::new(filename.replace('\0', "")).unwrap_or_default();
+    // QuickJS wants a NUL after the last byte.
+    let mut text = Vec::with_capacity(source.len() + 1);
+    text.extend_from_slice(source);
+    text.push(0);
+    let raw = ctx.as_raw().as_ptr();
+    unsafe {
+        let compiled = qjs::JS_Eval(
+            raw,
+            text.as_ptr().cast(),
+            source.len() as _,
+            filename.as_ptr(),
+            (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
+        );
+        if qjs::JS_IsException(compiled) {
+            let thrown = Thrown::from_value(ctx, ctx.catch());
+            let (line, column) = position(
+                thrown.stack.as_deref().unwrap_or(""),
+                filename.to_str().unwrap_or(""),
+            );
+            return Err(GuestError::Syntax {
+                message: thrown.message,
+                line,
+                column,
+            });
+        }
+        let result = qjs::JS_EvalFunction(raw, compiled);
+        if qjs::JS_IsException(result) {
+            return Err(GuestError::ScriptThrew(Thrown::from_value(
+                ctx,
+                ctx.catch(),
+            )));
+        }
+        qjs::JS_FreeValue(raw, result);
+    }
+    Ok(())
+}
+
+/// Line and column of the first `filename:LINE:COL` in a stack trace.
+fn position(stack: &str, filename: &str) -> (Option<u32>, Option<u32>) {
+    let needle = format!("{filename}:");
+    let Some(start) = stack.find(&needle) else {
+        return (None, None);
+    };
+    let mut numbers = stack[start + needle.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .map(|n| n.parse().ok());
+    (numbers.next().flatten(), numbers.next().flatten())
+}
+
+/// Runs queued promise jobs until none is left.
+fn run_jobs(ctx: &Ctx<'_>) -> Result<(), Thrown> {
+    let rt = runtime_ptr(ctx);
+    let mut first_error = None;
+    loop {
+        let mut job_ctx = std::ptr::null_mut();
+        match unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } {
+            0 => break,
+            r if r < 0 => {
+                first_error.get_or_insert_with(|| Thrown::from_value(ctx, ctx.catch()));
+            }
+            _ => {}
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn call_timer(ctx: &Ctx<'_>, due: &timers::Due) -> Result<(), Thrown> {
+    let callback = due
+        .callback
+        .clone()
+        .restore(ctx)
+        .map_err(|e| Thrown::from_js(ctx, e))?;
+    let mut args = Vec::with_capacity(due.args.len());
+    for arg in &due.args {
+        args.push(
+            arg.clone()
+                .restore(ctx)
+                .map_err(|e| Thrown::from_js(ctx, e))?,
+        );
+    }
+    callback
+        .call::<_, ()>((javy::quickjs::prelude::Rest(args),))
+        .map_err(|e| Thrown::from_js(ctx, e))
+}

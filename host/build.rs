@@ -1,0 +1,22 @@
+//! Embeds the guest module (built by `make guest`) into the host.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=ELMBOX_GUEST_WASM");
+    let path = match std::env::var_os("ELMBOX_GUEST_WASM") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip1/release/elmbox_guest.wasm"),
+    };
+    println!("cargo:rerun-if-changed={}", path.display());
+    if !path.is_file() {
+        panic!(
+            "the elmbox guest module is missing at {}: build it first with `make guest` \
+             (or `make build`), or point ELMBOX_GUEST_WASM at it",
+            path.display()
+        );
+    }
+    let path = path.canonicalize().expect("guest path resolves");
+    println!("cargo:rustc-env=ELMBOX_GUEST_WASM_PATH={}", path.display());
+}

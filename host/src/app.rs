@@ -1,0 +1,354 @@
+//! One loaded app: its own wasm instance, its JavaScript evaluated once, and
+//! the calls that feed it events and move its clock.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::Value;
+use wasmtime::{Instance, Store};
+
+use crate::config::{AppConfig, EventFormat};
+use crate::console::{self, Console};
+use crate::error::{Error, PortDirection, Result};
+use crate::guest::{GuestExports, EVENT_JSON, EVENT_TEXT};
+use crate::limits::Limits;
+use crate::runtime::StoreState;
+use crate::stats::MemoryStats;
+
+/// A running Elm app in its own sandbox. Not shared between threads: each app
+/// handles one event at a time, in order.
+pub struct App {
+    store: Store<StoreState>,
+    guest: GuestExports,
+    name: String,
+    module: String,
+    event_kind: u32,
+    limits: Limits,
+    console: Console,
+    /// Set once the instance traps or runs away; every later call fails.
+    failure: Option<String>,
+    startup_outputs: Vec<Value>,
+}
+
+/// The load configuration as the guest reads it (`LoadConfig` there).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GuestConfig<'a> {
+    module: &'a str,
+    in_port: &'a str,
+    out_port: &'a str,
+    flags: Option<String>,
+    filename: &'a str,
+    epoch_ms: f64,
+    gc_threshold: usize,
+    memory_limit: usize,
+    max_stack_size: usize,
+    same_instant_limit: u32,
+}
+
+impl App {
+    pub(crate) fn start(
+        mut store: Store<StoreState>,
+        instance: Instance,
+        source: &[u8],
+        config: AppConfig,
+    ) -> Result<App> {
+        let guest = GuestExports::bind(&mut store, &instance)?;
+        let epoch_ms = config.epoch_ms.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_millis() as f64)
+        });
+        if !epoch_ms.is_finite() {
+            return Err(Error::Config(format!(
+                "epoch_ms must be finite, got {epoch_ms}"
+            )));
+        }
+        let guest_config = serde_json::to_vec(&GuestConfig {
+            module: &config.module,
+            in_port: &config.in_port,
+            out_port: &config.out_port,
+            flags: config.flags.as_ref().map(Value::to_string),
+            filename: &config.name,
+            epoch_ms,
+            gc_threshold: config.gc_threshold,
+            memory_limit: config.limits.js_memory_limit.unwrap_or(0),
+            max_stack_size: config.max_stack_size,
+            same_instant_limit: config.limits.same_instant_timer_limit,
+        })
+        .map_err(|e| Error::Config(e.to_string()))?;
+        let source_len = u32::try_from(source.len())
+            .map_err(|_| Error::Config("the app's source is over 4 GiB".to_string()))?;
+
+        let mut app = App {
+            store,
+            guest,
+            name: config.name,
+            module: config.module,
+            event_kind: match config.event_format {
+                EventFormat::Text => EVENT_TEXT,
+                EventFormat::Json => EVENT_JSON,
+            },
+            limits: config.limits,
+            console: config.console,
+            failure: None,
+            startup_outputs: Vec::new(),
+        };
+        app.guest
+            .write_input(&mut app.store, &[&guest_config, source])?;
+        let status = app
+            .guest
+            .load
+            .call(&mut app.store, (guest_config.len() as u32, source_len));
+        app.startup_outputs = app.finish(status, parse_outputs)?;
+        Ok(app)
+    }
+
+    /// Sends one event to the app's incoming port and returns every value the
+    /// app sent on its outgoing port in response, in order, including those
+    /// sent by timers that came due at this instant.
+    pub fn dispatch(&mut self, event: impl AsRef<[u8]>) -> Result<Vec<Value>> {
+        self.dispatch_with(event.as_ref(), parse_outputs)
+    }
+
+    /// Like [`App::dispatch`], but returns the outputs as the JSON array text
+    /// the guest produced, without parsing it: the fast path for forwarding.
+    pub fn dispatch_json(&mut self, event: impl AsRef<[u8]>) -> Result<String> {
+        self.dispatch_with(event.as_ref(), |bytes| {
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        })
+    }
+
+    /// Moves the app's virtual clock forward by `ms`, firing due timers
+    /// (`Process.sleep`, `Time.every`) in order; returns what they sent.
+    pub fn advance_time(&mut self, ms: u64) -> Result<Vec<Value>> {
+        self.check_alive()?;
+        let status = self.guest.advance.call(&mut self.store, ms as f64);
+        self.finish(status, parse_outputs)
+    }
+
+    /// Linear memory and QuickJS heap figures for this app.
+    pub fn memory(&mut self) -> Result<MemoryStats> {
+        self.check_alive()?;
+        let linear = self.guest.linear_memory_bytes(&self.store) as u64;
+        let js = self
+            .guest
+            .memory_report(&mut self.store)
+            .map_err(|e| self.crashed(e))?;
+        Ok(MemoryStats::from_guest(linear, &js))
+    }
+
+    /// Runs QuickJS's cycle collector now (it also runs by itself past the
+    /// configured GC threshold).
+    pub fn collect_garbage(&mut self) -> Result<()> {
+        self.check_alive()?;
+        let result = self.guest.collect_garbage.call(&mut self.store, ());
+        result.map_err(|e| self.crashed(e))
+    }
+
+    /// Values the app sent on its outgoing port while starting (from `init`'s
+    /// commands and the timers they armed).
+    pub fn startup_outputs(&self) -> &[Value] {
+        &self.startup_outputs
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Why the app takes no more events, if it failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        match &self.failure {
+            Some(reason) => Err(Error::Failed {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn dispatch_with<T>(
+        &mut self,
+        event: &[u8],
+        take: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        self.check_alive()?;
+        if event.len() > self.limits.max_event_bytes {
+            return Err(Error::EventTooLarge {
+                size: event.len(),
+                limit: self.limits.max_event_bytes,
+            });
+        }
+        if let Err(e) = self.guest.write_input(&mut self.store, &[event]) {
+            return Err(self.crashed(e));
+        }
+        let status = self
+            .guest
+            .dispatch
+            .call(&mut self.store, (event.len() as u32, self.event_kind));
+        self.finish(status, take)
+    }
+
+    /// Turns a guest call's outcome into ours: traps fail the app for good;
+    /// otherwise console lines go to the sink and the reply is decoded.
+    fn finish<T>(
+        &mut self,
+        status: wasmtime::Result<u32>,
+        take: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        if let Err(trap) = status {
+            return Err(self.crashed(trap));
+        }
+        let reply = match self.guest.reply(&self.store) {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.crashed(e)),
+        };
+        for line in console::decode(reply.console) {
+            self.console.emit(&self.name, &line);
+        }
+        if reply.ok {
+            return take(reply.outputs);
+        }
+        let outputs = reply.outputs;
+        let error = match serde_json::from_slice::<GuestError>(reply.error) {
+            Ok(e) => e.into_error(&self.name, &self.module, || {
+                parse_outputs(outputs).unwrap_or_default()
+            }),
+            Err(e) => Error::Crashed {
+                reason: format!("unreadable error from guest: {e}"),
+            },
+        };
+        if error.is_fatal() {
+            self.failure = Some(error.to_string());
+        }
+        Err(error)
+    }
+
+    /// Marks the app failed after a trap, keeping the guest's last words.
+    fn crashed(&mut self, cause: wasmtime::Error) -> Error {
+        let mut reason = format!("{cause:#}");
+        if let Some(trap) = cause.downcast_ref::<wasmtime::Trap>() {
+            reason = format!("wasm trap: {trap}");
+        }
+        let stderr = self.store.data().stderr.contents();
+        let stderr = String::from_utf8_lossy(&stderr);
+        if !stderr.trim().is_empty() {
+            reason.push_str(&format!(" (guest stderr: {})", stderr.trim()));
+        }
+        self.failure = Some(reason.clone());
+        Error::Crashed { reason }
+    }
+
+    /// The size limit applied to events, for callers that read input.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Crashed {
+        reason: format!("guest produced invalid output JSON: {e}"),
+    })
+}
+
+/// The guest's error record (`GuestError` in `guest/src/error.rs`).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum GuestError {
+    BadConfig {
+        message: String,
+    },
+    AlreadyLoaded,
+    NotLoaded,
+    Syntax {
+        message: String,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
+    ScriptThrew {
+        message: String,
+        stack: Option<String>,
+    },
+    NotElm,
+    ModuleNotFound {
+        module: String,
+        available: Vec<String>,
+    },
+    PortNotFound {
+        port: String,
+        direction: PortDirection,
+        available: Vec<String>,
+    },
+    InitThrew {
+        message: String,
+        stack: Option<String>,
+    },
+    Threw {
+        message: String,
+        stack: Option<String>,
+    },
+    EventNotUtf8 {
+        valid_up_to: usize,
+    },
+    EventNotJson {
+        message: String,
+    },
+    TimerStorm {
+        limit: u32,
+    },
+}
+
+impl GuestError {
+    fn into_error(self, file: &str, module: &str, outputs: impl FnOnce() -> Vec<Value>) -> Error {
+        let file = file.to_string();
+        match self {
+            GuestError::BadConfig { message } => Error::Config(message),
+            GuestError::AlreadyLoaded => Error::Config("the app was already loaded".into()),
+            GuestError::NotLoaded => Error::Config("the app is not loaded".into()),
+            GuestError::Syntax {
+                message,
+                line,
+                column,
+            } => Error::Syntax {
+                file,
+                message,
+                line,
+                column,
+            },
+            GuestError::ScriptThrew { message, stack } => Error::ScriptThrew {
+                file,
+                message,
+                stack,
+            },
+            GuestError::NotElm => Error::NotElm { file },
+            GuestError::ModuleNotFound { module, available } => {
+                Error::ModuleNotFound { module, available }
+            }
+            GuestError::PortNotFound {
+                port,
+                direction,
+                available,
+            } => Error::PortNotFound {
+                port,
+                direction,
+                available,
+            },
+            GuestError::InitThrew { message, stack } => Error::InitThrew {
+                module: module.to_string(),
+                message,
+                stack,
+            },
+            GuestError::Threw { message, stack } => Error::AppThrew {
+                message,
+                stack,
+                outputs: outputs(),
+            },
+            GuestError::EventNotUtf8 { valid_up_to } => Error::EventNotUtf8 { valid_up_to },
+            GuestError::EventNotJson { message } => Error::EventNotJson { message },
+            GuestError::TimerStorm { limit } => Error::TimerStorm { limit },
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Where the app's `console.*` output goes. The guest captures every line
+//! with its level; the host hands each one to the app's [`Console`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Log,
+    Info,
+    Warn,
+    Error,
+    Debug,
+}
+
+impl Level {
+    fn from_byte(b: u8) -> Level {
+        match b {
+            1 => Level::Info,
+            2 => Level::Warn,
+            3 => Level::Error,
+            4 => Level::Debug,
+            _ => Level::Log,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Log => "log",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Debug => "debug",
+        })
+    }
+}
+
+/// One `console.*` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleLine {
+    pub level: Level,
+    pub text: String,
+}
+
+/// Receives an app's console lines, in order. Cheap to clone.
+#[derive(Clone)]
+pub struct Console(Arc<dyn Fn(&str, &ConsoleLine) + Send + Sync>);
+
+impl Console {
+    /// Writes `[app] console.level: text` to the process's stderr (the default).
+    pub fn stderr() -> Console {
+        Console::new(|app, line| eprintln!("[{app}] console.{}: {}", line.level, line.text))
+    }
+
+    /// Calls `f(app_name, line)` for every line.
+    pub fn new(f: impl Fn(&str, &ConsoleLine) + Send + Sync + 'static) -> Console {
+        Console(Arc::new(f))
+    }
+
+    /// Keeps every line in memory; read them through the returned handle.
+    pub fn collect() -> (Console, Arc<Mutex<Vec<ConsoleLine>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let console = Console::new(move |_, line| {
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.clone())
+        });
+        (console, lines)
+    }
+
+    pub(crate) fn emit(&self, app: &str, line: &ConsoleLine) {
+        (self.0)(app, line)
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console::stderr()
+    }
+}
+
+impl fmt::Debug for Console {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Console")
+    }
+}
+
+/// Decodes the guest's console frames: `level: u8, len: u32 LE, utf8 bytes`.
+pub(crate) fn decode(mut frames: &[u8]) -> impl Iterator<Item = ConsoleLine> + '_ {
+    std::iter::from_fn(move || {
+        let (&level, rest) = frames.split_first()?;
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let text = rest.get(4..4 + len)?;
+        frames = &rest[4 + len..];
+        Some(ConsoleLine {
+            level: Level::from_byte(level),
+            text: String::from_utf8_lossy(text).into_owned(),
+        })
+    })
+}

@@ -1,0 +1,143 @@
+//! Everything that can go wrong, typed, each saying what was wrong.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The app's JavaScript does not parse.
+    #[error("{file}:{}: syntax error: {message}", position(*.line, *.column))]
+    Syntax {
+        file: String,
+        message: String,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
+
+    /// The script threw while it was being evaluated, before `init`.
+    #[error("{file} threw while loading: {message}{}", stack_suffix(.stack))]
+    ScriptThrew {
+        file: String,
+        message: String,
+        stack: Option<String>,
+    },
+
+    #[error("{file} defined no global `Elm` object: is it the output of `elm make`?")]
+    NotElm { file: String },
+
+    #[error("module `{module}` not found in Elm output{}", listing(.available, "modules"))]
+    ModuleNotFound {
+        module: String,
+        available: Vec<String>,
+    },
+
+    #[error("{direction} port `{port}` not found{}", listing(.available, "ports"))]
+    PortNotFound {
+        port: String,
+        direction: PortDirection,
+        available: Vec<String>,
+    },
+
+    #[error("Elm.{module}.init threw: {message}{}", stack_suffix(.stack))]
+    InitThrew {
+        module: String,
+        message: String,
+        stack: Option<String>,
+    },
+
+    /// The app threw while handling an event or a timer. The app keeps
+    /// running; `outputs` holds what it sent before the error.
+    #[error("the app threw: {message}{}", stack_suffix(.stack))]
+    AppThrew {
+        message: String,
+        stack: Option<String>,
+        outputs: Vec<Value>,
+    },
+
+    #[error("event is not UTF-8 (first invalid byte at offset {valid_up_to})")]
+    EventNotUtf8 { valid_up_to: usize },
+
+    #[error("event is not valid JSON: {message}")]
+    EventNotJson { message: String },
+
+    #[error("event is {size} bytes, over the limit of {limit} bytes")]
+    EventTooLarge { size: usize, limit: usize },
+
+    /// Timers kept firing at one virtual instant: the app loops through
+    /// `setTimeout(…, 0)` without end. The app is marked failed.
+    #[error("runaway timers: more than {limit} timer callbacks at one instant")]
+    TimerStorm { limit: u32 },
+
+    /// The guest trapped (out of stack, a bug in the guest). The instance is
+    /// marked failed: its memory may be inconsistent.
+    #[error("the app's sandbox crashed: {reason}")]
+    Crashed { reason: String },
+
+    /// A call on an app that failed earlier.
+    #[error("the app failed earlier and takes no more events: {reason}")]
+    Failed { reason: String },
+
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Setting up wasmtime failed (a host or guest-module problem, not the app's).
+    #[error("wasm engine: {0:#}")]
+    Engine(anyhow::Error),
+}
+
+impl From<wasmtime::Error> for Error {
+    fn from(e: wasmtime::Error) -> Self {
+        Error::Engine(e.into())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortDirection {
+    Incoming,
+    Outgoing,
+}
+
+impl std::fmt::Display for PortDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PortDirection::Incoming => "incoming",
+            PortDirection::Outgoing => "outgoing",
+        })
+    }
+}
+
+impl Error {
+    /// Whether the app can still take events after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::TimerStorm { .. } | Error::Crashed { .. } | Error::Failed { .. }
+        )
+    }
+}
+
+fn position(line: Option<u32>, column: Option<u32>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{l}:{c}"),
+        (Some(l), None) => l.to_string(),
+        _ => "?".to_string(),
+    }
+}
+
+fn stack_suffix(stack: &Option<String>) -> String {
+    match stack {
+        Some(s) if !s.trim().is_empty() => format!("\n{}", s.trim_end()),
+        _ => String::new(),
+    }
+}
+
+fn listing(available: &[String], what: &str) -> String {
+    if available.is_empty() {
+        format!(" (the app has no {what})")
+    } else {
+        format!(" (available {what}: {})", available.join(", "))
+    }
+}

@@ -1,0 +1,139 @@
+//! The host's half of the guest ABI (the other half is `guest/src/lib.rs`):
+//! typed handles on the exports, and decoding of the reply record.
+
+use wasmtime::error::Context;
+use wasmtime::{bail, Result};
+use wasmtime::{Instance, Memory, Store, TypedFunc};
+
+use crate::runtime::StoreState;
+
+/// Must equal the guest's `ABI_VERSION`.
+const ABI_VERSION: u32 = 1;
+
+/// Event encodings understood by `elmbox_dispatch`.
+pub(crate) const EVENT_TEXT: u32 = 0;
+pub(crate) const EVENT_JSON: u32 = 1;
+
+pub(crate) struct GuestExports {
+    memory: Memory,
+    input: TypedFunc<u32, u32>,
+    pub(crate) load: TypedFunc<(u32, u32), u32>,
+    pub(crate) dispatch: TypedFunc<(u32, u32), u32>,
+    pub(crate) advance: TypedFunc<f64, u32>,
+    memory_report: TypedFunc<(), u32>,
+    pub(crate) collect_garbage: TypedFunc<(), ()>,
+    reply_at: usize,
+}
+
+/// One call's results, borrowed from guest memory.
+pub(crate) struct Reply<'a> {
+    pub ok: bool,
+    /// A JSON array of the outgoing-port values.
+    pub outputs: &'a [u8],
+    /// Console frames (see `console::decode`).
+    pub console: &'a [u8],
+    /// A JSON `GuestError` when `ok` is false.
+    pub error: &'a [u8],
+}
+
+/// QuickJS's accounting as the guest reports it (`MemoryReport`, 9 × i64).
+pub(crate) struct GuestMemory {
+    pub malloc_size: i64,
+    pub malloc_count: i64,
+    pub memory_used_size: i64,
+    pub obj_count: i64,
+    pub str_count: i64,
+    pub atom_count: i64,
+    pub js_func_count: i64,
+    pub pending_timers: i64,
+    pub clock_ms: i64,
+}
+
+impl GuestExports {
+    pub(crate) fn bind(store: &mut Store<StoreState>, instance: &Instance) -> Result<Self> {
+        // A reactor module: run its constructors once before any export.
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+            init.call(&mut *store, ())?;
+        }
+        let version = instance
+            .get_typed_func::<(), u32>(&mut *store, "elmbox_abi_version")
+            .context("not an elmbox guest module")?
+            .call(&mut *store, ())?;
+        if version != ABI_VERSION {
+            bail!("guest ABI version {version}, host expects {ABI_VERSION}");
+        }
+        let reply_at = instance
+            .get_typed_func::<(), u32>(&mut *store, "elmbox_reply")?
+            .call(&mut *store, ())? as usize;
+        Ok(GuestExports {
+            memory: instance
+                .get_memory(&mut *store, "memory")
+                .context("guest exports no memory")?,
+            input: instance.get_typed_func(&mut *store, "elmbox_input")?,
+            load: instance.get_typed_func(&mut *store, "elmbox_load")?,
+            dispatch: instance.get_typed_func(&mut *store, "elmbox_dispatch")?,
+            advance: instance.get_typed_func(&mut *store, "elmbox_advance")?,
+            memory_report: instance.get_typed_func(&mut *store, "elmbox_memory")?,
+            collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
+            reply_at,
+        })
+    }
+
+    /// Copies `parts`, back to back, into the guest's input buffer.
+    pub(crate) fn write_input(&self, store: &mut Store<StoreState>, parts: &[&[u8]]) -> Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut at = self.input.call(&mut *store, u32::try_from(total)?)? as usize;
+        for part in parts {
+            self.memory.write(&mut *store, at, part)?;
+            at += part.len();
+        }
+        Ok(())
+    }
+
+    /// Reads the reply record. Fails only if the guest wrote nonsense.
+    pub(crate) fn reply<'a>(&self, store: &'a Store<StoreState>) -> Result<Reply<'a>> {
+        let data = self.memory.data(store);
+        let word = |i: usize| -> Result<usize> {
+            let at = self.reply_at + 4 * i;
+            let bytes = data.get(at..at + 4).context("reply record out of bounds")?;
+            Ok(u32::from_le_bytes(bytes.try_into()?) as usize)
+        };
+        let slice = |i: usize| -> Result<&'a [u8]> {
+            let (ptr, len) = (word(i)?, word(i + 1)?);
+            data.get(ptr..ptr + len)
+                .context("reply points outside guest memory")
+        };
+        Ok(Reply {
+            ok: word(0)? == 0,
+            outputs: slice(1)?,
+            console: slice(3)?,
+            error: slice(5)?,
+        })
+    }
+
+    pub(crate) fn memory_report(&self, store: &mut Store<StoreState>) -> Result<GuestMemory> {
+        let at = self.memory_report.call(&mut *store, ())? as usize;
+        let data = self.memory.data(&*store);
+        let field = |i: usize| -> Result<i64> {
+            let bytes = data
+                .get(at + 8 * i..at + 8 * i + 8)
+                .context("memory report out of bounds")?;
+            Ok(i64::from_le_bytes(bytes.try_into()?))
+        };
+        Ok(GuestMemory {
+            malloc_size: field(0)?,
+            malloc_count: field(1)?,
+            memory_used_size: field(2)?,
+            obj_count: field(3)?,
+            str_count: field(4)?,
+            atom_count: field(5)?,
+            js_func_count: field(6)?,
+            pending_timers: field(7)?,
+            clock_ms: field(8)?,
+        })
+    }
+
+    pub(crate) fn linear_memory_bytes(&self, store: &Store<StoreState>) -> usize {
+        self.memory.data_size(store)
+    }
+}

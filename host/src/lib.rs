@@ -1,0 +1,40 @@
+//! # elmbox
+//!
+//! Runs the JavaScript that `elm make` produces for a `Platform.worker`
+//! program inside QuickJS compiled to WebAssembly. Each app gets its own
+//! sandbox; its script is evaluated **once**, and events are plain function
+//! calls, so memory stays bounded however many events it handles.
+//!
+//! ```no_run
+//! use elmbox::{AppConfig, Runtime};
+//!
+//! # fn main() -> Result<(), elmbox::Error> {
+//! let runtime = Runtime::new()?;                       // compile the guest once
+//! let js = std::fs::read("counter.js").unwrap();       // `elm make --optimize` output
+//! let mut app = runtime.load(&js, AppConfig::default())?;
+//! let replies = app.dispatch(r#"{"type":"click"}"#)?;  // values sent on `respond`
+//! app.advance_time(1000)?;                             // fire timers due in 1 s
+//! println!("{replies:?} {:?}", app.memory()?);
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`runtime`] (engine and compiled guest), [`app`] (one loaded
+//! app), [`config`] and [`limits`] (how to start it), [`console`], [`stats`]
+//! (memory figures and the bounded-memory verdict), [`error`].
+
+pub mod app;
+pub mod config;
+pub mod console;
+pub mod error;
+mod guest;
+pub mod limits;
+pub mod runtime;
+pub mod stats;
+
+pub use app::App;
+pub use config::{AppConfig, EventFormat};
+pub use console::{Console, ConsoleLine, Level};
+pub use error::{Error, PortDirection, Result};
+pub use limits::Limits;
+pub use runtime::Runtime;
+pub use stats::{MemoryStats, Trend};
