@@ -63,6 +63,7 @@ pub struct Session {
     runtime: javy::Runtime,
     app: ElmApp,
     same_instant_limit: u32,
+    memory_limit: usize,
 }
 
 impl Session {
@@ -100,6 +101,7 @@ impl Session {
             runtime,
             app,
             same_instant_limit: config.same_instant_limit,
+            memory_limit: config.memory_limit,
         };
         session.with(|ctx| session.settle(ctx, timers::elapsed()))?;
         Ok(session)
@@ -127,7 +129,7 @@ impl Session {
             // Settle even when `send` threw: the app may have armed timers or
             // sent output before throwing, and the port manager must unpark.
             let settled = self.settle(ctx, timers::elapsed());
-            sent.map_err(GuestError::Threw)?;
+            sent.map_err(|t| self.threw(t))?;
             settled
         })
     }
@@ -151,7 +153,7 @@ impl Session {
         let mut fired_at_instant = 0u32;
         loop {
             if let Err(thrown) = run_jobs(ctx) {
-                first_error.get_or_insert(GuestError::Threw(thrown));
+                first_error.get_or_insert_with(|| self.threw(thrown));
             }
             let Some(due) = timers::take_due(until) else {
                 break;
@@ -168,7 +170,7 @@ impl Session {
                 });
             }
             if let Err(thrown) = call_timer(ctx, &due) {
-                first_error.get_or_insert(GuestError::Threw(thrown));
+                first_error.get_or_insert_with(|| self.threw(thrown));
             }
             if due.is_interval {
                 timers::rearm(due.id);
@@ -176,6 +178,25 @@ impl Session {
         }
         timers::set_now(until);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// An app error. When QuickJS reaches its heap limit it often has no
+    /// memory left to build an Error object and throws `null` instead; by
+    /// the time we look, the unwound frames have freed memory again, so name
+    /// the likely cause rather than print "null".
+    fn threw(&self, thrown: Thrown) -> GuestError {
+        let bare = thrown.stack.is_none() && (thrown.message == "null" || thrown.message == "undefined");
+        if self.memory_limit > 0 && bare {
+            return GuestError::Threw(Thrown {
+                message: format!(
+                    "InternalError: out of memory (the app threw {}, as QuickJS does when it \
+                     reaches its heap limit of {} bytes)",
+                    thrown.message, self.memory_limit
+                ),
+                stack: None,
+            });
+        }
+        GuestError::Threw(thrown)
     }
 
     pub fn memory(&self) -> MemoryReport {

@@ -10,7 +10,7 @@ use wasmtime::{Instance, Store};
 use crate::config::{AppConfig, EventFormat};
 use crate::console::{self, Console};
 use crate::error::{Error, PortDirection, Result};
-use crate::guest::{GuestExports, EVENT_JSON, EVENT_TEXT};
+use crate::guest::{self, GuestExports, EVENT_JSON, EVENT_TEXT};
 use crate::limits::Limits;
 use crate::runtime::StoreState;
 use crate::stats::MemoryStats;
@@ -96,10 +96,11 @@ impl App {
         };
         app.guest
             .write_input(&mut app.store, &[&guest_config, source])?;
-        let status = app
-            .guest
-            .load
-            .call(&mut app.store, (guest_config.len() as u32, source_len));
+        let status = guest::call(
+            &app.guest.load,
+            &mut app.store,
+            (guest_config.len() as u32, source_len),
+        );
         app.startup_outputs = app.finish(status, parse_outputs)?;
         Ok(app)
     }
@@ -123,7 +124,7 @@ impl App {
     /// (`Process.sleep`, `Time.every`) in order; returns what they sent.
     pub fn advance_time(&mut self, ms: u64) -> Result<Vec<Value>> {
         self.check_alive()?;
-        let status = self.guest.advance.call(&mut self.store, ms as f64);
+        let status = guest::call(&self.guest.advance, &mut self.store, ms as f64);
         self.finish(status, parse_outputs)
     }
 
@@ -142,7 +143,7 @@ impl App {
     /// configured GC threshold).
     pub fn collect_garbage(&mut self) -> Result<()> {
         self.check_alive()?;
-        let result = self.guest.collect_garbage.call(&mut self.store, ());
+        let result = guest::call(&self.guest.collect_garbage, &mut self.store, ());
         result.map_err(|e| self.crashed(e))
     }
 
@@ -185,10 +186,11 @@ impl App {
         if let Err(e) = self.guest.write_input(&mut self.store, &[event]) {
             return Err(self.crashed(e));
         }
-        let status = self
-            .guest
-            .dispatch
-            .call(&mut self.store, (event.len() as u32, self.event_kind));
+        let status = guest::call(
+            &self.guest.dispatch,
+            &mut self.store,
+            (event.len() as u32, self.event_kind),
+        );
         self.finish(status, take)
     }
 
@@ -229,10 +231,14 @@ impl App {
 
     /// Marks the app failed after a trap, keeping the guest's last words.
     fn crashed(&mut self, cause: wasmtime::Error) -> Error {
-        let mut reason = format!("{cause:#}");
-        if let Some(trap) = cause.downcast_ref::<wasmtime::Trap>() {
-            reason = format!("wasm trap: {trap}");
-        }
+        let mut reason = match cause.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::StackOverflow) => format!(
+                "stack overflow: the app recursed deeper than the sandbox's {} MiB stack",
+                crate::runtime::WASM_STACK_BYTES >> 20
+            ),
+            Some(trap) => trap.to_string(),
+            None => format!("{cause:#}"),
+        };
         let stderr = self.store.data().stderr.contents();
         let stderr = String::from_utf8_lossy(&stderr);
         if !stderr.trim().is_empty() {

@@ -1,8 +1,12 @@
 //! The host's half of the guest ABI (the other half is `guest/src/lib.rs`):
 //! typed handles on the exports, and decoding of the reply record.
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+
 use wasmtime::error::Context;
-use wasmtime::{bail, Result};
+use wasmtime::{bail, Result, WasmParams, WasmResults};
 use wasmtime::{Instance, Memory, Store, TypedFunc};
 
 use crate::runtime::StoreState;
@@ -13,6 +17,28 @@ const ABI_VERSION: u32 = 1;
 /// Event encodings understood by `elmbox_dispatch`.
 pub(crate) const EVENT_TEXT: u32 = 0;
 pub(crate) const EVENT_JSON: u32 = 1;
+
+/// Drives a wasmtime async call to its end. Nothing in elmbox's guest ever
+/// yields (no async host calls, no epoch yields), so the first poll finishes
+/// it; async is used only to run guest code on wasmtime's fiber stacks.
+pub(crate) fn run_to_completion<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+/// Calls a guest export on a fiber stack.
+pub(crate) fn call<P: WasmParams + Sync, R: WasmResults + Sync>(
+    func: &TypedFunc<P, R>,
+    store: &mut Store<StoreState>,
+    params: P,
+) -> Result<R> {
+    run_to_completion(func.call_async(store, params))
+}
 
 pub(crate) struct GuestExports {
     memory: Memory,
@@ -53,18 +79,17 @@ impl GuestExports {
     pub(crate) fn bind(store: &mut Store<StoreState>, instance: &Instance) -> Result<Self> {
         // A reactor module: run its constructors once before any export.
         if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
-            init.call(&mut *store, ())?;
+            call(&init, store, ())?;
         }
         let version = instance
             .get_typed_func::<(), u32>(&mut *store, "elmbox_abi_version")
-            .context("not an elmbox guest module")?
-            .call(&mut *store, ())?;
+            .context("not an elmbox guest module")?;
+        let version = call(&version, store, ())?;
         if version != ABI_VERSION {
             bail!("guest ABI version {version}, host expects {ABI_VERSION}");
         }
-        let reply_at = instance
-            .get_typed_func::<(), u32>(&mut *store, "elmbox_reply")?
-            .call(&mut *store, ())? as usize;
+        let reply_at = instance.get_typed_func::<(), u32>(&mut *store, "elmbox_reply")?;
+        let reply_at = call(&reply_at, store, ())? as usize;
         Ok(GuestExports {
             memory: instance
                 .get_memory(&mut *store, "memory")
@@ -82,7 +107,7 @@ impl GuestExports {
     /// Copies `parts`, back to back, into the guest's input buffer.
     pub(crate) fn write_input(&self, store: &mut Store<StoreState>, parts: &[&[u8]]) -> Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut at = self.input.call(&mut *store, u32::try_from(total)?)? as usize;
+        let mut at = call(&self.input, store, u32::try_from(total)?)? as usize;
         for part in parts {
             self.memory.write(&mut *store, at, part)?;
             at += part.len();
@@ -112,7 +137,7 @@ impl GuestExports {
     }
 
     pub(crate) fn memory_report(&self, store: &mut Store<StoreState>) -> Result<GuestMemory> {
-        let at = self.memory_report.call(&mut *store, ())? as usize;
+        let at = call(&self.memory_report, store, ())? as usize;
         let data = self.memory.data(&*store);
         let field = |i: usize| -> Result<i64> {
             let bytes = data

@@ -1,6 +1,12 @@
 //! The engine: one wasmtime `Engine`, the guest module compiled once, and a
 //! linker with WASI preview 1, pre-resolved into an `InstancePre` so that
 //! loading an app is only instantiation plus evaluating its JavaScript once.
+//!
+//! Guest code runs on wasmtime's own fiber stacks (its async API, driven to
+//! completion at once), never on the caller's thread stack. QuickJS on WASI
+//! has no stack limit of its own, so JavaScript recursion is bounded only by
+//! the wasm stack: it must be deep enough for real Elm code (`List.foldr`
+//! recurses 500 levels before switching strategy) whatever thread calls us.
 
 use wasmtime::{
     Config, Engine, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder,
@@ -19,6 +25,11 @@ pub static GUEST_WASM: &[u8] = include_bytes!(env!("ELMBOX_GUEST_WASM_PATH"));
 /// Bytes of the guest's stderr kept per app: only a crashing guest writes
 /// there (Rust panic messages), and the message goes into the error.
 const GUEST_STDERR_CAPACITY: usize = 64 << 10;
+
+/// Native stack for guest code: about 17,000 nested JavaScript calls (each
+/// QuickJS call level takes ~500 bytes of it). The guest's own C stack is
+/// sized to outlast it (guest/build.rs).
+pub const WASM_STACK_BYTES: usize = 8 << 20;
 
 /// Per-store data: WASI state, the guest's captured stderr, and limits.
 pub(crate) struct StoreState {
@@ -41,12 +52,17 @@ impl Runtime {
         Runtime::with_engine_config(&Config::new())
     }
 
-    /// Like [`Runtime::new`], with your own wasmtime settings.
+    /// Like [`Runtime::new`], with your own wasmtime settings. The stack
+    /// settings are elmbox's own (see [`WASM_STACK_BYTES`]).
     pub fn with_engine_config(config: &Config) -> Result<Runtime> {
-        let engine = Engine::new(config)?;
+        let mut config = config.clone();
+        config
+            .max_wasm_stack(WASM_STACK_BYTES)
+            .async_stack_size(WASM_STACK_BYTES + (1 << 20));
+        let engine = Engine::new(&config)?;
         let module = Module::new(&engine, GUEST_WASM)?;
         let mut linker: Linker<StoreState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut StoreState| &mut s.wasi)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StoreState| &mut s.wasi)?;
         let pre = linker.instantiate_pre(&module)?;
         Ok(Runtime { engine, pre })
     }
@@ -71,7 +87,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let instance = self.pre.instantiate(&mut store)?;
+        let instance = crate::guest::run_to_completion(self.pre.instantiate_async(&mut store))?;
         App::start(store, instance, source.as_ref(), config)
     }
 }

@@ -40,6 +40,11 @@ pub struct AppArgs {
     #[arg(long, default_value_t = AppConfig::default().gc_threshold, value_name = "BYTES")]
     pub gc_threshold: usize,
 
+    /// QuickJS's JavaScript stack limit in bytes; deeper recursion throws a
+    /// RangeError inside the app.
+    #[arg(long, default_value_t = AppConfig::default().max_stack_size, value_name = "BYTES")]
+    pub js_stack_bytes: usize,
+
     /// Start of the virtual clock, in ms since the Unix epoch (default: now).
     #[arg(long, value_name = "MS")]
     pub epoch_ms: Option<f64>,
@@ -74,6 +79,7 @@ impl AppArgs {
             },
             epoch_ms: self.epoch_ms,
             gc_threshold: self.gc_threshold,
+            max_stack_size: self.js_stack_bytes,
             limits: Limits {
                 max_event_bytes: self.max_event_bytes,
                 ..Limits::default()

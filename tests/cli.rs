@@ -1,0 +1,150 @@
+//! The `elmbox` command end to end: the line protocol, exit codes, stderr,
+//! and the soak report.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use elmbox_tests::elmbox_bin;
+use serde_json::{json, Value};
+
+fn fixture(name: &str) -> String {
+    let dir = std::env::var("ELMBOX_FIXTURES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures").to_string());
+    format!("{dir}/{name}.js")
+}
+
+fn elmbox(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(elmbox_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("elmbox starts");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn run_answers_each_line_with_one_json_array() {
+    let counter = fixture("counter");
+    let out = elmbox(&["run", &counter], b"first\n{\"id\":2}\r\n\nlast");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        lines(&out),
+        vec![
+            json!([{"count": 1, "event": "first"}]),
+            json!([{"count": 2, "event": "{\"id\":2}"}]),
+            json!([{"count": 3, "event": ""}]),
+            json!([{"count": 4, "event": "last"}]),
+        ]
+    );
+}
+
+#[test]
+fn run_with_json_events_and_flags() {
+    let counter = fixture("counter");
+    let out = elmbox(&["run", &counter, "--json-events", "--flags", r#"{"start":10}"#], b"{\"id\":2}\n[1]\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        lines(&out),
+        vec![json!([{"count": 11, "event": {"id": 2}}]), json!([{"count": 12, "event": [1]}])]
+    );
+}
+
+#[test]
+fn bad_events_get_an_empty_line_an_error_and_exit_status_1() {
+    let counter = fixture("counter");
+    let input = b"ok\n\xff\xfe\n{not json\n0123456789012345678901234567890123456789\nstill ok\n";
+    let out = elmbox(&["run", &counter, "--json-events", "--max-event-bytes", "32"], input);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let got = lines(&out);
+    assert_eq!(got.len(), 5, "one line per event: {got:?}");
+    assert_eq!(got[1..4], [json!([]), json!([]), json!([])]);
+    let err = stderr(&out);
+    assert!(err.contains("event 1: event is not valid JSON"), "{err}");
+    assert!(err.contains("event 2: event is not UTF-8"), "{err}");
+    assert!(err.contains("event 3: event is not valid JSON"), "{err}");
+    assert!(err.contains("event 4: event is 40 bytes, over the limit of 32 bytes"), "{err}");
+    assert!(err.contains("event 5: event is not valid JSON"), "{err}");
+}
+
+#[test]
+fn load_errors_exit_with_status_2_and_say_why() {
+    let counter = fixture("counter");
+    let out = elmbox(&["run", &counter, "--module", "Nope"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("module `Nope` not found in Elm output (available modules: Main)"), "{}", stderr(&out));
+
+    let out = elmbox(&["run", &counter, "--flags", "{oops"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--flags is not JSON"), "{}", stderr(&out));
+
+    let out = elmbox(&["run", "/nonexistent/app.js"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read /nonexistent/app.js"), "{}", stderr(&out));
+}
+
+#[test]
+fn console_goes_to_stderr_and_timers_follow_advance_ms() {
+    let timers = fixture("timers");
+    let out = elmbox(&["run", &timers, "--advance-ms", "1000", "--epoch-ms", "0"], b"hello\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        lines(&out),
+        vec![json!([
+            {"received": "hello"},
+            {"tick": 1, "posix": 500},
+            {"delayed": "hello"},
+            {"tick": 2, "posix": 1000}
+        ])]
+    );
+    let err = stderr(&out);
+    assert!(err.contains("[timers.js] console.warn: Compiled in DEV mode"), "{err}");
+    assert!(err.contains(r#"[timers.js] console.log: event: "hello""#), "{err}");
+}
+
+#[test]
+fn soak_prints_batches_throughput_and_a_verdict() {
+    let counter = fixture("counter");
+    let out = elmbox(&["soak", &counter, "--batches", "4", "--batch-size", "2000", "--warmup", "1"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for batch in 1..=4 {
+        assert!(text.contains(&format!("Completed batch {batch} of 4 in ")), "{text}");
+    }
+    assert!(
+        text.contains(r#"lastEventResponse: [{"count":8000,"event":"{\"type\":\"click\",\"id\":8000}"}]"#),
+        "{text}"
+    );
+    assert_eq!(text.matches("Memory use: linear memory MB: ").count(), 4, "{text}");
+    assert!(text.contains("Throughput: 8000 events in"), "{text}");
+    assert!(text.contains("Memory verdict: BOUNDED"), "{text}");
+}
+
+#[test]
+fn help_describes_every_subcommand() {
+    let out = elmbox(&["--help"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("run") && text.contains("soak"), "{text}");
+    for sub in ["run", "soak"] {
+        let out = elmbox(&[sub, "--help"], b"");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for flag in ["--module", "--in-port", "--out-port", "--flags", "--json-events"] {
+            assert!(text.contains(flag), "{sub} --help lacks {flag}: {text}");
+        }
+    }
+}

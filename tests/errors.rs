@@ -1,0 +1,257 @@
+//! Bad input gets a typed error that says what was wrong, and an event that
+//! fails never takes the app (or any other app) down with it.
+
+use elmbox::{AppConfig, Error, EventFormat, Limits, PortDirection};
+use elmbox_tests::{config, elm_like, load, runtime, sources};
+use serde_json::json;
+
+/// An app whose `send` echoes strings, throws on "boom" after sending
+/// "partial", and counts every event it saw.
+fn echo_app() -> String {
+    elm_like(
+        "var subs = [], seen = 0;
+         function init() { return { ports: {
+           onEvent: { send: function (v) {
+             seen++;
+             if (v === 'boom') { subs.forEach(function (s) { s('partial'); }); throw new Error('boom at ' + seen); }
+             subs.forEach(function (s) { s({ seen: seen, echo: v }); });
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } }
+         } }; }",
+    )
+}
+
+#[test]
+fn syntax_error_names_line_and_column() {
+    let js = "var ok = 1;\nvar broken = ;\n";
+    match runtime().load(js, AppConfig::default().name("broken.js")) {
+        Err(Error::Syntax { file, line, column, message }) => {
+            assert_eq!(file, "broken.js");
+            assert_eq!(line, Some(2), "{message}");
+            assert!(column.is_some_and(|c| c >= 1), "{column:?}");
+            assert!(message.contains("SyntaxError"), "{message}");
+        }
+        other => panic!("expected a syntax error, got {other:?}", other = other.err()),
+    }
+}
+
+#[test]
+fn script_that_throws_while_loading() {
+    let err = runtime()
+        .load("throw new TypeError('no window here')", AppConfig::default())
+        .err()
+        .expect("load fails");
+    assert!(
+        matches!(&err, Error::ScriptThrew { message, .. } if message == "TypeError: no window here"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn script_without_elm_object() {
+    let err = runtime().load("var x = 1;", AppConfig::default()).err().expect("load fails");
+    assert!(matches!(err, Error::NotElm { .. }), "{err:?}");
+}
+
+#[test]
+fn missing_module_lists_the_available_ones() {
+    let js = &sources("counter")[0].js;
+    let err = runtime()
+        .load(js, AppConfig::default().module("Admin.Main"))
+        .err()
+        .expect("load fails");
+    match err {
+        Error::ModuleNotFound { module, available } => {
+            assert_eq!(module, "Admin.Main");
+            assert_eq!(available, vec!["Main".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn missing_ports_list_the_available_ones() {
+    for source in sources("counter") {
+        let err = runtime()
+            .load(&source.js, AppConfig::default().in_port("events"))
+            .err()
+            .expect("load fails");
+        match err {
+            Error::PortNotFound { port, direction, available } => {
+                assert_eq!((port.as_str(), direction), ("events", PortDirection::Incoming));
+                assert_eq!(available, vec!["onEvent".to_string()], "{}", source.label);
+            }
+            other => panic!("{}: {other:?}", source.label),
+        }
+        let err = runtime()
+            .load(&source.js, AppConfig::default().out_port("replies"))
+            .err()
+            .expect("load fails");
+        match err {
+            Error::PortNotFound { port, direction, available } => {
+                assert_eq!((port.as_str(), direction), ("replies", PortDirection::Outgoing));
+                assert_eq!(available, vec!["respond".to_string()], "{}", source.label);
+            }
+            other => panic!("{}: {other:?}", source.label),
+        }
+    }
+}
+
+#[test]
+fn init_that_throws() {
+    let js = elm_like("function init(args) { throw new Error('bad flags: ' + JSON.stringify(args.flags)); }");
+    let err = runtime()
+        .load(js, AppConfig::default().flags(json!({"start": "x"})))
+        .err()
+        .expect("load fails");
+    match err {
+        Error::InitThrew { module, message, stack } => {
+            assert_eq!(module, "Main");
+            assert_eq!(message, r#"Error: bad flags: {"start":"x"}"#);
+            assert!(stack.is_some_and(|s| s.contains("init")));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn app_that_throws_keeps_answering_and_keeps_partial_output() {
+    let mut app = load(echo_app().as_bytes());
+    assert_eq!(app.dispatch("a").unwrap(), vec![json!({"seen": 1, "echo": "a"})]);
+    match app.dispatch("boom") {
+        Err(Error::AppThrew { message, stack, outputs }) => {
+            assert_eq!(message, "Error: boom at 2");
+            assert!(stack.is_some());
+            assert_eq!(outputs, vec![json!("partial")]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.dispatch("b").unwrap(), vec![json!({"seen": 3, "echo": "b"})]);
+    assert!(app.failure().is_none());
+}
+
+#[test]
+fn elm_port_type_error_is_reported_and_the_app_goes_on() {
+    // wordcount's port takes a String; a JSON object makes Elm's port throw.
+    for source in sources("wordcount") {
+        let (config, _) = config();
+        let mut app = runtime()
+            .load(&source.js, config.event_format(EventFormat::Json))
+            .unwrap();
+        let err = app.dispatch(r#"{"text": "not a string"}"#).err().expect("port rejects objects");
+        assert!(matches!(err, Error::AppThrew { .. }), "{}: {err:?}", source.label);
+        let ok = app.dispatch(r#""{\"text\": \"hello hello world\"}""#).unwrap();
+        assert_eq!(ok[0]["total"], json!(3), "{}", source.label);
+    }
+}
+
+#[test]
+fn event_that_is_not_utf8() {
+    let mut app = load(echo_app().as_bytes());
+    let err = app.dispatch(b"ok\xff\xfe").err().expect("rejected");
+    assert!(matches!(err, Error::EventNotUtf8 { valid_up_to: 2 }), "{err:?}");
+    assert_eq!(app.dispatch("é").unwrap(), vec![json!({"seen": 1, "echo": "é"})]);
+}
+
+#[test]
+fn event_over_the_size_limit() {
+    let (config, _) = config();
+    let limits = Limits {
+        max_event_bytes: 16,
+        ..Limits::default()
+    };
+    let mut app = runtime().load(echo_app(), config.limits(limits)).unwrap();
+    let err = app.dispatch("x".repeat(17)).err().expect("rejected");
+    assert!(matches!(err, Error::EventTooLarge { size: 17, limit: 16 }), "{err:?}");
+    assert_eq!(app.dispatch("y".repeat(16)).unwrap()[0]["seen"], json!(1));
+}
+
+#[test]
+fn event_that_is_not_json_in_json_mode() {
+    let (config, _) = config();
+    let mut app = runtime()
+        .load(echo_app(), config.event_format(EventFormat::Json))
+        .unwrap();
+    let err = app.dispatch("{not json").err().expect("rejected");
+    assert!(matches!(&err, Error::EventNotJson { message } if !message.is_empty()), "{err:?}");
+    assert_eq!(app.dispatch("[1,2]").unwrap(), vec![json!({"seen": 1, "echo": [1, 2]})]);
+}
+
+#[test]
+fn deep_recursion_works_and_runaway_recursion_fails_only_its_app() {
+    let js = elm_like(
+        "function down(n) { return n <= 0 ? 0 : down(n - 1) + 1; }
+         var subs = [];
+         function init() { return { ports: {
+           onEvent: { send: function (v) { subs.forEach(function (s) { s(down(+v)); }); } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    );
+    let mut app = load(js.as_bytes());
+    let mut neighbour = load(js.as_bytes());
+    // Deeper than Elm's own List.foldr recursion (500 levels of two frames).
+    assert_eq!(app.dispatch("5000").unwrap(), vec![json!(5000)]);
+    let err = app.dispatch("100000000").err().expect("stack overflow");
+    assert!(
+        matches!(&err, Error::Crashed { reason } if reason.starts_with("stack overflow")),
+        "{err:?}"
+    );
+    // The instance was unwound mid-call, so it takes no more events...
+    assert!(matches!(app.dispatch("1"), Err(Error::Failed { .. })));
+    // ...and no other app notices.
+    assert_eq!(neighbour.dispatch("10").unwrap(), vec![json!(10)]);
+}
+
+#[test]
+fn javascript_memory_limit_stops_a_memory_bomb() {
+    let js = elm_like(
+        "var subs = [];
+         function init() { return { ports: {
+           onEvent: { send: function (v) {
+             var hoard = [];
+             if (v === 'bomb') { for (;;) hoard.push(new Array(1024).fill(v)); }
+             subs.forEach(function (s) { s(v); });
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    );
+    let (config, _) = config();
+    let limits = Limits {
+        js_memory_limit: Some(32 << 20),
+        ..Limits::default()
+    };
+    let mut app = runtime().load(js, config.limits(limits)).unwrap();
+    let err = app.dispatch("bomb").err().expect("out of memory");
+    assert!(
+        matches!(&err, Error::AppThrew { message, .. } if message.contains("out of memory")),
+        "{err:?}"
+    );
+    assert!(app.memory().unwrap().linear_memory_bytes < 64 << 20);
+    // The hoard was garbage once the event unwound; the app goes on.
+    assert_eq!(app.dispatch("after").unwrap(), vec![json!("after")]);
+}
+
+#[test]
+fn runaway_timers_fail_the_app_but_not_its_neighbours() {
+    let js = elm_like(
+        "var subs = [];
+         function init() { return { ports: {
+           onEvent: { send: function (v) {
+             if (v === 'spin') setTimeout(function again() { setTimeout(again, 0); }, 0);
+             subs.forEach(function (s) { s(v); });
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    );
+    let (config, _) = config();
+    let limits = Limits {
+        same_instant_timer_limit: 1000,
+        ..Limits::default()
+    };
+    let mut spinner = runtime().load(&js, config.limits(limits)).unwrap();
+    let mut neighbour = load(js.as_bytes());
+    assert_eq!(spinner.dispatch("hi").unwrap(), vec![json!("hi")]);
+    let err = spinner.dispatch("spin").err().expect("runaway");
+    assert!(matches!(err, Error::TimerStorm { limit: 1000 }), "{err:?}");
+    assert!(spinner.failure().is_some());
+    let again = spinner.dispatch("hi").err().expect("failed app refuses events");
+    assert!(matches!(again, Error::Failed { .. }), "{again:?}");
+    assert_eq!(neighbour.dispatch("still here").unwrap(), vec![json!("still here")]);
+}

@@ -1,0 +1,84 @@
+//! Shared helpers for the end-to-end tests: one compiled runtime per test
+//! binary, and the example apps as JavaScript.
+//!
+//! Every example runs as our hand-written fixture (`make fixtures` assembles
+//! them into `target/fixtures/`), and also as real `elm make` output when
+//! `ELMBOX_ELM_OUT` names a folder holding `counter.js`, `wordcount.js` and
+//! `timers.js` (`make elm` writes them where Elm's package server is reachable).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use elmbox::{App, AppConfig, Console, ConsoleLine, Runtime};
+
+/// Fixed start of the virtual clock, so timestamps in responses are exact.
+pub const EPOCH_MS: f64 = 1_700_000_000_000.0;
+
+/// The guest compiled once and shared by every test in the binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("the embedded guest compiles"))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One build of an example app: a label for messages and its JavaScript.
+pub struct Source {
+    pub label: String,
+    pub js: Vec<u8>,
+}
+
+/// The example `name` as our fixture, plus real Elm output when available.
+pub fn sources(name: &str) -> Vec<Source> {
+    let fixtures = std::env::var_os("ELMBOX_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/fixtures"));
+    let fixture = fixtures.join(format!("{name}.js"));
+    let js = std::fs::read(&fixture).unwrap_or_else(|e| {
+        panic!("{}: {e}; run `make fixtures` (make test does)", fixture.display())
+    });
+    let mut all = vec![Source {
+        label: format!("fixture {name}"),
+        js,
+    }];
+    if let Some(dir) = std::env::var_os("ELMBOX_ELM_OUT") {
+        let compiled = Path::new(&dir).join(format!("{name}.js"));
+        let js = std::fs::read(&compiled)
+            .unwrap_or_else(|e| panic!("ELMBOX_ELM_OUT is set but {}: {e}", compiled.display()));
+        all.push(Source {
+            label: format!("elm make {name}"),
+            js,
+        });
+    }
+    all
+}
+
+/// Default test configuration: fixed clock, console collected.
+pub fn config() -> (AppConfig, Arc<Mutex<Vec<ConsoleLine>>>) {
+    let (console, lines) = Console::collect();
+    (AppConfig::default().epoch_ms(EPOCH_MS).console(console), lines)
+}
+
+/// Loads `js` with the default test configuration.
+pub fn load(js: &[u8]) -> App {
+    runtime().load(js, config().0).expect("the app loads")
+}
+
+/// A minimal app in the shape of Elm output, for error cases: `body` runs
+/// inside the IIFE and must define `init(args)`.
+pub fn elm_like(body: &str) -> String {
+    format!(
+        "(function(scope){{'use strict';\n{body}\nscope['Elm'] = {{ Main: {{ init: init }} }};\n}}(this));"
+    )
+}
+
+/// Path of the `elmbox` binary built by `make build`.
+pub fn elmbox_bin() -> PathBuf {
+    let bin = std::env::var_os("ELMBOX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/release/elmbox"));
+    assert!(bin.is_file(), "{} missing: run `make build` (make test does)", bin.display());
+    bin
+}
