@@ -1,5 +1,10 @@
-# elmbox build, set-up, tests and demo. Every target that needs tools installs
-# them first (idempotently), so a fresh machine with only Rust needs nothing else.
+# elmbox: build, set-up, tests and demo. Every target installs what it needs
+# first (idempotently), so a fresh machine with only Rust needs nothing else.
+#
+#   make demo    build everything, then soak the counter example: 15 x 200,000 events
+#   make test    build everything, then run every test
+#   make elm     compile the examples' Elm sources (needs Elm's package server,
+#                or ELM_HOME holding the packages)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -8,15 +13,21 @@ WASI_SDK := $(TARGET_DIR)/wasi-sdk
 GUEST_WASM := $(TARGET_DIR)/wasm32-wasip1/release/elmbox_guest.wasm
 ELMBOX := $(TARGET_DIR)/release/elmbox
 FIXTURES := $(TARGET_DIR)/fixtures
+ELM_OUT := $(TARGET_DIR)/elm
 APPS := counter wordcount timers
+DEMO_APP ?= $(FIXTURES)/counter.js
 
 export WASI_SDK
 export ELMBOX_GUEST_WASM := $(GUEST_WASM)
+export ELMBOX_BIN := $(ELMBOX)
+export ELMBOX_FIXTURES := $(FIXTURES)
 
-.PHONY: setup guest build fixtures test demo clean
+.PHONY: all setup guest build fixtures test demo elm clean
 
-## setup: Debian packages for compiling QuickJS to wasm, the rustup target, and
-## a wasi-sdk-shaped folder of symlinks so rquickjs-sys uses them instead of
+all: build
+
+## Debian packages for compiling QuickJS to wasm, the rustup target, and a
+## wasi-sdk-shaped folder of symlinks so rquickjs-sys uses them instead of
 ## downloading a wasi-sdk.
 setup: $(WASI_SDK)/.ready
 
@@ -27,5 +38,28 @@ $(WASI_SDK)/.ready: .ci/setup.sh
 guest: setup
 	$(CARGO) build --release -p elmbox-guest --target wasm32-wasip1
 
+## One release build of the host, shared by the binary, the tests and the
+## demo: wasmtime is compiled once.
 build: guest
 	$(CARGO) build --release -p elmbox --bin elmbox
+
+## The example apps as JavaScript fixtures in the shape of `elm make` output.
+fixtures: $(APPS:%=$(FIXTURES)/%.js)
+
+$(FIXTURES)/%.js: examples/fixtures/assemble.sh examples/fixtures/runtime.js examples/%/fixture.js
+	@mkdir -p $(FIXTURES)
+	bash examples/fixtures/assemble.sh $* $@
+
+test: build fixtures
+	$(CARGO) test --release -p elmbox -p elmbox-tests
+
+demo: build fixtures
+	$(ELMBOX) soak $(DEMO_APP) --batches 15 --batch-size 200000
+
+## Real Elm output for every example (git-ignored), for ELMBOX_ELM_OUT.
+elm:
+	bash examples/compile-elm.sh $(ELM_OUT) $(APPS)
+	@echo "compiled into $(ELM_OUT); run the tests on it with: ELMBOX_ELM_OUT=$(ELM_OUT) make test"
+
+clean:
+	$(CARGO) clean

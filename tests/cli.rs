@@ -56,11 +56,23 @@ fn run_answers_each_line_with_one_json_array() {
 #[test]
 fn run_with_json_events_and_flags() {
     let counter = fixture("counter");
-    let out = elmbox(&["run", &counter, "--json-events", "--flags", r#"{"start":10}"#], b"{\"id\":2}\n[1]\n");
+    let out = elmbox(
+        &[
+            "run",
+            &counter,
+            "--json-events",
+            "--flags",
+            r#"{"start":10}"#,
+        ],
+        b"{\"id\":2}\n[1]\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         lines(&out),
-        vec![json!([{"count": 11, "event": {"id": 2}}]), json!([{"count": 12, "event": [1]}])]
+        vec![
+            json!([{"count": 11, "event": {"id": 2}}]),
+            json!([{"count": 12, "event": [1]}])
+        ]
     );
 }
 
@@ -68,7 +80,10 @@ fn run_with_json_events_and_flags() {
 fn bad_events_get_an_empty_line_an_error_and_exit_status_1() {
     let counter = fixture("counter");
     let input = b"ok\n\xff\xfe\n{not json\n0123456789012345678901234567890123456789\nstill ok\n";
-    let out = elmbox(&["run", &counter, "--json-events", "--max-event-bytes", "32"], input);
+    let out = elmbox(
+        &["run", &counter, "--json-events", "--max-event-bytes", "32"],
+        input,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let got = lines(&out);
     assert_eq!(got.len(), 5, "one line per event: {got:?}");
@@ -77,7 +92,10 @@ fn bad_events_get_an_empty_line_an_error_and_exit_status_1() {
     assert!(err.contains("event 1: event is not valid JSON"), "{err}");
     assert!(err.contains("event 2: event is not UTF-8"), "{err}");
     assert!(err.contains("event 3: event is not valid JSON"), "{err}");
-    assert!(err.contains("event 4: event is 40 bytes, over the limit of 32 bytes"), "{err}");
+    assert!(
+        err.contains("event 4: event is 40 bytes, over the limit of 32 bytes"),
+        "{err}"
+    );
     assert!(err.contains("event 5: event is not valid JSON"), "{err}");
 }
 
@@ -86,21 +104,36 @@ fn load_errors_exit_with_status_2_and_say_why() {
     let counter = fixture("counter");
     let out = elmbox(&["run", &counter, "--module", "Nope"], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("module `Nope` not found in Elm output (available modules: Main)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("module `Nope` not found in Elm output (available modules: Main)"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = elmbox(&["run", &counter, "--flags", "{oops"], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--flags is not JSON"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--flags is not JSON"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = elmbox(&["run", "/nonexistent/app.js"], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read /nonexistent/app.js"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read /nonexistent/app.js"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn console_goes_to_stderr_and_timers_follow_advance_ms() {
     let timers = fixture("timers");
-    let out = elmbox(&["run", &timers, "--advance-ms", "1000", "--epoch-ms", "0"], b"hello\n");
+    let out = elmbox(
+        &["run", &timers, "--advance-ms", "1000", "--epoch-ms", "0"],
+        b"hello\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         lines(&out),
@@ -112,24 +145,51 @@ fn console_goes_to_stderr_and_timers_follow_advance_ms() {
         ])]
     );
     let err = stderr(&out);
-    assert!(err.contains("[timers.js] console.warn: Compiled in DEV mode"), "{err}");
-    assert!(err.contains(r#"[timers.js] console.log: event: "hello""#), "{err}");
+    assert!(
+        err.contains("[timers.js] console.warn: Compiled in DEV mode"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"[timers.js] console.log: event: "hello""#),
+        "{err}"
+    );
 }
 
 #[test]
 fn soak_prints_batches_throughput_and_a_verdict() {
     let counter = fixture("counter");
-    let out = elmbox(&["soak", &counter, "--batches", "4", "--batch-size", "2000", "--warmup", "1"], b"");
+    let out = elmbox(
+        &[
+            "soak",
+            &counter,
+            "--batches",
+            "4",
+            "--batch-size",
+            "2000",
+            "--warmup",
+            "1",
+        ],
+        b"",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     for batch in 1..=4 {
-        assert!(text.contains(&format!("Completed batch {batch} of 4 in ")), "{text}");
+        assert!(
+            text.contains(&format!("Completed batch {batch} of 4 in ")),
+            "{text}"
+        );
     }
     assert!(
-        text.contains(r#"lastEventResponse: [{"count":8000,"event":"{\"type\":\"click\",\"id\":8000}"}]"#),
+        text.contains(
+            r#"lastEventResponse: [{"count":8000,"event":"{\"type\":\"click\",\"id\":8000}"}]"#
+        ),
         "{text}"
     );
-    assert_eq!(text.matches("Memory use: linear memory MB: ").count(), 4, "{text}");
+    assert_eq!(
+        text.matches("Memory use: linear memory MB: ").count(),
+        4,
+        "{text}"
+    );
     assert!(text.contains("Throughput: 8000 events in"), "{text}");
     assert!(text.contains("Memory verdict: BOUNDED"), "{text}");
 }
@@ -143,7 +203,13 @@ fn help_describes_every_subcommand() {
     for sub in ["run", "soak"] {
         let out = elmbox(&[sub, "--help"], b"");
         let text = String::from_utf8_lossy(&out.stdout);
-        for flag in ["--module", "--in-port", "--out-port", "--flags", "--json-events"] {
+        for flag in [
+            "--module",
+            "--in-port",
+            "--out-port",
+            "--flags",
+            "--json-events",
+        ] {
             assert!(text.contains(flag), "{sub} --help lacks {flag}: {text}");
         }
     }

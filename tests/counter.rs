@@ -30,14 +30,19 @@ fn json_events_are_echoed_as_values() {
         let mut app = runtime()
             .load(&source.js, config.event_format(EventFormat::Json))
             .unwrap();
-        let out = app.dispatch(r#"{"type":"click","tags":["a",1,null]}"#).unwrap();
+        let out = app
+            .dispatch(r#"{"type":"click","tags":["a",1,null]}"#)
+            .unwrap();
         assert_eq!(
             out,
             vec![json!({"count": 1, "event": {"type": "click", "tags": ["a", 1, null]}})],
             "{}",
             source.label
         );
-        assert_eq!(app.dispatch("7").unwrap(), vec![json!({"count": 2, "event": 7})]);
+        assert_eq!(
+            app.dispatch("7").unwrap(),
+            vec![json!({"count": 2, "event": 7})]
+        );
     }
 }
 
@@ -48,7 +53,10 @@ fn flags_set_the_starting_count() {
         let mut app = runtime()
             .load(&source.js, config.flags(json!({"start": 41})))
             .unwrap();
-        assert_eq!(app.dispatch("x").unwrap(), vec![json!({"count": 42, "event": "x"})]);
+        assert_eq!(
+            app.dispatch("x").unwrap(),
+            vec![json!({"count": 42, "event": "x"})]
+        );
     }
 }
 
@@ -61,7 +69,10 @@ fn the_fast_path_returns_the_same_json_text() {
             let event = format!("event {i} \"quoted\" é");
             let parsed = slow.dispatch(&event).unwrap();
             let text = fast.dispatch_json(&event).unwrap();
-            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), json!(parsed));
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+                json!(parsed)
+            );
         }
     }
 }

@@ -25,20 +25,31 @@ fn echo_app() -> String {
 fn syntax_error_names_line_and_column() {
     let js = "var ok = 1;\nvar broken = ;\n";
     match runtime().load(js, AppConfig::default().name("broken.js")) {
-        Err(Error::Syntax { file, line, column, message }) => {
+        Err(Error::Syntax {
+            file,
+            line,
+            column,
+            message,
+        }) => {
             assert_eq!(file, "broken.js");
             assert_eq!(line, Some(2), "{message}");
             assert!(column.is_some_and(|c| c >= 1), "{column:?}");
             assert!(message.contains("SyntaxError"), "{message}");
         }
-        other => panic!("expected a syntax error, got {other:?}", other = other.err()),
+        other => panic!(
+            "expected a syntax error, got {other:?}",
+            other = other.err()
+        ),
     }
 }
 
 #[test]
 fn script_that_throws_while_loading() {
     let err = runtime()
-        .load("throw new TypeError('no window here')", AppConfig::default())
+        .load(
+            "throw new TypeError('no window here')",
+            AppConfig::default(),
+        )
         .err()
         .expect("load fails");
     assert!(
@@ -49,7 +60,10 @@ fn script_that_throws_while_loading() {
 
 #[test]
 fn script_without_elm_object() {
-    let err = runtime().load("var x = 1;", AppConfig::default()).err().expect("load fails");
+    let err = runtime()
+        .load("var x = 1;", AppConfig::default())
+        .err()
+        .expect("load fails");
     assert!(matches!(err, Error::NotElm { .. }), "{err:?}");
 }
 
@@ -77,8 +91,15 @@ fn missing_ports_list_the_available_ones() {
             .err()
             .expect("load fails");
         match err {
-            Error::PortNotFound { port, direction, available } => {
-                assert_eq!((port.as_str(), direction), ("events", PortDirection::Incoming));
+            Error::PortNotFound {
+                port,
+                direction,
+                available,
+            } => {
+                assert_eq!(
+                    (port.as_str(), direction),
+                    ("events", PortDirection::Incoming)
+                );
                 assert_eq!(available, vec!["onEvent".to_string()], "{}", source.label);
             }
             other => panic!("{}: {other:?}", source.label),
@@ -88,8 +109,15 @@ fn missing_ports_list_the_available_ones() {
             .err()
             .expect("load fails");
         match err {
-            Error::PortNotFound { port, direction, available } => {
-                assert_eq!((port.as_str(), direction), ("replies", PortDirection::Outgoing));
+            Error::PortNotFound {
+                port,
+                direction,
+                available,
+            } => {
+                assert_eq!(
+                    (port.as_str(), direction),
+                    ("replies", PortDirection::Outgoing)
+                );
                 assert_eq!(available, vec!["respond".to_string()], "{}", source.label);
             }
             other => panic!("{}: {other:?}", source.label),
@@ -99,13 +127,19 @@ fn missing_ports_list_the_available_ones() {
 
 #[test]
 fn init_that_throws() {
-    let js = elm_like("function init(args) { throw new Error('bad flags: ' + JSON.stringify(args.flags)); }");
+    let js = elm_like(
+        "function init(args) { throw new Error('bad flags: ' + JSON.stringify(args.flags)); }",
+    );
     let err = runtime()
         .load(js, AppConfig::default().flags(json!({"start": "x"})))
         .err()
         .expect("load fails");
     match err {
-        Error::InitThrew { module, message, stack } => {
+        Error::InitThrew {
+            module,
+            message,
+            stack,
+        } => {
             assert_eq!(module, "Main");
             assert_eq!(message, r#"Error: bad flags: {"start":"x"}"#);
             assert!(stack.is_some_and(|s| s.contains("init")));
@@ -117,16 +151,26 @@ fn init_that_throws() {
 #[test]
 fn app_that_throws_keeps_answering_and_keeps_partial_output() {
     let mut app = load(echo_app().as_bytes());
-    assert_eq!(app.dispatch("a").unwrap(), vec![json!({"seen": 1, "echo": "a"})]);
+    assert_eq!(
+        app.dispatch("a").unwrap(),
+        vec![json!({"seen": 1, "echo": "a"})]
+    );
     match app.dispatch("boom") {
-        Err(Error::AppThrew { message, stack, outputs }) => {
+        Err(Error::AppThrew {
+            message,
+            stack,
+            outputs,
+        }) => {
             assert_eq!(message, "Error: boom at 2");
             assert!(stack.is_some());
             assert_eq!(outputs, vec![json!("partial")]);
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(app.dispatch("b").unwrap(), vec![json!({"seen": 3, "echo": "b"})]);
+    assert_eq!(
+        app.dispatch("b").unwrap(),
+        vec![json!({"seen": 3, "echo": "b"})]
+    );
     assert!(app.failure().is_none());
 }
 
@@ -138,9 +182,18 @@ fn elm_port_type_error_is_reported_and_the_app_goes_on() {
         let mut app = runtime()
             .load(&source.js, config.event_format(EventFormat::Json))
             .unwrap();
-        let err = app.dispatch(r#"{"text": "not a string"}"#).err().expect("port rejects objects");
-        assert!(matches!(err, Error::AppThrew { .. }), "{}: {err:?}", source.label);
-        let ok = app.dispatch(r#""{\"text\": \"hello hello world\"}""#).unwrap();
+        let err = app
+            .dispatch(r#"{"text": "not a string"}"#)
+            .err()
+            .expect("port rejects objects");
+        assert!(
+            matches!(err, Error::AppThrew { .. }),
+            "{}: {err:?}",
+            source.label
+        );
+        let ok = app
+            .dispatch(r#""{\"text\": \"hello hello world\"}""#)
+            .unwrap();
         assert_eq!(ok[0]["total"], json!(3), "{}", source.label);
     }
 }
@@ -149,8 +202,14 @@ fn elm_port_type_error_is_reported_and_the_app_goes_on() {
 fn event_that_is_not_utf8() {
     let mut app = load(echo_app().as_bytes());
     let err = app.dispatch(b"ok\xff\xfe").err().expect("rejected");
-    assert!(matches!(err, Error::EventNotUtf8 { valid_up_to: 2 }), "{err:?}");
-    assert_eq!(app.dispatch("é").unwrap(), vec![json!({"seen": 1, "echo": "é"})]);
+    assert!(
+        matches!(err, Error::EventNotUtf8 { valid_up_to: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        app.dispatch("é").unwrap(),
+        vec![json!({"seen": 1, "echo": "é"})]
+    );
 }
 
 #[test]
@@ -162,7 +221,16 @@ fn event_over_the_size_limit() {
     };
     let mut app = runtime().load(echo_app(), config.limits(limits)).unwrap();
     let err = app.dispatch("x".repeat(17)).err().expect("rejected");
-    assert!(matches!(err, Error::EventTooLarge { size: 17, limit: 16 }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::EventTooLarge {
+                size: 17,
+                limit: 16
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(app.dispatch("y".repeat(16)).unwrap()[0]["seen"], json!(1));
 }
 
@@ -173,8 +241,14 @@ fn event_that_is_not_json_in_json_mode() {
         .load(echo_app(), config.event_format(EventFormat::Json))
         .unwrap();
     let err = app.dispatch("{not json").err().expect("rejected");
-    assert!(matches!(&err, Error::EventNotJson { message } if !message.is_empty()), "{err:?}");
-    assert_eq!(app.dispatch("[1,2]").unwrap(), vec![json!({"seen": 1, "echo": [1, 2]})]);
+    assert!(
+        matches!(&err, Error::EventNotJson { message } if !message.is_empty()),
+        "{err:?}"
+    );
+    assert_eq!(
+        app.dispatch("[1,2]").unwrap(),
+        vec![json!({"seen": 1, "echo": [1, 2]})]
+    );
 }
 
 #[test]
@@ -251,7 +325,13 @@ fn runaway_timers_fail_the_app_but_not_its_neighbours() {
     let err = spinner.dispatch("spin").err().expect("runaway");
     assert!(matches!(err, Error::TimerStorm { limit: 1000 }), "{err:?}");
     assert!(spinner.failure().is_some());
-    let again = spinner.dispatch("hi").err().expect("failed app refuses events");
+    let again = spinner
+        .dispatch("hi")
+        .err()
+        .expect("failed app refuses events");
     assert!(matches!(again, Error::Failed { .. }), "{again:?}");
-    assert_eq!(neighbour.dispatch("still here").unwrap(), vec![json!("still here")]);
+    assert_eq!(
+        neighbour.dispatch("still here").unwrap(),
+        vec![json!("still here")]
+    );
 }

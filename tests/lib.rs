@@ -37,7 +37,10 @@ pub fn sources(name: &str) -> Vec<Source> {
         .unwrap_or_else(|| workspace().join("target/fixtures"));
     let fixture = fixtures.join(format!("{name}.js"));
     let js = std::fs::read(&fixture).unwrap_or_else(|e| {
-        panic!("{}: {e}; run `make fixtures` (make test does)", fixture.display())
+        panic!(
+            "{}: {e}; run `make fixtures` (make test does)",
+            fixture.display()
+        )
     });
     let mut all = vec![Source {
         label: format!("fixture {name}"),
@@ -58,7 +61,10 @@ pub fn sources(name: &str) -> Vec<Source> {
 /// Default test configuration: fixed clock, console collected.
 pub fn config() -> (AppConfig, Arc<Mutex<Vec<ConsoleLine>>>) {
     let (console, lines) = Console::collect();
-    (AppConfig::default().epoch_ms(EPOCH_MS).console(console), lines)
+    (
+        AppConfig::default().epoch_ms(EPOCH_MS).console(console),
+        lines,
+    )
 }
 
 /// Loads `js` with the default test configuration.
@@ -79,6 +85,10 @@ pub fn elmbox_bin() -> PathBuf {
     let bin = std::env::var_os("ELMBOX_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/release/elmbox"));
-    assert!(bin.is_file(), "{} missing: run `make build` (make test does)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} missing: run `make build` (make test does)",
+        bin.display()
+    );
     bin
 }

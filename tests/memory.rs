@@ -29,13 +29,20 @@ fn measure(app: &mut App, event: impl Fn(u64) -> String) -> (MemoryStats, Vec<(u
 }
 
 fn assert_bounded(label: &str, warm: MemoryStats, samples: &[(u64, MemoryStats)]) {
-    let linear: Vec<_> = samples.iter().map(|(n, m)| (*n, m.linear_memory_bytes)).collect();
+    let linear: Vec<_> = samples
+        .iter()
+        .map(|(n, m)| (*n, m.linear_memory_bytes))
+        .collect();
     let heap: Vec<_> = samples.iter().map(|(n, m)| (*n, m.js_heap_bytes)).collect();
     let last = samples.last().unwrap().1;
     eprintln!(
         "{label}: linear {} -> {} bytes, QuickJS heap {} -> {} bytes, objects {} -> {}",
-        warm.linear_memory_bytes, last.linear_memory_bytes, warm.js_heap_bytes, last.js_heap_bytes,
-        warm.js_objects, last.js_objects
+        warm.linear_memory_bytes,
+        last.linear_memory_bytes,
+        warm.js_heap_bytes,
+        last.js_heap_bytes,
+        warm.js_objects,
+        last.js_objects
     );
     // Linear memory is the guest's high-water mark and never shrinks: flat
     // means it never needed another page after warm-up.
@@ -44,7 +51,10 @@ fn assert_bounded(label: &str, warm: MemoryStats, samples: &[(u64, MemoryStats)]
         "{label}: linear memory grew after warm-up: {linear:?}"
     );
     let trend = Trend::judge(&heap, 0, MAX_BYTES_PER_EVENT).unwrap();
-    assert!(trend.bounded, "{label}: QuickJS heap grows {trend:?}: {heap:?}");
+    assert!(
+        trend.bounded,
+        "{label}: QuickJS heap grows {trend:?}: {heap:?}"
+    );
     let peak = heap.iter().map(|h| h.1).max().unwrap();
     assert!(
         peak <= warm.js_heap_bytes + (2 << 20),
@@ -68,7 +78,11 @@ fn wordcount_memory_is_flat_over_200k_dispatches() {
         let mut app = load(&source.js);
         // A bounded vocabulary: the Dict stops growing once every word is in.
         let (warm, samples) = measure(&mut app, |i| {
-            format!(r#"{{"text":"word{} and word{} again"}}"#, i % 97, (i * 7) % 101)
+            format!(
+                r#"{{"text":"word{} and word{} again"}}"#,
+                i % 97,
+                (i * 7) % 101
+            )
         });
         assert_bounded(&source.label, warm, &samples);
     }
@@ -86,7 +100,10 @@ fn the_check_fails_on_an_app_that_leaks() {
     let mut app = load(js.as_bytes());
     let (warm, samples) = measure(&mut app, |i| format!("event {i}"));
     let result = std::panic::catch_unwind(|| assert_bounded("leaky", warm, &samples));
-    assert!(result.is_err(), "a leak of one string per event must be flagged");
+    assert!(
+        result.is_err(),
+        "a leak of one string per event must be flagged"
+    );
     let heap: Vec<_> = samples.iter().map(|(n, m)| (*n, m.js_heap_bytes)).collect();
     let trend = Trend::judge(&heap, 0, MAX_BYTES_PER_EVENT).unwrap();
     assert!(trend.bytes_per_event > 10.0, "{trend:?}");

@@ -11,21 +11,42 @@ fn timers_fire_when_time_is_advanced() {
     for source in sources("timers") {
         let mut app = runtime().load(&source.js, config().0).unwrap();
         let l = &source.label;
-        assert_eq!(app.dispatch("hello").unwrap(), vec![json!({"received": "hello"})], "{l}");
+        assert_eq!(
+            app.dispatch("hello").unwrap(),
+            vec![json!({"received": "hello"})],
+            "{l}"
+        );
         // Nothing is due before the first tick at 500 ms.
-        assert_eq!(app.advance_time(499).unwrap(), Vec::<serde_json::Value>::new(), "{l}");
-        assert_eq!(app.advance_time(1).unwrap(), vec![json!({"tick": 1, "posix": epoch + 500})], "{l}");
-        assert_eq!(app.advance_time(499).unwrap(), Vec::<serde_json::Value>::new(), "{l}");
+        assert_eq!(
+            app.advance_time(499).unwrap(),
+            Vec::<serde_json::Value>::new(),
+            "{l}"
+        );
+        assert_eq!(
+            app.advance_time(1).unwrap(),
+            vec![json!({"tick": 1, "posix": epoch + 500})],
+            "{l}"
+        );
+        assert_eq!(
+            app.advance_time(499).unwrap(),
+            Vec::<serde_json::Value>::new(),
+            "{l}"
+        );
         // At 1000 ms the sleep (armed at 0) fires before the re-armed interval.
         assert_eq!(
             app.advance_time(1).unwrap(),
-            vec![json!({"delayed": "hello"}), json!({"tick": 2, "posix": epoch + 1000})],
+            vec![
+                json!({"delayed": "hello"}),
+                json!({"tick": 2, "posix": epoch + 1000})
+            ],
             "{l}"
         );
         // A long advance fires every tick in between, in order.
         assert_eq!(
             app.advance_time(1600).unwrap(),
-            (3..=5).map(|n| json!({"tick": n, "posix": epoch + 500 * n})).collect::<Vec<_>>(),
+            (3..=5)
+                .map(|n| json!({"tick": n, "posix": epoch + 500 * n}))
+                .collect::<Vec<_>>(),
             "{l}"
         );
         assert_eq!(app.memory().unwrap().clock_ms, 2600, "{l}");
@@ -41,7 +62,12 @@ fn sleeps_from_several_events_keep_their_order() {
         app.dispatch("b").unwrap();
         let out = app.advance_time(1000).unwrap();
         let delayed: Vec<_> = out.iter().filter(|v| v.get("delayed").is_some()).collect();
-        assert_eq!(delayed, vec![&json!({"delayed": "a"}), &json!({"delayed": "b"})], "{}", source.label);
+        assert_eq!(
+            delayed,
+            vec![&json!({"delayed": "a"}), &json!({"delayed": "b"})],
+            "{}",
+            source.label
+        );
     }
 }
 
@@ -54,7 +80,11 @@ fn console_output_is_captured() {
             let lines = lines.lock().unwrap();
             assert_eq!(lines.len(), 1, "{}: {lines:?}", source.label);
             assert_eq!(lines[0].level, Level::Warn);
-            assert!(lines[0].text.starts_with("Compiled in DEV mode"), "{:?}", lines[0]);
+            assert!(
+                lines[0].text.starts_with("Compiled in DEV mode"),
+                "{:?}",
+                lines[0]
+            );
         }
         app.dispatch("hello").unwrap();
         let lines = lines.lock().unwrap();
@@ -76,5 +106,8 @@ fn date_follows_the_virtual_clock() {
     let epoch = EPOCH_MS as u64;
     assert_eq!(app.dispatch("").unwrap(), vec![json!([epoch, epoch, 5])]);
     app.advance_time(1234).unwrap();
-    assert_eq!(app.dispatch("").unwrap(), vec![json!([epoch + 1234, epoch + 1234, 5])]);
+    assert_eq!(
+        app.dispatch("").unwrap(),
+        vec![json!([epoch + 1234, epoch + 1234, 5])]
+    );
 }

@@ -40,7 +40,8 @@ fn next(seed: &mut u64) -> u64 {
 #[test]
 fn counts_match_the_reference_model() {
     const VOCABULARY: [&str; 12] = [
-        "elm", "Wasm", "quickjs", "the", "a", "memory", "ELM", "event", "port", "timer", "flat", "heap",
+        "elm", "Wasm", "quickjs", "the", "a", "memory", "ELM", "event", "port", "timer", "flat",
+        "heap",
     ];
     for source in sources("wordcount") {
         let mut app = load(&source.js);
@@ -54,7 +55,12 @@ fn counts_match_the_reference_model() {
             let text = words.join(if i % 2 == 0 { " " } else { "  \t " });
             let event = json!({ "text": text }).to_string();
             let expected = model.add(&text);
-            assert_eq!(app.dispatch(&event).unwrap(), vec![expected], "{}: event {i}", source.label);
+            assert_eq!(
+                app.dispatch(&event).unwrap(),
+                vec![expected],
+                "{}: event {i}",
+                source.label
+            );
         }
     }
 }
@@ -67,7 +73,11 @@ fn undecodable_events_answer_an_error_and_keep_the_state() {
         for bad in ["hello", r#"{"txt":"a"}"#, r#"{"text":5}"#] {
             let out = app.dispatch(bad).unwrap();
             let error = out[0]["error"].as_str().unwrap_or_default();
-            assert!(error.starts_with("Problem with the"), "{}: {bad}: {out:?}", source.label);
+            assert!(
+                error.starts_with("Problem with the"),
+                "{}: {bad}: {out:?}",
+                source.label
+            );
         }
         let out = app.dispatch(r#"{"text":"two"}"#).unwrap();
         assert_eq!(

@@ -22,13 +22,14 @@ pub struct ElmApp {
 }
 
 impl ElmApp {
-    /// Finds the module, runs `init`, and subscribes the reply buffer to the
-    /// outgoing port.
-    pub fn start<'js>(ctx: &Ctx<'js>, ports: &Ports<'_>) -> Result<ElmApp, GuestError> {
-        let elm: Object = match ctx.globals().get::<_, Value>("Elm") {
-            Ok(v) => v.into_object().ok_or(GuestError::NotElm)?,
-            Err(_) => return Err(GuestError::NotElm),
-        };
+    /// Finds the module under `elm` (the `Elm` object the script defined),
+    /// runs `init`, and subscribes the reply buffer to the outgoing port.
+    pub fn start<'js>(
+        ctx: &Ctx<'js>,
+        elm: Value<'js>,
+        ports: &Ports<'_>,
+    ) -> Result<ElmApp, GuestError> {
+        let elm: Object = elm.into_object().ok_or(GuestError::NotElm)?;
         let not_found = || GuestError::ModuleNotFound {
             module: ports.module.to_string(),
             available: modules(&elm, ""),
@@ -92,6 +93,11 @@ impl ElmApp {
         Ok(ElmApp {
             send: Persistent::save(ctx, send),
         })
+    }
+
+    /// The incoming port's `send`, for callers that expose it to scripts.
+    pub fn send_function<'js>(&self, ctx: &Ctx<'js>) -> javy::quickjs::Result<Function<'js>> {
+        self.send.clone().restore(ctx)
     }
 
     /// Sends one event on the incoming port. Whatever the app does in response

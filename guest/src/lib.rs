@@ -80,7 +80,7 @@ pub extern "C" fn elmbox_load(config_len: u32, source_len: u32) -> u32 {
                 .ok_or_else(|| bad_config("input shorter than config_len + source_len"))?;
             let config: LoadConfig =
                 serde_json::from_slice(config).map_err(|e| bad_config(&e.to_string()))?;
-            Session::load(&config, source)
+            Session::load(config, source)
         })?;
         *slot = Some(session);
         Ok(())
@@ -132,8 +132,8 @@ pub extern "C" fn elmbox_collect_garbage() {
     })
 }
 
-fn with_session(f: impl FnOnce(&Session) -> Result<(), GuestError>) -> Result<(), GuestError> {
-    SESSION.with_borrow(|s| s.as_ref().map_or(Err(GuestError::NotLoaded), f))
+fn with_session(f: impl FnOnce(&mut Session) -> Result<(), GuestError>) -> Result<(), GuestError> {
+    SESSION.with_borrow_mut(|s| s.as_mut().map_or(Err(GuestError::NotLoaded), f))
 }
 
 fn bad_config(message: &str) -> GuestError {

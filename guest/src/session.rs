@@ -3,7 +3,7 @@
 
 use std::ffi::CString;
 
-use javy::quickjs::{qjs, Ctx, String as JsString, Value};
+use javy::quickjs::{qjs, Ctx, Function, Module, String as JsString, Value};
 use serde::Deserialize;
 
 use crate::console;
@@ -33,7 +33,40 @@ pub struct LoadConfig {
     /// Timer callbacks allowed at one virtual instant before the app is
     /// declared runaway.
     pub same_instant_limit: u32,
+    /// How events reach the app; anything but `call` exists only to measure
+    /// the anti-patterns elmbox was built to replace.
+    #[serde(default)]
+    pub mode: DispatchMode,
 }
+
+impl LoadConfig {
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            module: &self.module,
+            incoming: &self.in_port,
+            outgoing: &self.out_port,
+            flags: self.flags.as_deref(),
+        }
+    }
+}
+
+/// How each event reaches the app.
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    /// One function call into the app loaded once (elmbox's way).
+    #[default]
+    Call,
+    /// Per event, evaluate a fresh snippet of source that calls into the
+    /// loaded app (what the memo's January host did).
+    Eval,
+    /// Per event, evaluate the whole app again as a fresh ES module and
+    /// call its export (what javy's stock `invoke` does). State is lost.
+    Reload,
+}
+
+/// The global through which `eval`-mode snippets reach the app.
+const EVAL_SEND: &str = "__elmboxSend";
 
 /// How the host wants an event handed to the app.
 #[derive(Clone, Copy)]
@@ -61,14 +94,21 @@ pub struct MemoryReport {
 
 pub struct Session {
     runtime: javy::Runtime,
+    config: LoadConfig,
     app: ElmApp,
-    same_instant_limit: u32,
-    memory_limit: usize,
+    /// Kept for `reload` mode only.
+    reload: Option<Reload>,
+}
+
+/// What `reload` mode needs to start the app again for every event.
+struct Reload {
+    module_source: Vec<u8>,
+    modules_loaded: u64,
 }
 
 impl Session {
     /// Evaluates the app once, starts it, and settles whatever `init` set off.
-    pub fn load(config: &LoadConfig, source: &[u8]) -> Result<Session, GuestError> {
+    pub fn load(config: LoadConfig, source: &[u8]) -> Result<Session, GuestError> {
         let mut js = javy::Config::default();
         js.gc_threshold(config.gc_threshold)
             .memory_limit(if config.memory_limit == 0 {
@@ -87,21 +127,33 @@ impl Session {
                 console::install(&ctx).map_err(setup)?;
                 timers::install(&ctx, config.epoch_ms).map_err(setup)?;
                 run_script(&ctx, source, &config.filename)?;
-                ElmApp::start(
-                    &ctx,
-                    &Ports {
-                        module: &config.module,
-                        incoming: &config.in_port,
-                        outgoing: &config.out_port,
-                        flags: config.flags.as_deref(),
-                    },
-                )
+                let elm = ctx
+                    .globals()
+                    .get::<_, Value>("Elm")
+                    .map_err(|_| GuestError::NotElm)?;
+                let app = ElmApp::start(&ctx, elm, &config.ports())?;
+                if config.mode == DispatchMode::Eval {
+                    let send = app.send_function(&ctx).map_err(setup)?;
+                    ctx.globals().set(EVAL_SEND, send).map_err(setup)?;
+                }
+                Ok(app)
             })?;
+        let reload = (config.mode == DispatchMode::Reload).then(|| Reload {
+            // The app as an ES module. Module code has no global `this`, so
+            // the script runs inside a function called with a fresh scope.
+            module_source: [
+                b"const run = function () {\n".as_slice(),
+                source,
+                b"\n};\nexport function load() { const scope = {}; run.call(scope); return scope.Elm; }\n",
+            ]
+            .concat(),
+            modules_loaded: 0,
+        });
         let session = Session {
+            config,
             runtime,
             app,
-            same_instant_limit: config.same_instant_limit,
-            memory_limit: config.memory_limit,
+            reload,
         };
         session.with(|ctx| session.settle(ctx, timers::elapsed()))?;
         Ok(session)
@@ -112,22 +164,70 @@ impl Session {
     }
 
     /// Sends one event and runs the app until it is idle at the current instant.
-    pub fn dispatch(&self, event: &[u8], kind: EventKind) -> Result<(), GuestError> {
+    pub fn dispatch(&mut self, event: &[u8], kind: EventKind) -> Result<(), GuestError> {
         let text = std::str::from_utf8(event).map_err(|e| GuestError::EventNotUtf8 {
             valid_up_to: e.valid_up_to(),
         })?;
+        match self.config.mode {
+            DispatchMode::Call => {}
+            DispatchMode::Eval => return self.dispatch_by_eval(text, kind),
+            DispatchMode::Reload => return self.dispatch_by_reload(text, kind),
+        }
         self.with(|ctx| {
-            let value: Value = match kind {
-                EventKind::Text => JsString::from_str(ctx.clone(), text)
-                    .map(JsString::into_value)
-                    .map_err(|e| GuestError::Threw(Thrown::from_js(ctx, e)))?,
-                EventKind::Json => ctx.json_parse(text).map_err(|e| GuestError::EventNotJson {
-                    message: Thrown::from_js(ctx, e).message,
-                })?,
-            };
+            let value = event_value(ctx, text, kind)?;
             let sent = self.app.send(ctx, value);
             // Settle even when `send` threw: the app may have armed timers or
             // sent output before throwing, and the port manager must unpark.
+            let settled = self.settle(ctx, timers::elapsed());
+            sent.map_err(|t| self.threw(t))?;
+            settled
+        })
+    }
+
+    /// `eval` mode: compiles and runs `__elmboxSend(<event literal>)`. A JSON
+    /// text is a JavaScript expression, and a JSON string literal is a
+    /// JavaScript string literal, so the snippet carries the event verbatim.
+    fn dispatch_by_eval(&self, text: &str, kind: EventKind) -> Result<(), GuestError> {
+        let literal = match kind {
+            EventKind::Text => serde_json::to_string(text).unwrap_or_default(),
+            EventKind::Json => {
+                serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+                    GuestError::EventNotJson {
+                        message: e.to_string(),
+                    }
+                })?;
+                text.to_string()
+            }
+        };
+        let snippet = format!("{EVAL_SEND}({literal});");
+        self.with(|ctx| {
+            let sent = ctx
+                .eval::<(), _>(snippet)
+                .map_err(|e| Thrown::from_js(ctx, e));
+            let settled = self.settle(ctx, timers::elapsed());
+            sent.map_err(|t| self.threw(t))?;
+            settled
+        })
+    }
+
+    /// `reload` mode: evaluates the whole app again as a new ES module,
+    /// starts it, and sends it the event. Every event meets a fresh app.
+    fn dispatch_by_reload(&mut self, text: &str, kind: EventKind) -> Result<(), GuestError> {
+        let Some(reload) = self.reload.as_mut() else {
+            return Err(GuestError::NotLoaded);
+        };
+        reload.modules_loaded += 1;
+        let name = format!("app-{}.mjs", reload.modules_loaded);
+        let source = reload.module_source.clone();
+        self.with(|ctx| {
+            let threw = |e| GuestError::Threw(Thrown::from_js(ctx, e));
+            let (module, _) = Module::declare(ctx.clone(), name, source)
+                .and_then(|m| m.eval())
+                .map_err(threw)?;
+            let load: Function = module.get("load").map_err(threw)?;
+            let elm: Value = load.call(()).map_err(threw)?;
+            let app = ElmApp::start(ctx, elm, &self.config.ports())?;
+            let sent = app.send(ctx, event_value(ctx, text, kind)?);
             let settled = self.settle(ctx, timers::elapsed());
             sent.map_err(|t| self.threw(t))?;
             settled
@@ -164,9 +264,9 @@ impl Session {
                 fired_at_instant = 0;
             }
             fired_at_instant += 1;
-            if fired_at_instant > self.same_instant_limit {
+            if fired_at_instant > self.config.same_instant_limit {
                 return Err(GuestError::TimerStorm {
-                    limit: self.same_instant_limit,
+                    limit: self.config.same_instant_limit,
                 });
             }
             if let Err(thrown) = call_timer(ctx, &due) {
@@ -185,13 +285,14 @@ impl Session {
     /// the time we look, the unwound frames have freed memory again, so name
     /// the likely cause rather than print "null".
     fn threw(&self, thrown: Thrown) -> GuestError {
-        let bare = thrown.stack.is_none() && (thrown.message == "null" || thrown.message == "undefined");
-        if self.memory_limit > 0 && bare {
+        let bare =
+            thrown.stack.is_none() && (thrown.message == "null" || thrown.message == "undefined");
+        if self.config.memory_limit > 0 && bare {
             return GuestError::Threw(Thrown {
                 message: format!(
                     "InternalError: out of memory (the app threw {}, as QuickJS does when it \
                      reaches its heap limit of {} bytes)",
-                    thrown.message, self.memory_limit
+                    thrown.message, self.config.memory_limit
                 ),
                 stack: None,
             });
@@ -220,6 +321,18 @@ impl Session {
     /// Runs QuickJS's cycle collector now.
     pub fn collect_garbage(&self) {
         self.with(|ctx| unsafe { qjs::JS_RunGC(runtime_ptr(ctx)) })
+    }
+}
+
+/// The event as the JavaScript value the incoming port receives.
+fn event_value<'js>(ctx: &Ctx<'js>, text: &str, kind: EventKind) -> Result<Value<'js>, GuestError> {
+    match kind {
+        EventKind::Text => JsString::from_str(ctx.clone(), text)
+            .map(JsString::into_value)
+            .map_err(|e| GuestError::Threw(Thrown::from_js(ctx, e))),
+        EventKind::Json => ctx.json_parse(text).map_err(|e| GuestError::EventNotJson {
+            message: Thrown::from_js(ctx, e).message,
+        }),
     }
 }
 

@@ -44,6 +44,7 @@ struct GuestConfig<'a> {
     memory_limit: usize,
     max_stack_size: usize,
     same_instant_limit: u32,
+    mode: &'static str,
 }
 
 impl App {
@@ -75,6 +76,7 @@ impl App {
             memory_limit: config.limits.js_memory_limit.unwrap_or(0),
             max_stack_size: config.max_stack_size,
             same_instant_limit: config.limits.same_instant_timer_limit,
+            mode: config.dispatch_mode.as_str(),
         })
         .map_err(|e| Error::Config(e.to_string()))?;
         let source_len = u32::try_from(source.len())

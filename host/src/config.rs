@@ -16,6 +16,32 @@ pub enum EventFormat {
     Json,
 }
 
+/// How each event reaches the app. Only [`DispatchMode::Call`] is elmbox's
+/// way; the others reproduce the anti-patterns it replaces, so that their
+/// cost can be measured side by side (`elmbox soak --mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DispatchMode {
+    /// One function call into the app, which was loaded once.
+    #[default]
+    Call,
+    /// Per event, evaluate a fresh snippet of source text that calls into the
+    /// loaded app.
+    Eval,
+    /// Per event, evaluate the whole app again as a fresh ES module and send
+    /// the event to that new instance: state is lost on every event.
+    Reload,
+}
+
+impl DispatchMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DispatchMode::Call => "call",
+            DispatchMode::Eval => "eval",
+            DispatchMode::Reload => "reload",
+        }
+    }
+}
+
 /// Settings for one app. Start from [`AppConfig::default`] and change what
 /// you need.
 #[derive(Debug, Clone)]
@@ -29,6 +55,7 @@ pub struct AppConfig {
     /// Passed as `init({ flags })`; `None` calls `init()`.
     pub flags: Option<Value>,
     pub event_format: EventFormat,
+    pub dispatch_mode: DispatchMode,
     /// What `Date.now()` returns at load, in ms since the Unix epoch. `None`
     /// takes the host's wall clock. Virtual time then only moves through
     /// [`App::advance_time`](crate::App::advance_time).
@@ -51,6 +78,7 @@ impl Default for AppConfig {
             out_port: "respond".to_string(),
             flags: None,
             event_format: EventFormat::Text,
+            dispatch_mode: DispatchMode::Call,
             epoch_ms: None,
             gc_threshold: 1 << 20,
             max_stack_size: 256 << 10,
@@ -83,6 +111,10 @@ impl AppConfig {
     }
     pub fn event_format(mut self, format: EventFormat) -> Self {
         self.event_format = format;
+        self
+    }
+    pub fn dispatch_mode(mut self, mode: DispatchMode) -> Self {
+        self.dispatch_mode = mode;
         self
     }
     pub fn epoch_ms(mut self, epoch_ms: f64) -> Self {

@@ -32,7 +32,7 @@ pub mod runtime;
 pub mod stats;
 
 pub use app::App;
-pub use config::{AppConfig, EventFormat};
+pub use config::{AppConfig, DispatchMode, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
 pub use error::{Error, PortDirection, Result};
 pub use limits::Limits;

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use elmbox::stats::process_rss_bytes;
-use elmbox::{MemoryStats, Runtime, Trend};
+use elmbox::{DispatchMode, MemoryStats, Runtime, Trend};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app_args::AppArgs;
@@ -20,6 +20,11 @@ use crate::app_args::AppArgs;
 pub struct SoakArgs {
     #[command(flatten)]
     app: AppArgs,
+
+    /// How each event reaches the app: `call` is elmbox's way; `eval` and
+    /// `reload` reproduce the anti-patterns it replaces, for comparison.
+    #[arg(long, value_enum, default_value_t = Mode::Call)]
+    mode: Mode,
 
     #[arg(long, default_value_t = 15)]
     batches: u64,
@@ -45,10 +50,31 @@ pub struct SoakArgs {
     max_growth: f64,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// One function call per event into the app loaded once.
+    Call,
+    /// Per event, evaluate a fresh source snippet that calls the loaded app.
+    Eval,
+    /// Per event, evaluate the whole app again as a fresh ES module (state is lost).
+    Reload,
+}
+
+impl From<Mode> for DispatchMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Call => DispatchMode::Call,
+            Mode::Eval => DispatchMode::Eval,
+            Mode::Reload => DispatchMode::Reload,
+        }
+    }
+}
+
 const MB: f64 = 1024.0 * 1024.0;
 
 pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
-    let (source, config) = args.app.load_parts()?;
+    let (source, mut config) = args.app.load_parts()?;
+    config.dispatch_mode = args.mode.into();
     let runtime = Runtime::new()?;
     let mut app = runtime.load(&source, config)?;
     let template: Vec<&str> = args.event.split("{i}").collect();
