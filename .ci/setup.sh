@@ -5,7 +5,8 @@ set -euo pipefail
 sdk=${1:?usage: setup.sh WASI_SDK_DIR}
 
 need=()
-for pkg in clang-19 lld-19 llvm-19 libclang1-19 libclang-rt-19-dev-wasm32 wasi-libc; do
+# fonts-dejavu-core: the font soak charts are drawn with.
+for pkg in clang-19 lld-19 llvm-19 libclang1-19 libclang-rt-19-dev-wasm32 wasi-libc fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

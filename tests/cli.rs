@@ -214,3 +214,106 @@ fn help_describes_every_subcommand() {
         }
     }
 }
+
+/// The soak's verdict comes from the growth per event after warm-up: it must
+/// flag the anti-pattern that really leaks (a fresh ES module per event,
+/// which QuickJS keeps for good) and pass elmbox's own call mode.
+#[test]
+fn soak_verdict_flags_reload_mode_and_passes_call_mode() {
+    let counter = fixture("counter");
+    let reload = elmbox(
+        &[
+            "soak",
+            &counter,
+            "--mode",
+            "reload",
+            "--batches",
+            "4",
+            "--batch-size",
+            "100",
+            "--warmup",
+            "1",
+        ],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&reload.stdout);
+    assert_eq!(reload.status.code(), Some(1), "{text}\n{}", stderr(&reload));
+    assert!(text.contains("Memory verdict: GROWING"), "{text}");
+    // State is lost on every event: each one meets a fresh app.
+    assert!(
+        text.contains(
+            r#"lastEventResponse: [{"count":1,"event":"{\"type\":\"click\",\"id\":400}"}]"#
+        ),
+        "{text}"
+    );
+
+    let call = elmbox(
+        &[
+            "soak",
+            &counter,
+            "--batches",
+            "4",
+            "--batch-size",
+            "2000",
+            "--warmup",
+            "1",
+        ],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&call.stdout);
+    assert!(call.status.success(), "{text}");
+    assert!(text.contains("Memory verdict: BOUNDED"), "{text}");
+}
+
+#[test]
+fn soak_report_writes_csv_and_charts() {
+    let counter = fixture("counter");
+    let dir = std::env::temp_dir().join(format!("elmbox-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = elmbox(
+        &[
+            "soak",
+            &counter,
+            "--batches",
+            "3",
+            "--batch-size",
+            "500",
+            "--report",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(dir.join("soak.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "batch,events,batch_ms,linear_memory_bytes,quickjs_heap_bytes,rss_bytes,quickjs_objects"
+    );
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert!(rows[3].starts_with("3,1500,"), "{csv}");
+    let svg = std::fs::read_to_string(dir.join("soak.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("QuickJS heap"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+    let png = std::fs::read(dir.join("soak.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+
+    let chart = dir.join("both.svg");
+    let out = elmbox(
+        &[
+            "chart",
+            &format!("first={}", dir.join("soak.csv").display()),
+            &format!("second={}", dir.join("soak.csv").display()),
+            "--out",
+            chart.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.contains("first") && svg.contains("second"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -108,3 +108,22 @@ fn the_check_fails_on_an_app_that_leaks() {
     let trend = Trend::judge(&heap, 0, MAX_BYTES_PER_EVENT).unwrap();
     assert!(trend.bytes_per_event > 10.0, "{trend:?}");
 }
+
+/// The memo's January host evaluated a fresh snippet per event. QuickJS
+/// frees each compiled snippet once it has run, so memory stays flat: what
+/// this costs is time (see docs/BENCHMARKS.md), not memory.
+#[test]
+fn eval_mode_snippets_are_freed() {
+    for source in sources("counter") {
+        let (config, _) = elmbox_tests::config();
+        let mut app = elmbox_tests::runtime()
+            .load(&source.js, config.dispatch_mode(elmbox::DispatchMode::Eval))
+            .unwrap();
+        assert_eq!(
+            app.dispatch("first").unwrap()[0]["count"],
+            serde_json::json!(1)
+        );
+        let (warm, samples) = measure(&mut app, |i| format!(r#"{{"type":"click","id":{i}}}"#));
+        assert_bounded(&source.label, warm, &samples);
+    }
+}

@@ -14,11 +14,13 @@
 //! values, the console lines, and on failure a JSON error (`error::GuestError`).
 //!
 //! Modules: `session` (one loaded app and its event loop), `elm` (port glue),
-//! `timers` (virtual clock), `console`, `reply`, `error`.
+//! `timers` (virtual clock), `console`, `reply`, `error`; `native` runs the
+//! same engine without Wasm, for benchmarks.
 
 mod console;
 mod elm;
 mod error;
+pub mod native;
 mod reply;
 mod session;
 mod timers;

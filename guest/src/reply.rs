@@ -124,6 +124,13 @@ pub fn finish<E: Serialize>(result: Result<(), E>) -> u32 {
     })
 }
 
+/// A copy of the last call's outputs (for native use, where the host cannot
+/// read guest memory).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub fn outputs() -> Vec<u8> {
+    BUFFERS.with_borrow(|b| b.outputs.clone())
+}
+
 /// The address the host reads replies from; stable for the instance's life.
 pub fn address() -> *const Reply {
     REPLY.with(|r| r.as_ptr() as *const Reply)

@@ -72,9 +72,14 @@ impl App {
             flags: config.flags.as_ref().map(Value::to_string),
             filename: &config.name,
             epoch_ms,
-            gc_threshold: config.gc_threshold,
-            memory_limit: config.limits.js_memory_limit.unwrap_or(0),
-            max_stack_size: config.max_stack_size,
+            // The guest is wasm32: its usize::MAX (never) is u32::MAX.
+            gc_threshold: config.gc_threshold.min(u32::MAX as usize),
+            memory_limit: config
+                .limits
+                .js_memory_limit
+                .unwrap_or(0)
+                .min(u32::MAX as usize),
+            max_stack_size: config.max_stack_size.min(u32::MAX as usize),
             same_instant_limit: config.limits.same_instant_timer_limit,
             mode: config.dispatch_mode.as_str(),
         })

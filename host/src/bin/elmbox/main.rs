@@ -1,7 +1,10 @@
-//! The `elmbox` command: `run` an Elm app on stdin events, or `soak` it with
-//! millions of generated events while watching memory.
+//! The `elmbox` command: `run` an Elm app on stdin events, `soak` it with
+//! millions of generated events while watching memory, and `chart` the
+//! memory reports of several soaks side by side.
 
 mod app_args;
+mod chart;
+mod chart_cmd;
 mod run;
 mod soak;
 
@@ -29,6 +32,7 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Soak(soak::SoakArgs),
+    Chart(chart_cmd::ChartArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Soak(args) => soak::soak(args),
+        Command::Chart(args) => chart_cmd::chart(args),
     };
     match result {
         Ok(code) => code,

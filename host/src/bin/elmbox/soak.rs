@@ -2,6 +2,7 @@
 //! memory printed after every batch and a verdict on its growth at the end.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use elmbox::{DispatchMode, MemoryStats, Runtime, Trend};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app_args::AppArgs;
+use crate::chart::{self, BatchRow, Panel};
 
 /// Dispatch batches of generated events to one loaded app and report time
 /// and memory per batch, then events/s and whether memory stayed bounded.
@@ -48,6 +50,11 @@ pub struct SoakArgs {
     /// unbounded (the leak this tool was built to expose was ~250 B/event).
     #[arg(long, default_value_t = 1.0, value_name = "BYTES")]
     max_growth: f64,
+
+    /// Write the per-batch figures to DIR/soak.csv and chart them in
+    /// DIR/soak.png and DIR/soak.svg.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -75,6 +82,16 @@ const MB: f64 = 1024.0 * 1024.0;
 pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let (source, mut config) = args.app.load_parts()?;
     config.dispatch_mode = args.mode.into();
+    let mode = args
+        .mode
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let setting = format!(
+        "{} in {mode} mode, QuickJS GC threshold {} bytes",
+        config.name, config.gc_threshold
+    );
+    println!("Soaking {setting}");
     let runtime = Runtime::new()?;
     let mut app = runtime.load(&source, config)?;
     let template: Vec<&str> = args.event.split("{i}").collect();
@@ -87,7 +104,8 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     let mut event = String::new();
     let mut last_response = String::new();
     let (mut errors, mut first_error) = (0u64, None::<String>);
-    let mut samples: Vec<(u64, MemoryStats, u64)> = Vec::new();
+    // (events so far, batch ms, memory, RSS) after each batch.
+    let mut samples: Vec<(u64, u64, MemoryStats, u64)> = Vec::new();
     let started = Instant::now();
 
     for batch in 0..args.batches {
@@ -114,7 +132,7 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
         let memory = app.memory()?;
         let rss = process_rss_bytes().unwrap_or(0);
         let done = (batch + 1) * args.batch_size;
-        samples.push((done, memory, rss));
+        samples.push((done, elapsed.as_millis() as u64, memory, rss));
         progress.set_position(done);
         progress.suspend(|| {
             println!(
@@ -134,6 +152,10 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     }
     progress.finish_and_clear();
 
+    if let Some(dir) = &args.report {
+        write_report(dir, &setting, &samples)?;
+    }
+
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "Throughput: {total} events in {seconds:.1} s = {:.0} events/s",
@@ -143,25 +165,25 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
         println!("Errors: {errors} events failed; first: {e}");
     }
 
-    let series = |f: fn(&(u64, MemoryStats, u64)) -> u64| -> Vec<(u64, u64)> {
+    let series = |f: fn(&(u64, u64, MemoryStats, u64)) -> u64| -> Vec<(u64, u64)> {
         samples.iter().map(|s| (s.0, f(s))).collect()
     };
     let verdicts = [
         (
             "linear memory",
             Trend::judge(
-                &series(|s| s.1.linear_memory_bytes),
+                &series(|s| s.2.linear_memory_bytes),
                 args.warmup,
                 args.max_growth,
             ),
         ),
         (
             "QuickJS heap",
-            Trend::judge(&series(|s| s.1.js_heap_bytes), args.warmup, args.max_growth),
+            Trend::judge(&series(|s| s.2.js_heap_bytes), args.warmup, args.max_growth),
         ),
         (
             "process RSS",
-            Trend::judge(&series(|s| s.2), args.warmup, args.max_growth),
+            Trend::judge(&series(|s| s.3), args.warmup, args.max_growth),
         ),
     ];
     let mut line = String::new();
@@ -205,6 +227,37 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn write_report(
+    dir: &std::path::Path,
+    setting: &str,
+    samples: &[(u64, u64, MemoryStats, u64)],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let rows: Vec<BatchRow> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, &(events, batch_ms, memory, rss))| BatchRow {
+            batch: i as u64 + 1,
+            events,
+            batch_ms,
+            linear_memory_bytes: memory.linear_memory_bytes,
+            quickjs_heap_bytes: memory.js_heap_bytes,
+            rss_bytes: rss,
+            quickjs_objects: memory.js_objects,
+        })
+        .collect();
+    chart::write_csv(&dir.join("soak.csv"), &rows)?;
+    let panel = [Panel {
+        title: setting.to_string(),
+        rows,
+    }];
+    for name in ["soak.png", "soak.svg"] {
+        chart::draw(&dir.join(name), "elmbox soak: memory per batch", &panel)?;
+    }
+    println!("Report: {}", dir.join("soak.{csv,png,svg}").display());
+    Ok(())
 }
 
 /// Writes the template with `{i}` replaced by `number` into `out`.
