@@ -3,6 +3,7 @@
 #
 #   make demo    build everything, then soak the counter example: 15 x 200,000 events
 #   make test    build everything, then run every test
+#   make bench   side-by-side benchmarks, written to docs/BENCHMARKS.md
 #   make elm     compile the examples' Elm sources (needs Elm's package server,
 #                or ELM_HOME holding the packages)
 
@@ -22,7 +23,7 @@ export ELMBOX_GUEST_WASM := $(GUEST_WASM)
 export ELMBOX_BIN := $(ELMBOX)
 export ELMBOX_FIXTURES := $(FIXTURES)
 
-.PHONY: all setup guest build fixtures test demo elm clean
+.PHONY: all setup guest build fixtures test demo bench elm clean
 
 all: build
 
@@ -53,8 +54,19 @@ $(FIXTURES)/%.js: examples/fixtures/assemble.sh examples/fixtures/runtime.js exa
 test: build fixtures
 	$(CARGO) test --release -p elmbox -p elmbox-tests
 
+## The memo's soak on elmbox's way (call), then the two anti-patterns it
+## replaces, shorter, charted side by side into docs/modes.{png,svg}.
+## (soak exits 1 when memory grows, which is reload mode's point.)
+DEMO_REPORTS := $(TARGET_DIR)/demo
 demo: build fixtures
-	$(ELMBOX) soak $(DEMO_APP) --batches 15 --batch-size 200000
+	$(ELMBOX) soak $(DEMO_APP) --batches 15 --batch-size 200000 --report $(DEMO_REPORTS)/call
+	$(ELMBOX) soak $(DEMO_APP) --mode eval --batches 15 --batch-size 20000 --report $(DEMO_REPORTS)/eval
+	$(ELMBOX) soak $(DEMO_APP) --mode reload --batches 15 --batch-size 100 --report $(DEMO_REPORTS)/reload || [ $$? -eq 1 ]
+	$(ELMBOX) chart --title "elmbox soak of the counter app: memory per batch, by dispatch mode" \
+		"call: one function call per event=$(DEMO_REPORTS)/call/soak.csv" \
+		"eval: a fresh source snippet per event=$(DEMO_REPORTS)/eval/soak.csv" \
+		"reload: the whole app as a new module per event=$(DEMO_REPORTS)/reload/soak.csv" \
+		--out docs/modes.png --out docs/modes.svg
 
 ## Real Elm output for every example (git-ignored), for ELMBOX_ELM_OUT.
 elm:
@@ -63,3 +75,9 @@ elm:
 
 clean:
 	$(CARGO) clean
+
+## Side-by-side benchmarks: criterion's call overhead first, then the runner,
+## which reads criterion's figures and writes docs/BENCHMARKS.md.
+bench: build fixtures
+	$(CARGO) bench -p elmbox-bench --bench call_overhead -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) run --release -p elmbox-bench -- docs/BENCHMARKS.md

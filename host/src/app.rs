@@ -47,6 +47,33 @@ struct GuestConfig<'a> {
     mode: &'static str,
 }
 
+impl AppConfig {
+    /// The load configuration as the guest reads it, as JSON. Public only for
+    /// the benchmarks, which run the guest's engine natively.
+    #[doc(hidden)]
+    pub fn guest_load_config(&self, epoch_ms: f64) -> Result<Vec<u8>> {
+        serde_json::to_vec(&GuestConfig {
+            module: &self.module,
+            in_port: &self.in_port,
+            out_port: &self.out_port,
+            flags: self.flags.as_ref().map(Value::to_string),
+            filename: &self.name,
+            epoch_ms,
+            // The guest is wasm32: its usize::MAX (never) is u32::MAX.
+            gc_threshold: self.gc_threshold.min(u32::MAX as usize),
+            memory_limit: self
+                .limits
+                .js_memory_limit
+                .unwrap_or(0)
+                .min(u32::MAX as usize),
+            max_stack_size: self.max_stack_size.min(u32::MAX as usize),
+            same_instant_limit: self.limits.same_instant_timer_limit,
+            mode: self.dispatch_mode.as_str(),
+        })
+        .map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
 impl App {
     pub(crate) fn start(
         mut store: Store<StoreState>,
@@ -65,25 +92,7 @@ impl App {
                 "epoch_ms must be finite, got {epoch_ms}"
             )));
         }
-        let guest_config = serde_json::to_vec(&GuestConfig {
-            module: &config.module,
-            in_port: &config.in_port,
-            out_port: &config.out_port,
-            flags: config.flags.as_ref().map(Value::to_string),
-            filename: &config.name,
-            epoch_ms,
-            // The guest is wasm32: its usize::MAX (never) is u32::MAX.
-            gc_threshold: config.gc_threshold.min(u32::MAX as usize),
-            memory_limit: config
-                .limits
-                .js_memory_limit
-                .unwrap_or(0)
-                .min(u32::MAX as usize),
-            max_stack_size: config.max_stack_size.min(u32::MAX as usize),
-            same_instant_limit: config.limits.same_instant_timer_limit,
-            mode: config.dispatch_mode.as_str(),
-        })
-        .map_err(|e| Error::Config(e.to_string()))?;
+        let guest_config = config.guest_load_config(epoch_ms)?;
         let source_len = u32::try_from(source.len())
             .map_err(|_| Error::Config("the app's source is over 4 GiB".to_string()))?;
 

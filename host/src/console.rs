@@ -44,9 +44,12 @@ pub struct ConsoleLine {
     pub text: String,
 }
 
+/// A sink for console lines: called with the app's name and the line.
+type Sink = dyn Fn(&str, &ConsoleLine) + Send + Sync;
+
 /// Receives an app's console lines, in order. Cheap to clone.
 #[derive(Clone)]
-pub struct Console(Arc<dyn Fn(&str, &ConsoleLine) + Send + Sync>);
+pub struct Console(Arc<Sink>);
 
 impl Console {
     /// Writes `[app] console.level: text` to the process's stderr (the default).

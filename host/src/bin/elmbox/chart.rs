@@ -89,6 +89,9 @@ where
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// A line on a panel: its legend, colour and the figure it plots.
+type Series = (&'static str, RGBColor, fn(&BatchRow) -> u64);
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
@@ -118,7 +121,7 @@ where
         .x_label_formatter(&|x| format_events(*x))
         .draw()
         .map_err(plot_error)?;
-    let series: [(&str, RGBColor, fn(&BatchRow) -> u64); 3] = [
+    let series: [Series; 3] = [
         ("process RSS", RGBColor(90, 90, 90), |r| r.rss_bytes),
         ("linear memory", RGBColor(31, 119, 180), |r| {
             r.linear_memory_bytes
