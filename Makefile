@@ -52,7 +52,7 @@ $(FIXTURES)/%.js: examples/fixtures/assemble.sh examples/fixtures/runtime.js exa
 	bash examples/fixtures/assemble.sh $* $@
 
 test: build fixtures
-	$(CARGO) test --release -p elmbox -p elmbox-tests
+	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-tests
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it
 ## replaces, shorter, charted side by side into docs/modes.{png,svg}.

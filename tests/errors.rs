@@ -86,41 +86,36 @@ fn missing_module_lists_the_available_ones() {
 #[test]
 fn missing_ports_list_the_available_ones() {
     for source in sources("counter") {
-        let err = runtime()
-            .load(&source.js, AppConfig::default().in_port("events"))
-            .err()
-            .expect("load fails");
-        match err {
-            Error::PortNotFound {
-                port,
-                direction,
-                available,
-            } => {
-                assert_eq!(
-                    (port.as_str(), direction),
-                    ("events", PortDirection::Incoming)
-                );
-                assert_eq!(available, vec!["onEvent".to_string()], "{}", source.label);
+        let cases = [
+            (
+                AppConfig::default().in_port("events"),
+                "events",
+                PortDirection::Incoming,
+                "onEvent",
+            ),
+            (
+                AppConfig::default().out_port("replies"),
+                "replies",
+                PortDirection::Outgoing,
+                "respond",
+            ),
+        ];
+        for (config, missing, expected_direction, existing) in cases {
+            match runtime()
+                .load(&source.js, config)
+                .err()
+                .expect("load fails")
+            {
+                Error::PortNotFound {
+                    port,
+                    direction,
+                    available,
+                } => {
+                    assert_eq!((port.as_str(), direction), (missing, expected_direction));
+                    assert_eq!(available, vec![existing.to_string()], "{}", source.label);
+                }
+                other => panic!("{}: {other:?}", source.label),
             }
-            other => panic!("{}: {other:?}", source.label),
-        }
-        let err = runtime()
-            .load(&source.js, AppConfig::default().out_port("replies"))
-            .err()
-            .expect("load fails");
-        match err {
-            Error::PortNotFound {
-                port,
-                direction,
-                available,
-            } => {
-                assert_eq!(
-                    (port.as_str(), direction),
-                    ("replies", PortDirection::Outgoing)
-                );
-                assert_eq!(available, vec!["respond".to_string()], "{}", source.label);
-            }
-            other => panic!("{}: {other:?}", source.label),
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use javy::quickjs::{Ctx, Function, Object, Persistent, Value};
 
-use crate::error::{GuestError, Thrown};
+use elmbox_abi::PortDirection;
+
+use crate::error::{GuestError, Thrown, ThrownFromJs};
 use crate::reply;
 
 /// What the guest needs to know to start an app.
@@ -68,7 +70,7 @@ impl ElmApp {
         let send = port_method(app_ports.as_ref(), ports.incoming, "send").ok_or_else(|| {
             GuestError::PortNotFound {
                 port: ports.incoming.to_string(),
-                direction: "incoming",
+                direction: PortDirection::Incoming,
                 available: port_names(app_ports.as_ref(), "send"),
             }
         })?;
@@ -76,7 +78,7 @@ impl ElmApp {
             port_method(app_ports.as_ref(), ports.outgoing, "subscribe").ok_or_else(|| {
                 GuestError::PortNotFound {
                     port: ports.outgoing.to_string(),
-                    direction: "outgoing",
+                    direction: PortDirection::Outgoing,
                     available: port_names(app_ports.as_ref(), "subscribe"),
                 }
             })?;

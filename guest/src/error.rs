@@ -1,65 +1,21 @@
-//! Everything that can go wrong inside the guest, serialised as JSON for the
-//! host (`{"kind": "...", ...}`), which turns it into its typed error.
+//! Errors inside the guest: the ABI's `GuestError` (serialised as JSON for
+//! the host, which turns it into its typed error), and reading JavaScript
+//! exceptions into it.
 
 use javy::quickjs::{Ctx, Error as JsError, Value};
-use serde::Serialize;
 
-#[derive(Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum GuestError {
-    /// The load configuration the host sent is malformed (a host bug).
-    BadConfig {
-        message: String,
-    },
-    /// `elmbox_load` was called twice, or another export before it.
-    AlreadyLoaded,
-    NotLoaded,
-    /// The app's JavaScript does not parse.
-    Syntax {
-        message: String,
-        line: Option<u32>,
-        column: Option<u32>,
-    },
-    /// The script threw while being evaluated.
-    ScriptThrew(Thrown),
-    /// The script ran but defined no global `Elm` object.
-    NotElm,
-    ModuleNotFound {
-        module: String,
-        available: Vec<String>,
-    },
-    PortNotFound {
-        port: String,
-        direction: &'static str,
-        available: Vec<String>,
-    },
-    /// `Elm.<Module>.init` threw (bad flags, a crash in `init`).
-    InitThrew(Thrown),
-    /// The app threw while handling an event or a timer.
-    Threw(Thrown),
-    EventNotUtf8 {
-        valid_up_to: usize,
-    },
-    EventNotJson {
-        message: String,
-    },
-    /// Timers kept re-arming at the same instant: a runaway loop.
-    TimerStorm {
-        limit: u32,
-    },
+pub use elmbox_abi::{GuestError, Thrown};
+
+/// Reading a JavaScript exception into the ABI's [`Thrown`].
+pub trait ThrownFromJs: Sized {
+    fn from_js<'js>(ctx: &Ctx<'js>, err: JsError) -> Self;
+    fn from_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Self;
 }
 
-/// A JavaScript exception, as much of it as we can read.
-#[derive(Debug, Serialize)]
-pub struct Thrown {
-    pub message: String,
-    pub stack: Option<String>,
-}
-
-impl Thrown {
+impl ThrownFromJs for Thrown {
     /// Reads the pending exception after `err`; also covers non-Error throws
     /// (`throw "x"`) and errors that are not exceptions at all.
-    pub fn from_js<'js>(ctx: &Ctx<'js>, err: JsError) -> Thrown {
+    fn from_js<'js>(ctx: &Ctx<'js>, err: JsError) -> Thrown {
         if !err.is_exception() {
             return Thrown {
                 message: err.to_string(),
@@ -69,7 +25,7 @@ impl Thrown {
         Thrown::from_value(ctx, ctx.catch())
     }
 
-    pub fn from_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Thrown {
+    fn from_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Thrown {
         if let Some(obj) = value.as_object() {
             let name: Option<String> = obj.get("name").ok();
             let message: Option<String> = obj.get("message").ok();

@@ -8,7 +8,7 @@
 //!
 //! ## The ABI, all of it in this file
 //! Data goes in through one reusable input buffer ([`elmbox_input`]) and comes
-//! back through one [`reply::Reply`] record whose address the host reads once
+//! back through one `Reply` record (see the `elmbox-abi` crate) whose address the host reads once
 //! ([`elmbox_reply`]). Every call that runs JavaScript returns its status
 //! (0 ok, 1 error) and refreshes the reply: the JSON array of outgoing-port
 //! values, the console lines, and on failure a JSON error (`error::GuestError`).
@@ -27,11 +27,9 @@ mod timers;
 
 use std::cell::RefCell;
 
+use elmbox_abi::{LoadConfig, MemoryReport, ABI_VERSION, EVENT_JSON};
 use error::GuestError;
-use session::{EventKind, LoadConfig, MemoryReport, Session};
-
-/// Bumped whenever an export or the reply layout changes.
-const ABI_VERSION: u32 = 1;
+use session::{EventKind, Session};
 
 thread_local! {
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
@@ -96,7 +94,7 @@ pub extern "C" fn elmbox_load(config_len: u32, source_len: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn elmbox_dispatch(len: u32, kind: u32) -> u32 {
     reply::begin();
-    let kind = if kind == 1 {
+    let kind = if kind == EVENT_JSON {
         EventKind::Json
     } else {
         EventKind::Text

@@ -4,7 +4,9 @@
 
 use crate::error::GuestError;
 use crate::reply;
-use crate::session::{EventKind, LoadConfig, Session};
+use elmbox_abi::LoadConfig;
+
+use crate::session::{EventKind, Session};
 
 /// One app, run natively in the calling thread.
 pub struct NativeApp {

@@ -8,29 +8,7 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 
-/// Read by the host after each call. Every field is a little-endian `u32`
-/// (wasm32 pointers), so the host can decode it without knowing Rust's layout.
-#[repr(C)]
-pub struct Reply {
-    /// 0 when the call succeeded, 1 when `error` holds a JSON error.
-    pub status: u32,
-    pub outputs_ptr: u32,
-    pub outputs_len: u32,
-    pub console_ptr: u32,
-    pub console_len: u32,
-    pub error_ptr: u32,
-    pub error_len: u32,
-}
-
-/// A console line's level, as the host sees it (one byte in the frame).
-#[derive(Clone, Copy)]
-pub enum Level {
-    Log = 0,
-    Info = 1,
-    Warn = 2,
-    Error = 3,
-    Debug = 4,
-}
+pub use elmbox_abi::{Level, Reply};
 
 /// Console bytes kept per call; past this a runaway logger is cut short and the
 /// host is told how many bytes were dropped, so memory stays bounded.
@@ -48,10 +26,7 @@ struct Buffers {
 
 thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
-    static REPLY: RefCell<Reply> = const { RefCell::new(Reply {
-        status: 0, outputs_ptr: 0, outputs_len: 0, console_ptr: 0,
-        console_len: 0, error_ptr: 0, error_len: 0,
-    }) };
+    static REPLY: RefCell<Reply> = RefCell::new(Reply::default());
 }
 
 /// Starts a call: forgets what the previous one produced.

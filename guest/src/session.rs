@@ -3,66 +3,22 @@
 
 use std::ffi::CString;
 
+use elmbox_abi::{DispatchMode, LoadConfig, MemoryReport};
 use javy::quickjs::{qjs, Ctx, Function, Module, String as JsString, Value};
-use serde::Deserialize;
 
 use crate::console;
 use crate::elm::{ElmApp, Ports};
-use crate::error::{GuestError, Thrown};
+use crate::error::{GuestError, Thrown, ThrownFromJs};
 use crate::timers;
 
-/// Sent by the host as JSON in front of the app's source.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadConfig {
-    pub module: String,
-    pub in_port: String,
-    pub out_port: String,
-    /// Flags as JSON text.
-    pub flags: Option<String>,
-    /// Name the app's source has in stack traces and syntax errors.
-    pub filename: String,
-    /// What `Date.now()` returns before any time is advanced.
-    pub epoch_ms: f64,
-    /// Bytes allocated before QuickJS runs its cycle collector. javy defaults
-    /// to never, which lets cyclic garbage (Elm makes plenty) pile up.
-    pub gc_threshold: usize,
-    /// QuickJS heap limit in bytes (0: none).
-    pub memory_limit: usize,
-    pub max_stack_size: usize,
-    /// Timer callbacks allowed at one virtual instant before the app is
-    /// declared runaway.
-    pub same_instant_limit: u32,
-    /// How events reach the app; anything but `call` exists only to measure
-    /// the anti-patterns elmbox was built to replace.
-    #[serde(default)]
-    pub mode: DispatchMode,
-}
-
-impl LoadConfig {
-    fn ports(&self) -> Ports<'_> {
-        Ports {
-            module: &self.module,
-            incoming: &self.in_port,
-            outgoing: &self.out_port,
-            flags: self.flags.as_deref(),
-        }
+/// The app's ports, as the Elm glue wants them.
+fn ports(config: &LoadConfig) -> Ports<'_> {
+    Ports {
+        module: &config.module,
+        incoming: &config.in_port,
+        outgoing: &config.out_port,
+        flags: config.flags.as_deref(),
     }
-}
-
-/// How each event reaches the app.
-#[derive(Deserialize, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum DispatchMode {
-    /// One function call into the app loaded once (elmbox's way).
-    #[default]
-    Call,
-    /// Per event, evaluate a fresh snippet of source that calls into the
-    /// loaded app (what the memo's January host did).
-    Eval,
-    /// Per event, evaluate the whole app again as a fresh ES module and
-    /// call its export (what javy's stock `invoke` does). State is lost.
-    Reload,
 }
 
 /// The global through which `eval`-mode snippets reach the app.
@@ -75,21 +31,6 @@ pub enum EventKind {
     Text,
     /// Parsed as JSON.
     Json,
-}
-
-/// QuickJS's own accounting, read by `elmbox_memory`.
-#[repr(C)]
-#[derive(Default)]
-pub struct MemoryReport {
-    pub malloc_size: i64,
-    pub malloc_count: i64,
-    pub memory_used_size: i64,
-    pub obj_count: i64,
-    pub str_count: i64,
-    pub atom_count: i64,
-    pub js_func_count: i64,
-    pub pending_timers: i64,
-    pub clock_ms: i64,
 }
 
 pub struct Session {
@@ -110,13 +51,22 @@ impl Session {
     /// Evaluates the app once, starts it, and settles whatever `init` set off.
     pub fn load(config: LoadConfig, source: &[u8]) -> Result<Session, GuestError> {
         let mut js = javy::Config::default();
-        js.gc_threshold(config.gc_threshold)
+        // javy's default GC threshold is never, which lets cyclic garbage
+        // pile up; the host always sends a finite one unless asked not to.
+        let threshold = |bytes: u32| {
+            if bytes == u32::MAX {
+                usize::MAX
+            } else {
+                bytes as usize
+            }
+        };
+        js.gc_threshold(threshold(config.gc_threshold))
             .memory_limit(if config.memory_limit == 0 {
                 usize::MAX
             } else {
-                config.memory_limit
+                config.memory_limit as usize
             })
-            .max_stack_size(config.max_stack_size);
+            .max_stack_size(config.max_stack_size as usize);
         let runtime = javy::Runtime::new(js).map_err(|e| GuestError::BadConfig {
             message: e.to_string(),
         })?;
@@ -131,7 +81,7 @@ impl Session {
                     .globals()
                     .get::<_, Value>("Elm")
                     .map_err(|_| GuestError::NotElm)?;
-                let app = ElmApp::start(&ctx, elm, &config.ports())?;
+                let app = ElmApp::start(&ctx, elm, &ports(&config))?;
                 if config.mode == DispatchMode::Eval {
                     let send = app.send_function(&ctx).map_err(setup)?;
                     ctx.globals().set(EVAL_SEND, send).map_err(setup)?;
@@ -226,7 +176,7 @@ impl Session {
                 .map_err(threw)?;
             let load: Function = module.get("load").map_err(threw)?;
             let elm: Value = load.call(()).map_err(threw)?;
-            let app = ElmApp::start(ctx, elm, &self.config.ports())?;
+            let app = ElmApp::start(ctx, elm, &ports(&self.config))?;
             let sent = app.send(ctx, event_value(ctx, text, kind)?);
             let settled = self.settle(ctx, timers::elapsed());
             sent.map_err(|t| self.threw(t))?;

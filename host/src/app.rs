@@ -3,14 +3,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use elmbox_abi::{GuestError, LoadConfig, Thrown, EVENT_JSON, EVENT_TEXT};
 use serde_json::Value;
 use wasmtime::{Instance, Store};
 
 use crate::config::{AppConfig, EventFormat};
 use crate::console::{self, Console};
-use crate::error::{Error, PortDirection, Result};
-use crate::guest::{self, GuestExports, EVENT_JSON, EVENT_TEXT};
+use crate::error::{Error, Result};
+use crate::guest::{self, GuestExports};
 use crate::limits::Limits;
 use crate::runtime::StoreState;
 use crate::stats::MemoryStats;
@@ -30,45 +30,25 @@ pub struct App {
     startup_outputs: Vec<Value>,
 }
 
-/// The load configuration as the guest reads it (`LoadConfig` there).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GuestConfig<'a> {
-    module: &'a str,
-    in_port: &'a str,
-    out_port: &'a str,
-    flags: Option<String>,
-    filename: &'a str,
-    epoch_ms: f64,
-    gc_threshold: usize,
-    memory_limit: usize,
-    max_stack_size: usize,
-    same_instant_limit: u32,
-    mode: &'static str,
-}
-
 impl AppConfig {
     /// The load configuration as the guest reads it, as JSON. Public only for
     /// the benchmarks, which run the guest's engine natively.
     #[doc(hidden)]
     pub fn guest_load_config(&self, epoch_ms: f64) -> Result<Vec<u8>> {
-        serde_json::to_vec(&GuestConfig {
-            module: &self.module,
-            in_port: &self.in_port,
-            out_port: &self.out_port,
+        // The guest is wasm32: its usize::MAX ("never", "no limit") is u32::MAX.
+        let clamp = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
+        serde_json::to_vec(&LoadConfig {
+            module: self.module.clone(),
+            in_port: self.in_port.clone(),
+            out_port: self.out_port.clone(),
             flags: self.flags.as_ref().map(Value::to_string),
-            filename: &self.name,
+            filename: self.name.clone(),
             epoch_ms,
-            // The guest is wasm32: its usize::MAX (never) is u32::MAX.
-            gc_threshold: self.gc_threshold.min(u32::MAX as usize),
-            memory_limit: self
-                .limits
-                .js_memory_limit
-                .unwrap_or(0)
-                .min(u32::MAX as usize),
-            max_stack_size: self.max_stack_size.min(u32::MAX as usize),
+            gc_threshold: clamp(self.gc_threshold),
+            memory_limit: clamp(self.limits.js_memory_limit.unwrap_or(0)),
+            max_stack_size: clamp(self.max_stack_size),
             same_instant_limit: self.limits.same_instant_timer_limit,
-            mode: self.dispatch_mode.as_str(),
+            mode: self.dispatch_mode,
         })
         .map_err(|e| Error::Config(e.to_string()))
     }
@@ -232,7 +212,7 @@ impl App {
         }
         let outputs = reply.outputs;
         let error = match serde_json::from_slice::<GuestError>(reply.error) {
-            Ok(e) => e.into_error(&self.name, &self.module, || {
+            Ok(e) => into_error(e, &self.name, &self.module, || {
                 parse_outputs(outputs).unwrap_or_default()
             }),
             Err(e) => Error::Crashed {
@@ -276,57 +256,16 @@ fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {
     })
 }
 
-/// The guest's error record (`GuestError` in `guest/src/error.rs`).
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum GuestError {
-    BadConfig {
-        message: String,
-    },
-    AlreadyLoaded,
-    NotLoaded,
-    Syntax {
-        message: String,
-        line: Option<u32>,
-        column: Option<u32>,
-    },
-    ScriptThrew {
-        message: String,
-        stack: Option<String>,
-    },
-    NotElm,
-    ModuleNotFound {
-        module: String,
-        available: Vec<String>,
-    },
-    PortNotFound {
-        port: String,
-        direction: PortDirection,
-        available: Vec<String>,
-    },
-    InitThrew {
-        message: String,
-        stack: Option<String>,
-    },
-    Threw {
-        message: String,
-        stack: Option<String>,
-    },
-    EventNotUtf8 {
-        valid_up_to: usize,
-    },
-    EventNotJson {
-        message: String,
-    },
-    TimerStorm {
-        limit: u32,
-    },
-}
-
-impl GuestError {
-    fn into_error(self, file: &str, module: &str, outputs: impl FnOnce() -> Vec<Value>) -> Error {
-        let file = file.to_string();
-        match self {
+/// The host's typed error for the guest's error record.
+fn into_error(
+    error: GuestError,
+    file: &str,
+    module: &str,
+    outputs: impl FnOnce() -> Vec<Value>,
+) -> Error {
+    let file = file.to_string();
+    {
+        match error {
             GuestError::BadConfig { message } => Error::Config(message),
             GuestError::AlreadyLoaded => Error::Config("the app was already loaded".into()),
             GuestError::NotLoaded => Error::Config("the app is not loaded".into()),
@@ -340,7 +279,7 @@ impl GuestError {
                 line,
                 column,
             },
-            GuestError::ScriptThrew { message, stack } => Error::ScriptThrew {
+            GuestError::ScriptThrew(Thrown { message, stack }) => Error::ScriptThrew {
                 file,
                 message,
                 stack,
@@ -358,12 +297,12 @@ impl GuestError {
                 direction,
                 available,
             },
-            GuestError::InitThrew { message, stack } => Error::InitThrew {
+            GuestError::InitThrew(Thrown { message, stack }) => Error::InitThrew {
                 module: module.to_string(),
                 message,
                 stack,
             },
-            GuestError::Threw { message, stack } => Error::AppThrew {
+            GuestError::Threw(Thrown { message, stack }) => Error::AppThrew {
                 message,
                 stack,
                 outputs: outputs(),

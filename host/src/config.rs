@@ -16,31 +16,7 @@ pub enum EventFormat {
     Json,
 }
 
-/// How each event reaches the app. Only [`DispatchMode::Call`] is elmbox's
-/// way; the others reproduce the anti-patterns it replaces, so that their
-/// cost can be measured side by side (`elmbox soak --mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DispatchMode {
-    /// One function call into the app, which was loaded once.
-    #[default]
-    Call,
-    /// Per event, evaluate a fresh snippet of source text that calls into the
-    /// loaded app.
-    Eval,
-    /// Per event, evaluate the whole app again as a fresh ES module and send
-    /// the event to that new instance: state is lost on every event.
-    Reload,
-}
-
-impl DispatchMode {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            DispatchMode::Call => "call",
-            DispatchMode::Eval => "eval",
-            DispatchMode::Reload => "reload",
-        }
-    }
-}
+pub use elmbox_abi::DispatchMode;
 
 /// Settings for one app. Start from [`AppConfig::default`] and change what
 /// you need.

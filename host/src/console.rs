@@ -4,38 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Log,
-    Info,
-    Warn,
-    Error,
-    Debug,
-}
-
-impl Level {
-    fn from_byte(b: u8) -> Level {
-        match b {
-            1 => Level::Info,
-            2 => Level::Warn,
-            3 => Level::Error,
-            4 => Level::Debug,
-            _ => Level::Log,
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::Log => "log",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-            Level::Debug => "debug",
-        })
-    }
-}
+pub use elmbox_abi::Level;
 
 /// One `console.*` call.
 #[derive(Debug, Clone, PartialEq, Eq)]

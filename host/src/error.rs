@@ -1,6 +1,6 @@
 //! Everything that can go wrong, typed, each saying what was wrong.
 
-use serde::Deserialize;
+pub use elmbox_abi::PortDirection;
 use serde_json::Value;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,22 +90,6 @@ pub enum Error {
 impl From<wasmtime::Error> for Error {
     fn from(e: wasmtime::Error) -> Self {
         Error::Engine(e.into())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PortDirection {
-    Incoming,
-    Outgoing,
-}
-
-impl std::fmt::Display for PortDirection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PortDirection::Incoming => "incoming",
-            PortDirection::Outgoing => "outgoing",
-        })
     }
 }
 

@@ -5,18 +5,12 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 
+use elmbox_abi::{MemoryReport, Reply as ReplyRecord, ABI_VERSION};
 use wasmtime::error::Context;
 use wasmtime::{bail, Result, WasmParams, WasmResults};
 use wasmtime::{Instance, Memory, Store, TypedFunc};
 
 use crate::runtime::StoreState;
-
-/// Must equal the guest's `ABI_VERSION`.
-const ABI_VERSION: u32 = 1;
-
-/// Event encodings understood by `elmbox_dispatch`.
-pub(crate) const EVENT_TEXT: u32 = 0;
-pub(crate) const EVENT_JSON: u32 = 1;
 
 /// Drives a wasmtime async call to its end. Nothing in elmbox's guest ever
 /// yields (no async host calls, no epoch yields), so the first poll finishes
@@ -62,19 +56,6 @@ pub(crate) struct Reply<'a> {
     pub error: &'a [u8],
 }
 
-/// QuickJS's accounting as the guest reports it (`MemoryReport`, 9 × i64).
-pub(crate) struct GuestMemory {
-    pub malloc_size: i64,
-    pub malloc_count: i64,
-    pub memory_used_size: i64,
-    pub obj_count: i64,
-    pub str_count: i64,
-    pub atom_count: i64,
-    pub js_func_count: i64,
-    pub pending_timers: i64,
-    pub clock_ms: i64,
-}
-
 impl GuestExports {
     pub(crate) fn bind(store: &mut Store<StoreState>, instance: &Instance) -> Result<Self> {
         // A reactor module: run its constructors once before any export.
@@ -118,44 +99,30 @@ impl GuestExports {
     /// Reads the reply record. Fails only if the guest wrote nonsense.
     pub(crate) fn reply<'a>(&self, store: &'a Store<StoreState>) -> Result<Reply<'a>> {
         let data = self.memory.data(store);
-        let word = |i: usize| -> Result<usize> {
-            let at = self.reply_at + 4 * i;
-            let bytes = data.get(at..at + 4).context("reply record out of bounds")?;
-            Ok(u32::from_le_bytes(bytes.try_into()?) as usize)
-        };
-        let slice = |i: usize| -> Result<&'a [u8]> {
-            let (ptr, len) = (word(i)?, word(i + 1)?);
+        let record = data
+            .get(self.reply_at..)
+            .and_then(ReplyRecord::from_le_bytes)
+            .context("reply record out of bounds")?;
+        let slice = |ptr: u32, len: u32| -> Result<&'a [u8]> {
+            let (ptr, len) = (ptr as usize, len as usize);
             data.get(ptr..ptr + len)
                 .context("reply points outside guest memory")
         };
         Ok(Reply {
-            ok: word(0)? == 0,
-            outputs: slice(1)?,
-            console: slice(3)?,
-            error: slice(5)?,
+            ok: record.status == 0,
+            outputs: slice(record.outputs_ptr, record.outputs_len)?,
+            console: slice(record.console_ptr, record.console_len)?,
+            error: slice(record.error_ptr, record.error_len)?,
         })
     }
 
-    pub(crate) fn memory_report(&self, store: &mut Store<StoreState>) -> Result<GuestMemory> {
+    pub(crate) fn memory_report(&self, store: &mut Store<StoreState>) -> Result<MemoryReport> {
         let at = call(&self.memory_report, store, ())? as usize;
-        let data = self.memory.data(&*store);
-        let field = |i: usize| -> Result<i64> {
-            let bytes = data
-                .get(at + 8 * i..at + 8 * i + 8)
-                .context("memory report out of bounds")?;
-            Ok(i64::from_le_bytes(bytes.try_into()?))
-        };
-        Ok(GuestMemory {
-            malloc_size: field(0)?,
-            malloc_count: field(1)?,
-            memory_used_size: field(2)?,
-            obj_count: field(3)?,
-            str_count: field(4)?,
-            atom_count: field(5)?,
-            js_func_count: field(6)?,
-            pending_timers: field(7)?,
-            clock_ms: field(8)?,
-        })
+        self.memory
+            .data(&*store)
+            .get(at..)
+            .and_then(MemoryReport::from_le_bytes)
+            .context("memory report out of bounds")
     }
 
     pub(crate) fn linear_memory_bytes(&self, store: &Store<StoreState>) -> usize {

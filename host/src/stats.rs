@@ -1,6 +1,6 @@
 //! Memory figures, and the verdict on whether memory stays bounded.
 
-use crate::guest::GuestMemory;
+use elmbox_abi::MemoryReport;
 
 /// One app's memory at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct MemoryStats {
 }
 
 impl MemoryStats {
-    pub(crate) fn from_guest(linear: u64, js: &GuestMemory) -> MemoryStats {
+    pub(crate) fn from_guest(linear: u64, js: &MemoryReport) -> MemoryStats {
         let n = |v: i64| v.max(0) as u64;
         MemoryStats {
             linear_memory_bytes: linear,
