@@ -301,3 +301,38 @@ fn soak_report_writes_csv_and_charts() {
     assert!(svg.contains("first") && svg.contains("second"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn run_applies_the_limits_given_as_flags() {
+    let dir = std::env::temp_dir().join(format!("elmbox-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = dir.join("spin.js");
+    std::fs::write(
+        &app,
+        elmbox_tests::elm_like(
+            "var subs = [];
+             function init() { return { ports: {
+               onEvent: { send: function (v) { if (v === 'spin') { for (;;) {} } subs.forEach(function (s) { s(v); }); } },
+               respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+        ),
+    )
+    .unwrap();
+    let app = app.to_str().unwrap();
+    let out = elmbox(&["run", app, "--deadline-ms", "50"], b"a\nspin\nb\n");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(lines(&out), vec![json!(["a"]), json!([])]);
+    assert!(
+        stderr(&out).contains("event 2: the app ran past its CPU deadline of 50 ms"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = elmbox(&["run", app, "--max-memory-mb", "4"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("below the guest's initial"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,6 +20,12 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| Runtime::new().expect("the embedded guest compiles"))
 }
 
+/// A runtime whose apps may have CPU deadlines (epoch interruption on).
+pub fn deadline_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::with_deadlines().expect("the embedded guest compiles"))
+}
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

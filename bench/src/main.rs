@@ -209,12 +209,17 @@ fn main() -> anyhow::Result<()> {
                     .memory_guard_size(0);
             }
         }
-        let runtime = Runtime::with_engine_config(&config)?;
+        let runtime = Runtime::with_engine_config(&config, false)?;
         variants.push((
             name.to_string(),
             run_elmbox(&runtime, &workload)?.events_per_s,
         ));
     }
+    let with_deadlines = Runtime::with_deadlines()?;
+    variants.push((
+        "epoch interruption on (`Runtime::with_deadlines`, needed for CPU deadlines)".to_string(),
+        run_elmbox(&with_deadlines, &workload)?.events_per_s,
+    ));
     for (name, threshold) in [
         ("QuickJS GC threshold 256 KiB", 256usize << 10),
         ("QuickJS GC threshold 16 MiB", 16 << 20),

@@ -197,8 +197,19 @@ impl App {
         status: wasmtime::Result<u32>,
         take: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<T> {
+        let memory_refused = self.store.data_mut().limits.memory_refused.take();
         if let Err(trap) = status {
-            return Err(self.crashed(trap));
+            let error = self.crashed(trap);
+            let error = match (memory_refused, self.limits.max_memory_bytes) {
+                (Some(_), Some(limit)) => Error::MemoryCapReached {
+                    limit,
+                    detail: error.to_string(),
+                    fatal: true,
+                },
+                _ => error,
+            };
+            self.failure = Some(error.to_string());
+            return Err(error);
         }
         let reply = match self.guest.reply(&self.store) {
             Ok(reply) => reply,
@@ -208,6 +219,12 @@ impl App {
             self.console.emit(&self.name, &line);
         }
         if reply.ok {
+            if reply.outputs.len() > self.limits.max_output_bytes {
+                return Err(Error::OutputTooLarge {
+                    size: reply.outputs.len(),
+                    limit: self.limits.max_output_bytes,
+                });
+            }
             return take(reply.outputs);
         }
         let outputs = reply.outputs;
@@ -219,6 +236,16 @@ impl App {
                 reason: format!("unreadable error from guest: {e}"),
             },
         };
+        // JavaScript that could not get memory because of the cap: the app
+        // unwound cleanly and goes on, but say which limit it hit.
+        let error = match (memory_refused, self.limits.max_memory_bytes, error) {
+            (Some(_), Some(limit), Error::AppThrew { message, .. }) => Error::MemoryCapReached {
+                limit,
+                detail: message,
+                fatal: false,
+            },
+            (_, _, error) => error,
+        };
         if error.is_fatal() {
             self.failure = Some(error.to_string());
         }
@@ -227,6 +254,15 @@ impl App {
 
     /// Marks the app failed after a trap, keeping the guest's last words.
     fn crashed(&mut self, cause: wasmtime::Error) -> Error {
+        if let (Some(wasmtime::Trap::Interrupt), Some(deadline)) =
+            (cause.downcast_ref::<wasmtime::Trap>(), self.limits.deadline)
+        {
+            let error = Error::DeadlineExceeded {
+                limit_ms: deadline.as_millis() as u64,
+            };
+            self.failure = Some(error.to_string());
+            return error;
+        }
         let mut reason = match cause.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::StackOverflow) => format!(
                 "stack overflow: the app recursed deeper than the sandbox's {} MiB stack",

@@ -70,6 +70,24 @@ pub enum Error {
     #[error("runaway timers: more than {limit} timer callbacks at one instant")]
     TimerStorm { limit: u32 },
 
+    #[error("the app's response is {size} bytes, over the limit of {limit} bytes")]
+    OutputTooLarge { size: usize, limit: usize },
+
+    /// A call ran past its CPU deadline and was stopped mid-way. The app is
+    /// marked failed.
+    #[error("the app ran past its CPU deadline of {limit_ms} ms and was stopped")]
+    DeadlineExceeded { limit_ms: u64 },
+
+    /// The guest needed more linear memory than its cap allows. Fatal when
+    /// the guest itself could not continue; an app whose JavaScript merely
+    /// got an out-of-memory exception keeps running.
+    #[error("the app reached its linear memory cap of {limit} bytes: {detail}")]
+    MemoryCapReached {
+        limit: usize,
+        detail: String,
+        fatal: bool,
+    },
+
     /// The guest trapped (out of stack, a bug in the guest). The instance is
     /// marked failed: its memory may be inconsistent.
     #[error("the app's sandbox crashed: {reason}")]
@@ -98,7 +116,11 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Error::TimerStorm { .. } | Error::Crashed { .. } | Error::Failed { .. }
+            Error::TimerStorm { .. }
+                | Error::Crashed { .. }
+                | Error::Failed { .. }
+                | Error::DeadlineExceeded { .. }
+                | Error::MemoryCapReached { fatal: true, .. }
         )
     }
 }

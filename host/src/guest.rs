@@ -31,6 +31,10 @@ pub(crate) fn call<P: WasmParams + Sync, R: WasmResults + Sync>(
     store: &mut Store<StoreState>,
     params: P,
 ) -> Result<R> {
+    // Each call gets the app's whole CPU deadline, counted from now.
+    if let Some(ticks) = store.data().deadline_ticks {
+        store.set_epoch_deadline(ticks);
+    }
     run_to_completion(func.call_async(store, params))
 }
 

@@ -36,6 +36,24 @@ pub struct AppArgs {
     #[arg(long, default_value_t = Limits::default().max_event_bytes, value_name = "BYTES")]
     pub max_event_bytes: usize,
 
+    /// Largest response (one event's JSON array of outputs), in bytes.
+    #[arg(long, default_value_t = Limits::default().max_output_bytes, value_name = "BYTES")]
+    pub max_output_bytes: usize,
+
+    /// Cap on the sandbox's linear memory, in MiB (the guest needs ~10).
+    #[arg(long, value_name = "MIB")]
+    pub max_memory_mb: Option<usize>,
+
+    /// QuickJS heap limit, in MiB: past it the app gets an out-of-memory
+    /// exception.
+    #[arg(long, value_name = "MIB")]
+    pub js_memory_mb: Option<usize>,
+
+    /// CPU deadline per event, in ms: an app still running then is stopped
+    /// and marked failed.
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+
     /// QuickJS GC threshold in bytes: allocation volume between cycle collections.
     #[arg(long, default_value_t = AppConfig::default().gc_threshold, value_name = "BYTES")]
     pub gc_threshold: usize,
@@ -51,6 +69,16 @@ pub struct AppArgs {
 }
 
 impl AppArgs {
+    /// The runtime these options need: with epoch checks only when a CPU
+    /// deadline was asked for, since they slow every app down.
+    pub fn runtime(&self) -> anyhow::Result<elmbox::Runtime> {
+        Ok(if self.deadline_ms.is_some() {
+            elmbox::Runtime::with_deadlines()?
+        } else {
+            elmbox::Runtime::new()?
+        })
+    }
+
     /// Reads the app's source and builds its configuration.
     pub fn load_parts(&self) -> anyhow::Result<(Vec<u8>, AppConfig)> {
         let source = std::fs::read(&self.app)
@@ -82,6 +110,10 @@ impl AppArgs {
             max_stack_size: self.js_stack_bytes,
             limits: Limits {
                 max_event_bytes: self.max_event_bytes,
+                max_output_bytes: self.max_output_bytes,
+                max_memory_bytes: self.max_memory_mb.map(|mb| mb << 20),
+                js_memory_limit: self.js_memory_mb.map(|mb| mb << 20),
+                deadline: self.deadline_ms.map(std::time::Duration::from_millis),
                 ..Limits::default()
             },
             ..AppConfig::default()

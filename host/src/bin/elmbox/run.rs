@@ -4,7 +4,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::ExitCode;
 
 use clap::Args;
-use elmbox::{Error, Runtime};
+use elmbox::Error;
 use serde_json::Value;
 
 use crate::app_args::AppArgs;
@@ -35,7 +35,7 @@ enum Line {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (source, config) = args.app.load_parts()?;
-    let runtime = Runtime::new()?;
+    let runtime = args.app.runtime()?;
     let mut app = runtime.load(&source, config)?;
     if !app.startup_outputs().is_empty() {
         eprintln!(

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use elmbox::stats::process_rss_bytes;
-use elmbox::{DispatchMode, MemoryStats, Runtime, Trend};
+use elmbox::{DispatchMode, MemoryStats, Trend};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app_args::AppArgs;
@@ -92,7 +92,7 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
         config.name, config.gc_threshold
     );
     println!("Soaking {setting}");
-    let runtime = Runtime::new()?;
+    let runtime = args.app.runtime()?;
     let mut app = runtime.load(&source, config)?;
     let template: Vec<&str> = args.event.split("{i}").collect();
     let total = args.batches * args.batch_size;

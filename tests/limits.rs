@@ -1,0 +1,133 @@
+//! Per-app limits: each one, when broken, gives an error that names it, and
+//! every other app in the process keeps answering.
+
+use std::time::{Duration, Instant};
+
+use elmbox::{App, Error, Limits};
+use elmbox_tests::{config, deadline_runtime, elm_like, load, runtime};
+use serde_json::json;
+
+/// An app with a few ways to misbehave, chosen by the event.
+fn unruly_app() -> String {
+    elm_like(
+        "var subs = [];
+         function init() { return { ports: {
+           onEvent: { send: function (v) {
+             if (v === 'spin') { for (;;) {} }
+             if (v === 'hoard') { var h = []; for (;;) h.push(new Array(4096).fill(1)); }
+             if (v === 'shout') { subs.forEach(function (s) { s('x'.repeat(1 << 20)); }); return; }
+             subs.forEach(function (s) { s(v); });
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    )
+}
+
+fn with_limits(limits: Limits) -> App {
+    let runtime = if limits.deadline.is_some() {
+        deadline_runtime()
+    } else {
+        runtime()
+    };
+    runtime
+        .load(unruly_app(), config().0.limits(limits))
+        .unwrap()
+}
+
+fn neighbour_answers() {
+    let mut neighbour = load(unruly_app().as_bytes());
+    assert_eq!(neighbour.dispatch("hello").unwrap(), vec![json!("hello")]);
+}
+
+#[test]
+fn an_endless_loop_is_stopped_at_its_deadline() {
+    let mut app = with_limits(Limits {
+        deadline: Some(Duration::from_millis(100)),
+        ..Limits::default()
+    });
+    assert_eq!(app.dispatch("ok").unwrap(), vec![json!("ok")]);
+    let started = Instant::now();
+    let err = app.dispatch("spin").err().expect("stopped");
+    // A bound, not a timing: stopped, and long before anything would notice.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, Error::DeadlineExceeded { limit_ms: 100 }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("CPU deadline of 100 ms"), "{err}");
+    assert!(matches!(app.dispatch("ok"), Err(Error::Failed { .. })));
+    neighbour_answers();
+}
+
+#[test]
+fn allocation_without_end_stops_at_the_linear_memory_cap() {
+    let cap = 24 << 20;
+    let mut app = with_limits(Limits {
+        max_memory_bytes: Some(cap),
+        ..Limits::default()
+    });
+    let err = app.dispatch("hoard").err().expect("capped");
+    match &err {
+        Error::MemoryCapReached { limit, .. } => assert_eq!(*limit, cap),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("linear memory cap of 25165824 bytes"),
+        "{err}"
+    );
+    // The cap held whatever happened next.
+    if !err.is_fatal() {
+        assert!(app.memory().unwrap().linear_memory_bytes <= cap as u64);
+        assert_eq!(app.dispatch("after").unwrap(), vec![json!("after")]);
+    }
+    neighbour_answers();
+}
+
+#[test]
+fn a_response_over_the_output_limit_is_refused() {
+    let mut app = with_limits(Limits {
+        max_output_bytes: 64 << 10,
+        ..Limits::default()
+    });
+    let err = app.dispatch("shout").err().expect("too large");
+    assert!(
+        matches!(err, Error::OutputTooLarge { limit: 65536, size } if size > 1 << 20),
+        "{err:?}"
+    );
+    assert!(!err.is_fatal());
+    assert_eq!(app.dispatch("calm").unwrap(), vec![json!("calm")]);
+}
+
+#[test]
+fn a_deadline_does_not_touch_apps_that_keep_to_it() {
+    let mut app = with_limits(Limits {
+        deadline: Some(Duration::from_millis(500)),
+        ..Limits::default()
+    });
+    for i in 0..2_000 {
+        assert_eq!(
+            app.dispatch(format!("e{i}")).unwrap(),
+            vec![json!(format!("e{i}"))]
+        );
+    }
+}
+
+#[test]
+fn deadlines_need_a_runtime_that_supports_them() {
+    let limits = Limits {
+        deadline: Some(Duration::from_millis(10)),
+        ..Limits::default()
+    };
+    let err = runtime()
+        .load(unruly_app(), config().0.limits(limits))
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("Runtime::with_deadlines")),
+        "{err:?}"
+    );
+}
