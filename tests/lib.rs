@@ -6,7 +6,9 @@
 //! `ELMBOX_ELM_OUT` names a folder holding `counter.js`, `wordcount.js` and
 //! `timers.js` (`make elm` writes them where Elm's package server is reachable).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use elmbox::{App, AppConfig, Console, ConsoleLine, Runtime};
@@ -97,4 +99,45 @@ pub fn elmbox_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Path of a fixture assembled by `make fixtures`.
+pub fn fixture(name: &str) -> String {
+    let dir = std::env::var("ELMBOX_FIXTURES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures").to_string());
+    format!("{dir}/{name}.js")
+}
+
+/// Runs `program` with `args`, feeding it `stdin`; returns what it did.
+pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()));
+    let mut input = child.stdin.take().unwrap();
+    // A program that exits early may not read it all; that is its answer.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the `elmbox` binary.
+pub fn elmbox(args: &[&str], stdin: &[u8]) -> Output {
+    run_with_stdin(&elmbox_bin(), args, stdin)
+}
+
+/// Each stdout line parsed as JSON.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -4,11 +4,15 @@
 //! drift: the JSON load configuration, the JSON error record, the binary
 //! layouts of the reply and memory records, and the small codes in between.
 //! The guest's exports that use them are listed in `guest/src/lib.rs`.
+//! [`lines`] is the line protocol that `elmbox run` and a standalone module
+//! built by `elmbox build` both speak on stdin and stdout.
+
+pub mod lines;
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever an export, a record or a code below changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// `kind` argument of `elmbox_dispatch`: the event reaches the app as a string.
 pub const EVENT_TEXT: u32 = 0;
@@ -38,6 +42,28 @@ pub struct LoadConfig {
     pub same_instant_limit: u32,
     #[serde(default)]
     pub mode: DispatchMode,
+}
+
+/// What a standalone module (`elmbox build`) needs to serve the line
+/// protocol on its own, and what the host reads back from such a module
+/// (`elmbox_set_stdio`, `elmbox_stdio`): set once before the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StdioConfig {
+    /// The app's name in console lines and error messages.
+    pub name: String,
+    /// Events are parsed as JSON (`EVENT_JSON`) or passed as strings (`EVENT_TEXT`).
+    pub event_kind: u32,
+    /// Virtual milliseconds to advance after each event.
+    pub advance_ms: u64,
+    /// Longest event line accepted, in bytes.
+    pub max_event_bytes: u64,
+    /// Largest response (one event's JSON array), in bytes.
+    pub max_output_bytes: u64,
+    /// Whether the build fixed the clock's epoch. If not, a module's clock is
+    /// moved to the wall-clock time when it starts, so `Date.now()` is not
+    /// the time of the build.
+    pub fixed_epoch: bool,
 }
 
 /// How each event reaches the app. Only `Call` is elmbox's way; the others
@@ -104,11 +130,82 @@ pub enum GuestError {
     },
 }
 
+/// The message a standalone module prints for each error: the host's typed
+/// `elmbox::Error` says the same things with more context.
+impl std::fmt::Display for GuestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let listing = |f: &mut std::fmt::Formatter<'_>, what: &str, names: &[String]| {
+            if names.is_empty() {
+                write!(f, " (the app has no {what})")
+            } else {
+                write!(f, " (available {what}: {})", names.join(", "))
+            }
+        };
+        match self {
+            GuestError::BadConfig { message } => write!(f, "invalid configuration: {message}"),
+            GuestError::AlreadyLoaded => f.write_str("the app was already loaded"),
+            GuestError::NotLoaded => f.write_str("no app is loaded"),
+            GuestError::Syntax {
+                message,
+                line,
+                column,
+            } => write!(
+                f,
+                "syntax error at {}:{}: {message}",
+                line.map_or("?".into(), |l| l.to_string()),
+                column.map_or("?".into(), |c| c.to_string())
+            ),
+            GuestError::ScriptThrew(t) => write!(f, "the script threw while loading: {t}"),
+            GuestError::NotElm => f.write_str("the script defined no global `Elm` object"),
+            GuestError::ModuleNotFound { module, available } => {
+                write!(f, "module `{module}` not found in Elm output")?;
+                listing(f, "modules", available)
+            }
+            GuestError::PortNotFound {
+                port,
+                direction,
+                available,
+            } => {
+                write!(f, "{direction} port `{port}` not found")?;
+                listing(f, "ports", available)
+            }
+            GuestError::InitThrew(t) => write!(f, "init threw: {t}"),
+            GuestError::Threw(t) => write!(f, "the app threw: {t}"),
+            GuestError::EventNotUtf8 { valid_up_to } => write!(
+                f,
+                "event is not UTF-8 (first invalid byte at offset {valid_up_to})"
+            ),
+            GuestError::EventNotJson { message } => write!(f, "event is not valid JSON: {message}"),
+            GuestError::TimerStorm { limit } => write!(
+                f,
+                "runaway timers: more than {limit} timer callbacks at one instant"
+            ),
+        }
+    }
+}
+
+impl GuestError {
+    /// Whether the app can take no more events after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, GuestError::TimerStorm { .. })
+    }
+}
+
 /// A JavaScript exception, as much of it as could be read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Thrown {
     pub message: String,
     pub stack: Option<String>,
+}
+
+impl std::fmt::Display for Thrown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        match &self.stack {
+            Some(stack) if !stack.trim().is_empty() => write!(f, "\n{}", stack.trim_end()),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +257,22 @@ impl std::fmt::Display for Level {
             Level::Debug => "debug",
         })
     }
+}
+
+/// Decodes console frames (`level: u8, len: u32 LE, utf8 bytes`) into
+/// levels and text; a truncated frame ends the sequence.
+pub fn console_frames(mut frames: &[u8]) -> impl Iterator<Item = (Level, &str)> + '_ {
+    std::iter::from_fn(move || {
+        let (&level, rest) = frames.split_first()?;
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let text = rest.get(4..4 + len)?;
+        frames = &rest[4 + len..];
+        // The guest writes text from Rust strings: always UTF-8.
+        Some((
+            Level::from_byte(level),
+            std::str::from_utf8(text).unwrap_or(""),
+        ))
+    })
 }
 
 /// What a call hands back, at the fixed address `elmbox_reply` returns: seven
@@ -262,6 +375,41 @@ mod tests {
         let fields: Vec<u8> = (10i64..19).flat_map(|f| f.to_le_bytes()).collect();
         let memory = MemoryReport::from_le_bytes(&fields).unwrap();
         assert_eq!((memory.malloc_size, memory.clock_ms), (10, 18));
+    }
+
+    #[test]
+    fn console_frames_decode_and_stop_at_a_truncated_one() {
+        let mut frames = vec![Level::Warn as u8];
+        frames.extend_from_slice(&2u32.to_le_bytes());
+        frames.extend_from_slice(b"hi");
+        frames.push(Level::Error as u8);
+        frames.extend_from_slice(&9u32.to_le_bytes());
+        frames.extend_from_slice(b"short");
+        let decoded: Vec<_> = console_frames(&frames).collect();
+        assert_eq!(decoded, vec![(Level::Warn, "hi")]);
+    }
+
+    #[test]
+    fn errors_display_what_went_wrong() {
+        let e = GuestError::PortNotFound {
+            port: "p".into(),
+            direction: PortDirection::Incoming,
+            available: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "incoming port `p` not found (available ports: a, b)"
+        );
+        let e = GuestError::Threw(Thrown {
+            message: "Error: boom".into(),
+            stack: Some("    at f (app.js:3:9)\n".into()),
+        });
+        assert_eq!(
+            e.to_string(),
+            "the app threw: Error: boom\n    at f (app.js:3:9)"
+        );
+        assert!(GuestError::TimerStorm { limit: 3 }.is_fatal());
+        assert!(!e.is_fatal());
     }
 
     #[test]

@@ -13,9 +13,16 @@
 //! (0 ok, 1 error) and refreshes the reply: the JSON array of outgoing-port
 //! values, the console lines, and on failure a JSON error (`error::GuestError`).
 //!
+//! ## Standalone modules
+//! `elmbox build` loads an app into this module, records its line-protocol
+//! settings ([`elmbox_set_stdio`]) and snapshots the instance with Wizer,
+//! renaming [`elmbox_main`] to `_start`: the result is a WASI command that
+//! serves events on stdin with the app already evaluated and started.
+//!
 //! Modules: `session` (one loaded app and its event loop), `elm` (port glue),
-//! `timers` (virtual clock), `console`, `reply`, `error`; `native` runs the
-//! same engine without Wasm, for benchmarks.
+//! `timers` (virtual clock), `console`, `reply`, `error`, `standalone` (the
+//! line protocol on stdio); `native` runs the same engine without Wasm, for
+//! benchmarks.
 
 mod console;
 mod elm;
@@ -23,11 +30,12 @@ mod error;
 pub mod native;
 mod reply;
 mod session;
+mod standalone;
 mod timers;
 
 use std::cell::RefCell;
 
-use elmbox_abi::{LoadConfig, MemoryReport, ABI_VERSION, EVENT_JSON};
+use elmbox_abi::{LoadConfig, MemoryReport, StdioConfig, ABI_VERSION, EVENT_JSON};
 use error::GuestError;
 use session::{EventKind, Session};
 
@@ -132,7 +140,58 @@ pub extern "C" fn elmbox_collect_garbage() {
     })
 }
 
-fn with_session(f: impl FnOnce(&mut Session) -> Result<(), GuestError>) -> Result<(), GuestError> {
+/// Records how a standalone module serves stdio: the input buffer holds
+/// `len` bytes of JSON ([`StdioConfig`]). Called before the snapshot.
+#[no_mangle]
+pub extern "C" fn elmbox_set_stdio(len: u32) -> u32 {
+    reply::begin();
+    let config = INPUT.with_borrow(|input| {
+        serde_json::from_slice::<StdioConfig>(&input[..(len as usize).min(input.len())])
+            .map_err(|e| bad_config(&e.to_string()))
+    });
+    let result = config.map(standalone::configure);
+    release_input();
+    reply::finish(result)
+}
+
+/// Puts the standalone settings, as JSON, in the reply's outputs (`[{…}]`);
+/// fails with `NotLoaded` on a module that `elmbox build` did not make.
+#[no_mangle]
+pub extern "C" fn elmbox_stdio() -> u32 {
+    reply::begin();
+    let loaded = SESSION.with_borrow(Option::is_some);
+    let result = match standalone::config() {
+        Some(config) if loaded => {
+            reply::push_output(&serde_json::to_vec(&config).unwrap_or_default());
+            Ok(())
+        }
+        _ => Err(GuestError::NotLoaded),
+    };
+    reply::finish(result)
+}
+
+/// Sets the wall-clock time `Date.now()` reports at this virtual instant,
+/// for an app started from a snapshot taken at another time.
+#[no_mangle]
+pub extern "C" fn elmbox_set_clock(now_ms: f64) {
+    if now_ms.is_finite() {
+        timers::rebase(now_ms);
+    }
+}
+
+/// The standalone module's `_start` (renamed by `elmbox build`): serves the
+/// line protocol on stdio and exits with its status.
+#[no_mangle]
+pub extern "C" fn elmbox_main() {
+    let status = standalone::serve();
+    if status != 0 {
+        std::process::exit(status.into());
+    }
+}
+
+pub(crate) fn with_session(
+    f: impl FnOnce(&mut Session) -> Result<(), GuestError>,
+) -> Result<(), GuestError> {
     SESSION.with_borrow_mut(|s| s.as_mut().map_or(Err(GuestError::NotLoaded), f))
 }
 

@@ -33,7 +33,7 @@ impl NativeApp {
         };
         let result = self.session.dispatch(event, kind).map_err(describe);
         reply::finish::<GuestError>(Ok(()));
-        result.map(|()| reply::outputs())
+        result.map(|()| reply::last(|outputs, _| outputs.to_vec()))
     }
 
     /// QuickJS's allocated bytes.

@@ -99,11 +99,10 @@ pub fn finish<E: Serialize>(result: Result<(), E>) -> u32 {
     })
 }
 
-/// A copy of the last call's outputs (for native use, where the host cannot
-/// read guest memory).
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-pub fn outputs() -> Vec<u8> {
-    BUFFERS.with_borrow(|b| b.outputs.clone())
+/// The last call's outputs (a JSON array) and console frames, for callers
+/// inside the guest: the native engine and the standalone line protocol.
+pub fn last<R>(f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
+    BUFFERS.with_borrow(|b| f(&b.outputs, &b.console))
 }
 
 /// The address the host reads replies from; stable for the instance's life.

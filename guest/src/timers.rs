@@ -91,6 +91,12 @@ pub fn now_ms() -> f64 {
     CLOCK.with_borrow(|c| c.epoch_ms + c.now as f64)
 }
 
+/// Moves the epoch so that `Date.now()` reads `now_ms` at this virtual
+/// instant; timers keep their places, which count from load.
+pub fn rebase(now_ms: f64) {
+    CLOCK.with_borrow_mut(|c| c.epoch_ms = now_ms - c.now as f64);
+}
+
 /// Virtual milliseconds since load.
 pub fn elapsed() -> u64 {
     CLOCK.with_borrow(|c| c.now)

@@ -3,12 +3,14 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use elmbox_abi::{GuestError, LoadConfig, Thrown, EVENT_JSON, EVENT_TEXT};
+use elmbox_abi::{
+    console_frames, GuestError, LoadConfig, StdioConfig, Thrown, EVENT_JSON, EVENT_TEXT,
+};
 use serde_json::Value;
 use wasmtime::{Instance, Store};
 
 use crate::config::{AppConfig, EventFormat};
-use crate::console::{self, Console};
+use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::guest::{self, GuestExports};
 use crate::limits::Limits;
@@ -19,6 +21,7 @@ use crate::stats::MemoryStats;
 /// handles one event at a time, in order.
 pub struct App {
     store: Store<StoreState>,
+    instance: Instance,
     guest: GuestExports,
     name: String,
     module: String,
@@ -54,19 +57,49 @@ impl AppConfig {
     }
 }
 
+/// What the host keeps about an app besides its instance.
+pub(crate) struct AppSettings {
+    pub name: String,
+    pub module: String,
+    pub event_format: EventFormat,
+    pub limits: Limits,
+    pub console: Console,
+}
+
 impl App {
-    pub(crate) fn start(
+    /// Wraps a fresh instance of the guest (or of a snapshot of it).
+    pub(crate) fn attach(
         mut store: Store<StoreState>,
+        instance: Instance,
+        settings: AppSettings,
+    ) -> Result<App> {
+        let guest = GuestExports::bind(&mut store, &instance)?;
+        Ok(App {
+            store,
+            instance,
+            guest,
+            name: settings.name,
+            module: settings.module,
+            event_kind: match settings.event_format {
+                EventFormat::Text => EVENT_TEXT,
+                EventFormat::Json => EVENT_JSON,
+            },
+            limits: settings.limits,
+            console: settings.console,
+            failure: None,
+            startup_outputs: Vec::new(),
+        })
+    }
+
+    /// Attaches a fresh guest instance and loads the app into it: its
+    /// JavaScript evaluated once, `init` called, ports connected.
+    pub(crate) fn start(
+        store: Store<StoreState>,
         instance: Instance,
         source: &[u8],
         config: AppConfig,
     ) -> Result<App> {
-        let guest = GuestExports::bind(&mut store, &instance)?;
-        let epoch_ms = config.epoch_ms.unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_millis() as f64)
-        });
+        let epoch_ms = config.epoch_ms.unwrap_or_else(wall_clock_ms);
         if !epoch_ms.is_finite() {
             return Err(Error::Config(format!(
                 "epoch_ms must be finite, got {epoch_ms}"
@@ -75,21 +108,14 @@ impl App {
         let guest_config = config.guest_load_config(epoch_ms)?;
         let source_len = u32::try_from(source.len())
             .map_err(|_| Error::Config("the app's source is over 4 GiB".to_string()))?;
-
-        let mut app = App {
-            store,
-            guest,
+        let settings = AppSettings {
             name: config.name,
             module: config.module,
-            event_kind: match config.event_format {
-                EventFormat::Text => EVENT_TEXT,
-                EventFormat::Json => EVENT_JSON,
-            },
+            event_format: config.event_format,
             limits: config.limits,
             console: config.console,
-            failure: None,
-            startup_outputs: Vec::new(),
         };
+        let mut app = App::attach(store, instance, settings)?;
         app.guest
             .write_input(&mut app.store, &[&guest_config, source])?;
         let status = guest::call(
@@ -99,6 +125,42 @@ impl App {
         );
         app.startup_outputs = app.finish(status, parse_outputs)?;
         Ok(app)
+    }
+
+    /// Records the line-protocol settings a standalone module serves with.
+    pub(crate) fn set_stdio(&mut self, config: &StdioConfig) -> Result<()> {
+        let json = serde_json::to_vec(config).map_err(|e| Error::Config(e.to_string()))?;
+        if let Err(e) = self.guest.write_input(&mut self.store, &[&json]) {
+            return Err(self.crashed(e));
+        }
+        let status = guest::call(&self.guest.set_stdio, &mut self.store, json.len() as u32);
+        self.finish(status, |_| Ok(()))
+    }
+
+    /// The line-protocol settings of an app started from a snapshot; `None`
+    /// when the instance holds no app (a bare guest).
+    pub(crate) fn stdio(&mut self) -> Result<Option<StdioConfig>> {
+        let status = guest::call(&self.guest.stdio, &mut self.store, ());
+        match self.finish(status, |outputs| {
+            serde_json::from_slice::<[StdioConfig; 1]>(outputs).map_err(|e| Error::Crashed {
+                reason: format!("unreadable standalone settings: {e}"),
+            })
+        }) {
+            Ok([config]) => Ok(Some(config)),
+            Err(Error::Config(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets what `Date.now()` reads at the app's current virtual instant.
+    pub(crate) fn set_clock(&mut self, now_ms: f64) -> Result<()> {
+        let result = guest::call(&self.guest.set_clock, &mut self.store, now_ms);
+        result.map_err(|e| self.crashed(e))
+    }
+
+    /// The wasm store and instance, for snapshotting.
+    pub(crate) fn into_parts(self) -> (Store<StoreState>, Instance) {
+        (self.store, self.instance)
     }
 
     /// Sends one event to the app's incoming port and returns every value the
@@ -122,6 +184,16 @@ impl App {
         self.check_alive()?;
         let status = guest::call(&self.guest.advance, &mut self.store, ms as f64);
         self.finish(status, parse_outputs)
+    }
+
+    /// Like [`App::advance_time`], but returns the outputs as the JSON array
+    /// text the guest produced.
+    pub fn advance_time_json(&mut self, ms: u64) -> Result<String> {
+        self.check_alive()?;
+        let status = guest::call(&self.guest.advance, &mut self.store, ms as f64);
+        self.finish(status, |bytes| {
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        })
     }
 
     /// Linear memory and QuickJS heap figures for this app.
@@ -215,8 +287,8 @@ impl App {
             Ok(reply) => reply,
             Err(e) => return Err(self.crashed(e)),
         };
-        for line in console::decode(reply.console) {
-            self.console.emit(&self.name, &line);
+        for (level, text) in console_frames(reply.console) {
+            self.console.emit(&self.name, level, text);
         }
         if reply.ok {
             if reply.outputs.len() > self.limits.max_output_bytes {
@@ -284,6 +356,13 @@ impl App {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn wall_clock_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64)
 }
 
 fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {

@@ -43,8 +43,12 @@ impl Console {
         (console, lines)
     }
 
-    pub(crate) fn emit(&self, app: &str, line: &ConsoleLine) {
-        (self.0)(app, line)
+    pub(crate) fn emit(&self, app: &str, level: Level, text: &str) {
+        let line = ConsoleLine {
+            level,
+            text: text.to_string(),
+        };
+        (self.0)(app, &line)
     }
 }
 
@@ -58,18 +62,4 @@ impl fmt::Debug for Console {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Console")
     }
-}
-
-/// Decodes the guest's console frames: `level: u8, len: u32 LE, utf8 bytes`.
-pub(crate) fn decode(mut frames: &[u8]) -> impl Iterator<Item = ConsoleLine> + '_ {
-    std::iter::from_fn(move || {
-        let (&level, rest) = frames.split_first()?;
-        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let text = rest.get(4..4 + len)?;
-        frames = &rest[4 + len..];
-        Some(ConsoleLine {
-            level: Level::from_byte(level),
-            text: String::from_utf8_lossy(text).into_owned(),
-        })
-    })
 }

@@ -97,6 +97,10 @@ pub enum Error {
     #[error("the app failed earlier and takes no more events: {reason}")]
     Failed { reason: String },
 
+    /// A module given as a pre-initialised app that is not one.
+    #[error("not an app module made by `elmbox build`: {reason}")]
+    BadModule { reason: String },
+
     #[error("invalid configuration: {0}")]
     Config(String),
 

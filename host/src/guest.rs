@@ -46,6 +46,9 @@ pub(crate) struct GuestExports {
     pub(crate) advance: TypedFunc<f64, u32>,
     memory_report: TypedFunc<(), u32>,
     pub(crate) collect_garbage: TypedFunc<(), ()>,
+    pub(crate) set_stdio: TypedFunc<u32, u32>,
+    pub(crate) stdio: TypedFunc<(), u32>,
+    pub(crate) set_clock: TypedFunc<f64, ()>,
     reply_at: usize,
 }
 
@@ -54,7 +57,7 @@ pub(crate) struct Reply<'a> {
     pub ok: bool,
     /// A JSON array of the outgoing-port values.
     pub outputs: &'a [u8],
-    /// Console frames (see `console::decode`).
+    /// Console frames (see `elmbox_abi::console_frames`).
     pub console: &'a [u8],
     /// A JSON `GuestError` when `ok` is false.
     pub error: &'a [u8],
@@ -85,6 +88,9 @@ impl GuestExports {
             advance: instance.get_typed_func(&mut *store, "elmbox_advance")?,
             memory_report: instance.get_typed_func(&mut *store, "elmbox_memory")?,
             collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
+            set_stdio: instance.get_typed_func(&mut *store, "elmbox_set_stdio")?,
+            stdio: instance.get_typed_func(&mut *store, "elmbox_stdio")?,
+            set_clock: instance.get_typed_func(&mut *store, "elmbox_set_clock")?,
             reply_at,
         })
     }

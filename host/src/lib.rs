@@ -18,23 +18,33 @@
 //! # Ok(()) }
 //! ```
 //!
+//! An app can also be pre-initialised: [`Runtime::build`] snapshots it
+//! into a standalone module (a WASI command, see `elmbox build`), and
+//! [`Runtime::image`] loads such a module as an [`AppImage`] whose instances
+//! start with the app already running, evaluating no JavaScript.
+//!
 //! Modules: [`runtime`] (engine and compiled guest), [`app`] (one loaded
-//! app), [`config`] and [`limits`] (how to start it), [`console`], [`stats`]
-//! (memory figures and the bounded-memory verdict), [`error`].
+//! app), [`snapshot`] and [`image`] (pre-initialised apps), [`config`] and
+//! [`limits`] (how to start it), [`console`], [`stats`] (memory figures and
+//! the bounded-memory verdict), [`error`].
 
 pub mod app;
 pub mod config;
 pub mod console;
 pub mod error;
 mod guest;
+pub mod image;
 pub mod limits;
 pub mod runtime;
+pub mod snapshot;
 pub mod stats;
 
 pub use app::App;
 pub use config::{AppConfig, DispatchMode, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
 pub use error::{Error, PortDirection, Result};
+pub use image::AppImage;
 pub use limits::Limits;
 pub use runtime::Runtime;
+pub use snapshot::BuildOptions;
 pub use stats::{MemoryStats, Trend};

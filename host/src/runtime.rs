@@ -8,6 +8,7 @@
 //! the wasm stack: it must be deep enough for real Elm code (`List.foldr`
 //! recurses 500 levels before switching strategy) whatever thread calls us.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder};
@@ -18,7 +19,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::app::App;
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
-use crate::limits::CapLimiter;
+use crate::limits::{CapLimiter, Limits};
+use crate::snapshot::Instrumented;
 
 /// The guest module, built by `make guest` and embedded at compile time.
 pub static GUEST_WASM: &[u8] = include_bytes!(env!("ELMBOX_GUEST_WASM_PATH"));
@@ -50,10 +52,14 @@ pub(crate) struct StoreState {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
+    linker: Linker<StoreState>,
     pre: InstancePre<StoreState>,
     deadlines: bool,
     /// The guest's linear memory at instantiation, the floor of any cap.
     initial_memory_bytes: usize,
+    /// The guest instrumented for snapshots, compiled on first use
+    /// (`elmbox build`, [`Runtime::snapshot`]).
+    instrumented: Arc<OnceLock<Arc<Instrumented>>>,
 }
 
 impl Runtime {
@@ -94,10 +100,25 @@ impl Runtime {
         let pre = linker.instantiate_pre(&module)?;
         Ok(Runtime {
             engine,
+            linker,
             pre,
             deadlines,
             initial_memory_bytes,
+            instrumented: Arc::default(),
         })
+    }
+
+    /// The guest instrumented for Wizer snapshots, compiled once per runtime.
+    pub(crate) fn instrumented(&self) -> Result<Arc<Instrumented>> {
+        if let Some(done) = self.instrumented.get() {
+            return Ok(done.clone());
+        }
+        let made = Arc::new(Instrumented::new(&self.engine, &self.linker)?);
+        Ok(self.instrumented.get_or_init(|| made).clone())
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<StoreState> {
+        &self.linker
     }
 
     pub fn engine(&self) -> &Engine {
@@ -107,21 +128,29 @@ impl Runtime {
     /// Starts one app from its JavaScript (the output of `elm make`): a fresh
     /// sandbox, the script evaluated once, `init` called, ports connected.
     pub fn load(&self, source: impl AsRef<[u8]>, config: AppConfig) -> Result<App> {
+        let mut store = self.new_store(&config.limits)?;
+        let instance = crate::guest::run_to_completion(self.pre.instantiate_async(&mut store))?;
+        App::start(store, instance, source.as_ref(), config)
+    }
+
+    /// A store for one app: WASI with nothing of the host visible, the
+    /// app's memory cap and CPU deadline.
+    pub(crate) fn new_store(&self, limits: &Limits) -> Result<Store<StoreState>> {
         let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPACITY);
         // No arguments, environment, files or sockets: the app sees nothing
         // of the host but the clock and random numbers.
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build_p1();
-        let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(false);
-        if let Some(bytes) = config.limits.max_memory_bytes {
+        let mut store_limits = StoreLimitsBuilder::new().trap_on_grow_failure(false);
+        if let Some(bytes) = limits.max_memory_bytes {
             if bytes < self.initial_memory_bytes {
                 return Err(Error::Config(format!(
                     "a linear memory cap of {bytes} bytes is below the guest's initial {} bytes",
                     self.initial_memory_bytes
                 )));
             }
-            limits = limits.memory_size(bytes);
+            store_limits = store_limits.memory_size(bytes);
         }
-        let deadline_ticks = match (config.limits.deadline, self.deadlines) {
+        let deadline_ticks = match (limits.deadline, self.deadlines) {
             // One extra tick: the deadline may start just before a tick.
             (Some(d), true) => Some((d.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1),
             (Some(_), false) => {
@@ -137,7 +166,7 @@ impl Runtime {
             wasi,
             stderr,
             limits: CapLimiter {
-                inner: limits.build(),
+                inner: store_limits.build(),
                 memory_refused: None,
             },
             deadline_ticks,
@@ -148,8 +177,7 @@ impl Runtime {
             store.epoch_deadline_trap();
             store.set_epoch_deadline(ticks);
         }
-        let instance = crate::guest::run_to_completion(self.pre.instantiate_async(&mut store))?;
-        App::start(store, instance, source.as_ref(), config)
+        Ok(store)
     }
 }
 

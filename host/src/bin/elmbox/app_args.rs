@@ -1,28 +1,33 @@
-//! Options shared by every subcommand that loads an app.
+//! Options shared by every subcommand that loads an app, and opening the
+//! app: JavaScript from `elm make`, or a module from `elmbox build`.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
-use elmbox::{AppConfig, EventFormat, Limits};
+use elmbox::{App, AppConfig, DispatchMode, EventFormat, Limits, Runtime};
 
+/// What the app is and how it starts. For a module made by `elmbox build`
+/// all of these were fixed at build time, except the size limits.
 #[derive(Args)]
 pub struct AppArgs {
-    /// The app: JavaScript produced by `elm make` for a `Platform.worker`.
-    #[arg(value_name = "APP.js")]
+    /// The app: JavaScript produced by `elm make` for a `Platform.worker`, or
+    /// a module made by `elmbox build`.
+    #[arg(value_name = "APP")]
     pub app: PathBuf,
 
-    /// Elm module whose `init` starts the app (dotted for nested modules).
-    #[arg(long, default_value = "Main", value_name = "NAME")]
-    pub module: String,
+    /// Elm module whose `init` starts the app (dotted for nested modules)
+    /// [default: Main].
+    #[arg(long, value_name = "NAME")]
+    pub module: Option<String>,
 
-    /// Incoming port the events are sent to.
-    #[arg(long, default_value = "onEvent", value_name = "NAME")]
-    pub in_port: String,
+    /// Incoming port the events are sent to [default: onEvent].
+    #[arg(long, value_name = "NAME")]
+    pub in_port: Option<String>,
 
-    /// Outgoing port whose values are collected as responses.
-    #[arg(long, default_value = "respond", value_name = "NAME")]
-    pub out_port: String,
+    /// Outgoing port whose values are collected as responses [default: respond].
+    #[arg(long, value_name = "NAME")]
+    pub out_port: Option<String>,
 
     /// Flags for `init`, as JSON.
     #[arg(long, value_name = "JSON")]
@@ -32,57 +37,95 @@ pub struct AppArgs {
     #[arg(long)]
     pub json_events: bool,
 
-    /// Largest event accepted, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_event_bytes, value_name = "BYTES")]
-    pub max_event_bytes: usize,
+    /// Largest event accepted, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub max_event_bytes: Option<usize>,
 
-    /// Largest response (one event's JSON array of outputs), in bytes.
-    #[arg(long, default_value_t = Limits::default().max_output_bytes, value_name = "BYTES")]
-    pub max_output_bytes: usize,
-
-    /// Cap on the sandbox's linear memory, in MiB (the guest needs ~10).
-    #[arg(long, value_name = "MIB")]
-    pub max_memory_mb: Option<usize>,
+    /// Largest response (one event's JSON array of outputs), in bytes
+    /// [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub max_output_bytes: Option<usize>,
 
     /// QuickJS heap limit, in MiB: past it the app gets an out-of-memory
     /// exception.
     #[arg(long, value_name = "MIB")]
     pub js_memory_mb: Option<usize>,
 
-    /// CPU deadline per event, in ms: an app still running then is stopped
-    /// and marked failed.
-    #[arg(long, value_name = "MS")]
-    pub deadline_ms: Option<u64>,
-
-    /// QuickJS GC threshold in bytes: allocation volume between cycle collections.
-    #[arg(long, default_value_t = AppConfig::default().gc_threshold, value_name = "BYTES")]
-    pub gc_threshold: usize,
+    /// QuickJS GC threshold in bytes: allocation volume between cycle
+    /// collections [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub gc_threshold: Option<usize>,
 
     /// QuickJS's JavaScript stack limit in bytes; deeper recursion throws a
-    /// RangeError inside the app.
-    #[arg(long, default_value_t = AppConfig::default().max_stack_size, value_name = "BYTES")]
-    pub js_stack_bytes: usize,
+    /// RangeError inside the app [default: 262144].
+    #[arg(long, value_name = "BYTES")]
+    pub js_stack_bytes: Option<usize>,
 
     /// Start of the virtual clock, in ms since the Unix epoch (default: now).
     #[arg(long, value_name = "MS")]
     pub epoch_ms: Option<f64>,
 }
 
-impl AppArgs {
+/// Bounds the host puts on the sandbox, for a loaded app or a built module.
+#[derive(Args)]
+pub struct SandboxArgs {
+    /// Cap on the sandbox's linear memory, in MiB (the guest needs ~10).
+    #[arg(long, value_name = "MIB")]
+    pub max_memory_mb: Option<usize>,
+
+    /// CPU deadline per event, in ms: an app still running then is stopped
+    /// and marked failed.
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+}
+
+/// The app file, by what it holds.
+pub enum AppFile {
+    JavaScript(Vec<u8>),
+    Module(Vec<u8>),
+}
+
+/// Where an opened app came from.
+pub enum Origin {
+    /// Loaded from JavaScript with this configuration.
+    Source(AppConfig),
+    /// Instantiated from a built module, whose own stdio loop advances the
+    /// clock by `advance_ms` per event.
+    Module { advance_ms: u64 },
+}
+
+impl SandboxArgs {
     /// The runtime these options need: with epoch checks only when a CPU
     /// deadline was asked for, since they slow every app down.
-    pub fn runtime(&self) -> anyhow::Result<elmbox::Runtime> {
+    pub fn runtime(&self) -> anyhow::Result<Runtime> {
         Ok(if self.deadline_ms.is_some() {
-            elmbox::Runtime::with_deadlines()?
+            Runtime::with_deadlines()?
         } else {
-            elmbox::Runtime::new()?
+            Runtime::new()?
         })
     }
 
-    /// Reads the app's source and builds its configuration.
-    pub fn load_parts(&self) -> anyhow::Result<(Vec<u8>, AppConfig)> {
-        let source = std::fs::read(&self.app)
+    fn apply(&self, limits: &mut Limits) {
+        limits.max_memory_bytes = self.max_memory_mb.map(|mb| mb << 20);
+        limits.deadline = self.deadline_ms.map(std::time::Duration::from_millis);
+    }
+}
+
+impl AppArgs {
+    /// Reads the app file; a WebAssembly module starts with `\0asm`.
+    pub fn read(&self) -> anyhow::Result<AppFile> {
+        let bytes = std::fs::read(&self.app)
             .with_context(|| format!("cannot read {}", self.app.display()))?;
+        Ok(if bytes.starts_with(b"\0asm") {
+            AppFile::Module(bytes)
+        } else {
+            AppFile::JavaScript(bytes)
+        })
+    }
+
+    /// The configuration for loading the app from JavaScript.
+    pub fn config(&self) -> anyhow::Result<AppConfig> {
+        let defaults = AppConfig::default();
         let flags = match &self.flags {
             Some(text) => Some(
                 serde_json::from_str(text)
@@ -94,11 +137,11 @@ impl AppArgs {
             .app
             .file_name()
             .map_or_else(|| "app.js".into(), |n| n.to_string_lossy().into_owned());
-        let config = AppConfig {
+        Ok(AppConfig {
             name,
-            module: self.module.clone(),
-            in_port: self.in_port.clone(),
-            out_port: self.out_port.clone(),
+            module: self.module.clone().unwrap_or(defaults.module),
+            in_port: self.in_port.clone().unwrap_or(defaults.in_port),
+            out_port: self.out_port.clone().unwrap_or(defaults.out_port),
             flags,
             event_format: if self.json_events {
                 EventFormat::Json
@@ -106,18 +149,86 @@ impl AppArgs {
                 EventFormat::Text
             },
             epoch_ms: self.epoch_ms,
-            gc_threshold: self.gc_threshold,
-            max_stack_size: self.js_stack_bytes,
-            limits: Limits {
-                max_event_bytes: self.max_event_bytes,
-                max_output_bytes: self.max_output_bytes,
-                max_memory_bytes: self.max_memory_mb.map(|mb| mb << 20),
-                js_memory_limit: self.js_memory_mb.map(|mb| mb << 20),
-                deadline: self.deadline_ms.map(std::time::Duration::from_millis),
-                ..Limits::default()
-            },
-            ..AppConfig::default()
-        };
-        Ok((source, config))
+            gc_threshold: self.gc_threshold.unwrap_or(defaults.gc_threshold),
+            max_stack_size: self.js_stack_bytes.unwrap_or(defaults.max_stack_size),
+            limits: self.size_limits(defaults.limits),
+            ..defaults
+        })
+    }
+
+    fn size_limits(&self, mut limits: Limits) -> Limits {
+        if let Some(bytes) = self.max_event_bytes {
+            limits.max_event_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_output_bytes {
+            limits.max_output_bytes = bytes;
+        }
+        if let Some(mb) = self.js_memory_mb {
+            limits.js_memory_limit = Some(mb << 20);
+        }
+        limits
+    }
+
+    /// Opens the app in its own sandbox: loads JavaScript (in `mode`), or
+    /// instantiates a built module (call mode only).
+    pub fn open(&self, sandbox: &SandboxArgs, mode: DispatchMode) -> anyhow::Result<(App, Origin)> {
+        let runtime = sandbox.runtime()?;
+        match self.read()? {
+            AppFile::JavaScript(source) => {
+                let mut config = self.config()?;
+                config.dispatch_mode = mode;
+                sandbox.apply(&mut config.limits);
+                let app = runtime.load(&source, config.clone())?;
+                Ok((app, Origin::Source(config)))
+            }
+            AppFile::Module(wasm) => {
+                self.refuse_build_options()?;
+                if mode != DispatchMode::Call {
+                    bail!(
+                        "{} is a built module: it holds the app already loaded, so only call \
+                         mode applies (eval and reload need the app's JavaScript)",
+                        self.app.display()
+                    );
+                }
+                let image = runtime
+                    .image(&wasm)
+                    .with_context(|| format!("cannot load {}", self.app.display()))?;
+                let mut limits = self.size_limits(image.current_limits().clone());
+                sandbox.apply(&mut limits);
+                let advance_ms = image.advance_ms();
+                let app = image.limits(limits).instantiate()?;
+                Ok((app, Origin::Module { advance_ms }))
+            }
+        }
+    }
+
+    /// A built module fixed these when it was made; saying them again for
+    /// one would silently not apply, so it is an error.
+    fn refuse_build_options(&self) -> anyhow::Result<()> {
+        let given: Vec<&str> = [
+            ("--module", self.module.is_some()),
+            ("--in-port", self.in_port.is_some()),
+            ("--out-port", self.out_port.is_some()),
+            ("--flags", self.flags.is_some()),
+            ("--json-events", self.json_events),
+            ("--js-memory-mb", self.js_memory_mb.is_some()),
+            ("--gc-threshold", self.gc_threshold.is_some()),
+            ("--js-stack-bytes", self.js_stack_bytes.is_some()),
+            ("--epoch-ms", self.epoch_ms.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{} is a built module: {} {} fixed when it was built; pass {} to `elmbox build` \
+                 instead",
+                self.app.display(),
+                given.join(", "),
+                if given.len() == 1 { "was" } else { "were" },
+                if given.len() == 1 { "it" } else { "them" },
+            );
+        }
+        Ok(())
     }
 }

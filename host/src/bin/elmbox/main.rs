@@ -1,8 +1,10 @@
-//! The `elmbox` command: `run` an Elm app on stdin events, `soak` it with
-//! millions of generated events while watching memory, and `chart` the
-//! memory reports of several soaks side by side.
+//! The `elmbox` command: `run` an Elm app on stdin events, `build` it into a
+//! standalone pre-initialised module, `soak` it with millions of generated
+//! events while watching memory, and `chart` the memory reports of several
+//! soaks side by side.
 
 mod app_args;
+mod build;
 mod chart;
 mod chart_cmd;
 mod run;
@@ -31,6 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Build(build::BuildArgs),
     Soak(soak::SoakArgs),
     Chart(chart_cmd::ChartArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Build(args) => build::build(args),
         Command::Soak(args) => soak::soak(args),
         Command::Chart(args) => chart_cmd::chart(args),
     };

@@ -1,17 +1,21 @@
-//! `elmbox run`: one event per stdin line, one JSON array per stdout line.
+//! `elmbox run`: one event per stdin line, one JSON array per stdout line
+//! (the line protocol of `elmbox_abi::lines`).
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::process::ExitCode;
 
 use clap::Args;
-use elmbox::Error;
+use elmbox::{DispatchMode, Error};
+use elmbox_abi::lines::{self, Line, EXIT_APP_FAILED, EXIT_SOME_FAILED};
 use serde_json::Value;
 
-use crate::app_args::AppArgs;
+use crate::app_args::{AppArgs, Origin, SandboxArgs};
 
 /// Feed events from stdin, one per line, and print, for each, one line on
 /// stdout: the JSON array of the values the app sent on its outgoing port.
 ///
+/// APP is the JavaScript of `elm make`, or a module made by `elmbox build`
+/// (which answers exactly as its JavaScript would, without evaluating it).
 /// App console output and errors go to stderr. Exit status: 0 when every
 /// event was handled, 1 when some event failed (the app kept going), 2 when
 /// the app could not be loaded, 3 when the app failed and stopped taking
@@ -21,22 +25,23 @@ pub struct RunArgs {
     #[command(flatten)]
     app: AppArgs,
 
-    /// Advance the virtual clock by MS after each event; what timers send
-    /// then is part of that event's line.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    advance_ms: u64,
-}
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 
-/// One line of input, or the size of a line too long to keep.
-enum Line {
-    Event,
-    TooLong(usize),
+    /// Advance the virtual clock by MS after each event; what timers send
+    /// then is part of that event's line [default: 0, or what `elmbox build
+    /// --advance-ms` set for a built module].
+    #[arg(long, value_name = "MS")]
+    advance_ms: Option<u64>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (source, config) = args.app.load_parts()?;
-    let runtime = args.app.runtime()?;
-    let mut app = runtime.load(&source, config)?;
+    let (mut app, origin) = args.app.open(&args.sandbox, DispatchMode::Call)?;
+    let advance_ms = match (args.advance_ms, origin) {
+        (Some(ms), _) => ms,
+        (None, Origin::Module { advance_ms }) => advance_ms,
+        (None, Origin::Source(_)) => 0,
+    };
     if !app.startup_outputs().is_empty() {
         eprintln!(
             "elmbox: sent while starting: {}",
@@ -49,14 +54,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut output = BufWriter::new(io::stdout().lock());
     let mut line = Vec::new();
     let (mut number, mut failed) = (0u64, 0u64);
-    while let Some(kind) = read_line(&mut input, &mut line, limit)? {
+    while let Some(kind) = lines::read_line(&mut input, &mut line, limit)? {
         number += 1;
         let result = match kind {
             Line::TooLong(size) => Err(Error::EventTooLarge { size, limit }),
-            Line::Event if args.advance_ms == 0 => app.dispatch_json(&line),
-            Line::Event => app.dispatch(&line).and_then(|mut values| {
-                values.extend(app.advance_time(args.advance_ms)?);
-                Ok(Value::from(values).to_string())
+            Line::Event => app.dispatch_json(&line).and_then(|sent| {
+                if advance_ms == 0 {
+                    return Ok(sent);
+                }
+                match app.advance_time_json(advance_ms) {
+                    Ok(later) => Ok(join_arrays(sent, &later)),
+                    // What the event sent still belongs on its line.
+                    Err(Error::AppThrew {
+                        message,
+                        stack,
+                        outputs,
+                    }) => {
+                        let mut values: Vec<Value> =
+                            serde_json::from_str(&sent).unwrap_or_default();
+                        values.extend(outputs);
+                        Err(Error::AppThrew {
+                            message,
+                            stack,
+                            outputs: values,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }),
         };
         match result {
@@ -73,7 +97,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("elmbox: event {number}: {error}");
                 if error.is_fatal() {
                     eprintln!("elmbox: the app failed; events after {number} were not handled");
-                    return Ok(ExitCode::from(3));
+                    return Ok(ExitCode::from(EXIT_APP_FAILED));
                 }
             }
         }
@@ -85,99 +109,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     output.flush()?;
     Ok(if failed > 0 {
-        ExitCode::from(1)
+        ExitCode::from(EXIT_SOME_FAILED)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// Reads one `\n`-terminated line (without `\n` or `\r\n`) into `line`,
-/// never holding more than `limit` + 1 bytes of it: longer lines are skipped
-/// and reported with their size. `None` at end of input.
-fn read_line(
-    input: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    limit: usize,
-) -> io::Result<Option<Line>> {
-    line.clear();
-    let read = input
-        .by_ref()
-        .take(limit as u64 + 2)
-        .read_until(b'\n', line)?;
-    if read == 0 {
-        return Ok(None);
+/// `[a,b]` and `[c]` as `[a,b,c]`, keeping the app's JSON text as it is
+/// (parsing and printing again could change how numbers are written).
+fn join_arrays(mut first: String, second: &str) -> String {
+    let rest = second.trim().trim_start_matches('[');
+    if rest.trim_start().starts_with(']') {
+        return first;
     }
-    let complete = line.last() == Some(&b'\n');
-    if complete {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
+    if first.trim() == "[]" {
+        return second.to_string();
     }
-    if line.len() <= limit {
-        return Ok(Some(Line::Event));
-    }
-    // Over the limit: skip to the end of the line, counting its size.
-    let mut size = line.len();
-    if !complete {
-        loop {
-            let chunk = input.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            match chunk.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    size += i;
-                    input.consume(i + 1);
-                    break;
-                }
-                None => {
-                    let n = chunk.len();
-                    size += n;
-                    input.consume(n);
-                }
-            }
-        }
-    }
-    line.clear();
-    Ok(Some(Line::TooLong(size)))
+    first.truncate(first.trim_end().len() - 1);
+    first.push(',');
+    first.push_str(rest);
+    first
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn lines(input: &[u8], limit: usize) -> Vec<Result<String, usize>> {
-        let mut reader = BufReader::with_capacity(4, input);
-        let mut line = Vec::new();
-        let mut out = Vec::new();
-        while let Some(kind) = read_line(&mut reader, &mut line, limit).unwrap() {
-            out.push(match kind {
-                Line::Event => Ok(String::from_utf8(line.clone()).unwrap()),
-                Line::TooLong(n) => Err(n),
-            });
-        }
-        out
-    }
+    use super::join_arrays;
 
     #[test]
-    fn splits_lines_and_strips_crlf() {
-        assert_eq!(
-            lines(b"a\r\nbb\n\nccc", 10),
-            vec![
-                Ok("a".into()),
-                Ok("bb".into()),
-                Ok("".into()),
-                Ok("ccc".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn skips_overlong_lines_whole() {
-        assert_eq!(
-            lines(b"ok\n0123456789abcdef\nnext\n0123456789", 5),
-            vec![Ok("ok".into()), Err(16), Ok("next".into()), Err(10)]
-        );
+    fn joins_json_arrays_as_text() {
+        assert_eq!(join_arrays("[1,2]".into(), "[3]"), "[1,2,3]");
+        assert_eq!(join_arrays("[]".into(), "[{\"a\":1e21}]"), "[{\"a\":1e21}]");
+        assert_eq!(join_arrays("[1]".into(), "[]"), "[1]");
+        assert_eq!(join_arrays("[]".into(), "[]"), "[]");
     }
 }

@@ -11,7 +11,7 @@ use elmbox::stats::process_rss_bytes;
 use elmbox::{DispatchMode, MemoryStats, Trend};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app_args::AppArgs;
+use crate::app_args::{AppArgs, Origin, SandboxArgs};
 use crate::chart::{self, BatchRow, Panel};
 
 /// Dispatch batches of generated events to one loaded app and report time
@@ -22,6 +22,9 @@ use crate::chart::{self, BatchRow, Panel};
 pub struct SoakArgs {
     #[command(flatten)]
     app: AppArgs,
+
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 
     /// How each event reaches the app: `call` is elmbox's way; `eval` and
     /// `reload` reproduce the anti-patterns it replaces, for comparison.
@@ -80,20 +83,18 @@ impl From<Mode> for DispatchMode {
 const MB: f64 = 1024.0 * 1024.0;
 
 pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
-    let (source, mut config) = args.app.load_parts()?;
-    config.dispatch_mode = args.mode.into();
     let mode = args
         .mode
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    let setting = format!(
-        "{} in {mode} mode, QuickJS GC threshold {} bytes",
-        config.name, config.gc_threshold
-    );
+    let (mut app, origin) = args.app.open(&args.sandbox, args.mode.into())?;
+    let gc = match origin {
+        Origin::Source(config) => format!("{} bytes", config.gc_threshold),
+        Origin::Module { .. } => "as built".to_string(),
+    };
+    let setting = format!("{} in {mode} mode, QuickJS GC threshold {gc}", app.name());
     println!("Soaking {setting}");
-    let runtime = args.app.runtime()?;
-    let mut app = runtime.load(&source, config)?;
     let template: Vec<&str> = args.event.split("{i}").collect();
     let total = args.batches * args.batch_size;
 
