@@ -18,6 +18,11 @@ use anyhow::{bail, Context};
 use elmbox::{AppConfig, Console, DispatchMode, Runtime, Trend};
 use elmbox_guest::native::NativeApp;
 
+mod modules;
+
+/// The smallest app in the shape of Elm output.
+const EMPTY_APP: &[u8] = b"this.Elm = { Main: { init: function () { return { ports: { onEvent: { send: function () {} }, respond: { subscribe: function () {} } } }; } } };";
+
 const EVENTS: usize = 100_000;
 const WARMUP: usize = 5_000;
 
@@ -101,11 +106,8 @@ fn main() -> anyhow::Result<()> {
 
     writeln!(doc, "\n## Start-up\n")?;
     let counter = std::fs::read(fixtures(&root).join("counter.js"))?;
-    let empty = b"this.Elm = { Main: { init: function () { return { ports: { onEvent: { send: function () {} }, respond: { subscribe: function () {} } } }; } } };";
     let cold = median_time(15, || runtime.load(&counter, quiet_config()).map(drop))?;
-    let bare = median_time(50, || {
-        runtime.load(empty.as_slice(), quiet_config()).map(drop)
-    })?;
+    let bare = median_time(50, || runtime.load(EMPTY_APP, quiet_config()).map(drop))?;
     let native_cold = median_time(15, || {
         NativeApp::load(&native_config()?, &counter)
             .map(drop)
@@ -241,6 +243,10 @@ fn main() -> anyhow::Result<()> {
     for (name, rate) in variants {
         writeln!(doc, "| {name} | {rate:.0} | {:.2} |", rate / default_rate)?;
     }
+
+    writeln!(doc, "\n## Pre-initialised modules (`elmbox build`)\n")?;
+    eprintln!("bench: pre-initialised modules");
+    doc.push_str(&modules::section(&root, &runtime)?);
 
     if let Some(soak) = demo_summary(&root)? {
         writeln!(doc, "\n## The soak (`make demo`)\n")?;

@@ -67,13 +67,15 @@ pub(crate) struct AppSettings {
 }
 
 impl App {
-    /// Wraps a fresh instance of the guest (or of a snapshot of it).
+    /// Wraps a fresh instance of the guest (or of a snapshot of it); see
+    /// [`GuestExports::bind`] for `known_reply_at`.
     pub(crate) fn attach(
         mut store: Store<StoreState>,
         instance: Instance,
         settings: AppSettings,
+        known_reply_at: Option<usize>,
     ) -> Result<App> {
-        let guest = GuestExports::bind(&mut store, &instance)?;
+        let guest = GuestExports::bind(&mut store, &instance, known_reply_at)?;
         Ok(App {
             store,
             instance,
@@ -115,7 +117,7 @@ impl App {
             limits: config.limits,
             console: config.console,
         };
-        let mut app = App::attach(store, instance, settings)?;
+        let mut app = App::attach(store, instance, settings, None)?;
         app.guest
             .write_input(&mut app.store, &[&guest_config, source])?;
         let status = guest::call(
@@ -156,6 +158,12 @@ impl App {
     pub(crate) fn set_clock(&mut self, now_ms: f64) -> Result<()> {
         let result = guest::call(&self.guest.set_clock, &mut self.store, now_ms);
         result.map_err(|e| self.crashed(e))
+    }
+
+    /// Where this instance's reply record is (the same in every instance of
+    /// its module).
+    pub(crate) fn reply_at(&self) -> usize {
+        self.guest.reply_at()
     }
 
     /// The wasm store and instance, for snapshotting.

@@ -64,20 +64,33 @@ pub(crate) struct Reply<'a> {
 }
 
 impl GuestExports {
-    pub(crate) fn bind(store: &mut Store<StoreState>, instance: &Instance) -> Result<Self> {
-        // A reactor module: run its constructors once before any export.
-        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
-            call(&init, store, ())?;
-        }
-        let version = instance
-            .get_typed_func::<(), u32>(&mut *store, "elmbox_abi_version")
-            .context("not an elmbox guest module")?;
-        let version = call(&version, store, ())?;
-        if version != ABI_VERSION {
-            bail!("guest ABI version {version}, host expects {ABI_VERSION}");
-        }
-        let reply_at = instance.get_typed_func::<(), u32>(&mut *store, "elmbox_reply")?;
-        let reply_at = call(&reply_at, store, ())? as usize;
+    /// Binds a fresh instance: runs its constructors, checks its ABI version
+    /// and asks where its reply record is. `known_reply_at` skips both
+    /// calls for another instance of a module already bound once (the
+    /// record's address is fixed by the module's layout).
+    pub(crate) fn bind(
+        store: &mut Store<StoreState>,
+        instance: &Instance,
+        known_reply_at: Option<usize>,
+    ) -> Result<Self> {
+        let reply_at = match known_reply_at {
+            Some(at) => at,
+            None => {
+                // A reactor module: run its constructors once before any export.
+                if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                    call(&init, store, ())?;
+                }
+                let version = instance
+                    .get_typed_func::<(), u32>(&mut *store, "elmbox_abi_version")
+                    .context("not an elmbox guest module")?;
+                let version = call(&version, store, ())?;
+                if version != ABI_VERSION {
+                    bail!("guest ABI version {version}, host expects {ABI_VERSION}");
+                }
+                let reply_at = instance.get_typed_func::<(), u32>(&mut *store, "elmbox_reply")?;
+                call(&reply_at, store, ())? as usize
+            }
+        };
         Ok(GuestExports {
             memory: instance
                 .get_memory(&mut *store, "memory")
@@ -93,6 +106,10 @@ impl GuestExports {
             set_clock: instance.get_typed_func(&mut *store, "elmbox_set_clock")?,
             reply_at,
         })
+    }
+
+    pub(crate) fn reply_at(&self) -> usize {
+        self.reply_at
     }
 
     /// Copies `parts`, back to back, into the guest's input buffer.

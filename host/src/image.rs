@@ -21,6 +21,8 @@ pub struct AppImage {
     runtime: Runtime,
     pre: InstancePre<StoreState>,
     stdio: StdioConfig,
+    /// Learnt from the first instance; see `GuestExports::bind`.
+    reply_at: Option<usize>,
     limits: Limits,
     console: Console,
 }
@@ -54,6 +56,7 @@ impl Runtime {
                 max_output_bytes: 0,
                 fixed_epoch: false,
             },
+            reply_at: None,
             limits: Limits::default(),
             console: Console::default(),
         };
@@ -61,6 +64,7 @@ impl Runtime {
         let mut probe = image
             .start()
             .map_err(|e| bad_module(format!("it does not start: {e}")))?;
+        image.reply_at = Some(probe.reply_at());
         image.stdio = probe.stdio()?.ok_or_else(|| {
             bad_module("it holds no app: it is the bare guest, not the output of `elmbox build`")
         })?;
@@ -102,7 +106,7 @@ impl AppImage {
             limits: self.limits.clone(),
             console: self.console.clone(),
         };
-        App::attach(store, instance, settings)
+        App::attach(store, instance, settings, self.reply_at)
     }
 
     /// The limits of every instance made from now on. The event and output
@@ -116,6 +120,11 @@ impl AppImage {
     pub fn console(mut self, console: Console) -> Self {
         self.console = console;
         self
+    }
+
+    /// Whether `runtime` (its engine) compiled this image.
+    pub fn made_by(&self, runtime: &Runtime) -> bool {
+        wasmtime::Engine::same(self.runtime.engine(), runtime.engine())
     }
 
     /// The current limits for new instances.
