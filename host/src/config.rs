@@ -39,7 +39,11 @@ pub struct AppConfig {
     /// Bytes QuickJS allocates before its cycle collector runs. javy's default
     /// is never, which lets Elm's cyclic garbage accumulate.
     pub gc_threshold: usize,
-    /// QuickJS's JavaScript stack limit, in bytes.
+    /// QuickJS's JavaScript stack limit, in bytes. Only the native engine
+    /// (benchmarks) honours it: QuickJS-ng turns its stack limit off on
+    /// WASI, so in the sandbox recursion is bounded by the wasm stack
+    /// instead, and runaway recursion traps (`Error::Crashed`, "stack
+    /// overflow"); see [`crate::runtime::WASM_STACK_BYTES`].
     pub max_stack_size: usize,
     pub limits: Limits,
     pub console: Console,

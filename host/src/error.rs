@@ -93,6 +93,21 @@ pub enum Error {
     #[error("the app's sandbox crashed: {reason}")]
     Crashed { reason: String },
 
+    /// In a [`Pool`](crate::Pool) whose fault policy is to restore: the
+    /// app's instance faulted (`cause`), and the pool started it again from
+    /// its image. Its state is now the state right after `init`.
+    #[error("{cause}; the app was restored from its snapshot (state reset to after init; restore {restores})")]
+    Restored { cause: Box<Error>, restores: u64 },
+
+    #[error("no app named `{name}` in the pool")]
+    NoSuchApp { name: String },
+
+    #[error("an app named `{name}` is already in the pool")]
+    AppExists { name: String },
+
+    #[error("the pool is full: it holds at most {max_apps} apps")]
+    PoolFull { max_apps: u32 },
+
     /// A call on an app that failed earlier.
     #[error("the app failed earlier and takes no more events: {reason}")]
     Failed { reason: String },

@@ -23,8 +23,13 @@
 //! [`Runtime::image`] loads such a module as an [`AppImage`] whose instances
 //! start with the app already running, evaluating no JavaScript.
 //!
+//! Many apps from many owners share one process through a [`Pool`]: one
+//! engine with the pooling allocator, apps by name, each with its own
+//! limits, faults contained and restored from the app's snapshot.
+//!
 //! Modules: [`runtime`] (engine and compiled guest), [`app`] (one loaded
-//! app), [`snapshot`] and [`image`] (pre-initialised apps), [`config`] and
+//! app), [`snapshot`] and [`image`] (pre-initialised apps), [`pool`] (many
+//! apps in one process), [`config`] and
 //! [`limits`] (how to start it), [`console`], [`stats`] (memory figures and
 //! the bounded-memory verdict), [`error`].
 
@@ -35,6 +40,7 @@ pub mod error;
 mod guest;
 pub mod image;
 pub mod limits;
+pub mod pool;
 pub mod runtime;
 pub mod snapshot;
 pub mod stats;
@@ -45,6 +51,7 @@ pub use console::{Console, ConsoleLine, Level};
 pub use error::{Error, PortDirection, Result};
 pub use image::AppImage;
 pub use limits::Limits;
+pub use pool::{FaultPolicy, Pool, PoolConfig};
 pub use runtime::Runtime;
 pub use snapshot::BuildOptions;
 pub use stats::{MemoryStats, Trend};

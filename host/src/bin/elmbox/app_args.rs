@@ -56,11 +56,6 @@ pub struct AppArgs {
     #[arg(long, value_name = "BYTES")]
     pub gc_threshold: Option<usize>,
 
-    /// QuickJS's JavaScript stack limit in bytes; deeper recursion throws a
-    /// RangeError inside the app [default: 262144].
-    #[arg(long, value_name = "BYTES")]
-    pub js_stack_bytes: Option<usize>,
-
     /// Start of the virtual clock, in ms since the Unix epoch (default: now).
     #[arg(long, value_name = "MS")]
     pub epoch_ms: Option<f64>,
@@ -150,7 +145,6 @@ impl AppArgs {
             },
             epoch_ms: self.epoch_ms,
             gc_threshold: self.gc_threshold.unwrap_or(defaults.gc_threshold),
-            max_stack_size: self.js_stack_bytes.unwrap_or(defaults.max_stack_size),
             limits: self.size_limits(defaults.limits),
             ..defaults
         })
@@ -213,7 +207,6 @@ impl AppArgs {
             ("--json-events", self.json_events),
             ("--js-memory-mb", self.js_memory_mb.is_some()),
             ("--gc-threshold", self.gc_threshold.is_some()),
-            ("--js-stack-bytes", self.js_stack_bytes.is_some()),
             ("--epoch-ms", self.epoch_ms.is_some()),
         ]
         .into_iter()

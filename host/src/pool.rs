@@ -1,0 +1,262 @@
+//! Many apps in one process, from many owners ([`Pool`]): one engine with
+//! wasmtime's pooling allocator, every app started from a pre-initialised
+//! image (its memory mapped copy-on-write from the snapshot), addressed by
+//! name. Each app sits behind its own lock: different apps run on different
+//! threads at once, and each app handles one event at a time, in order.
+//!
+//! ## Faults
+//! An app stopped mid-call (CPU deadline, stack overflow or another trap,
+//! runaway timers, a linear-memory cap the guest could not survive) is never
+//! used again: its memory may be half-way through an update. What happens
+//! next is the pool's [`FaultPolicy`]:
+//! - [`FaultPolicy::Restore`] (the default): the pool replaces the instance
+//!   with a fresh one from the app's image, in the state right after `init`,
+//!   and the failed call returns [`Error::Restored`] with the cause and the
+//!   number of restores so far. The app's state is lost; the next event
+//!   meets the restored app.
+//! - [`FaultPolicy::Fail`]: the instance is kept, failed; every later call
+//!   returns [`Error::Failed`] until the app is unloaded.
+//!
+//! Errors that leave the app sound (it threw, a bad event, an output over its
+//! limit) change nothing: the app keeps its state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde_json::Value;
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::app::App;
+use crate::config::AppConfig;
+use crate::error::{Error, Result};
+use crate::image::AppImage;
+use crate::runtime::Runtime;
+
+/// What the pool does with an app whose instance faulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultPolicy {
+    /// Start the app again from its image and say so ([`Error::Restored`]).
+    #[default]
+    Restore,
+    /// Keep it failed: later calls return [`Error::Failed`].
+    Fail,
+}
+
+/// How big a pool is and how it treats faults.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Apps loaded at once.
+    pub max_apps: u32,
+    /// Linear memory any one app may reach, in bytes: the pooling
+    /// allocator's slot size. Each app's own cap
+    /// ([`Limits::max_memory_bytes`](crate::Limits::max_memory_bytes)) is
+    /// kept under it.
+    pub max_memory_per_app: usize,
+    /// Compile with epoch checks, so apps can have CPU deadlines (see
+    /// [`Runtime::with_deadlines`]).
+    pub deadlines: bool,
+    pub on_fault: FaultPolicy,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_apps: 1024,
+            max_memory_per_app: 256 << 20,
+            deadlines: true,
+            on_fault: FaultPolicy::Restore,
+        }
+    }
+}
+
+/// Instance slots beyond `max_apps`: images read their settings from one
+/// instance, and building a snapshot takes one while it runs.
+const SPARE_SLOTS: u32 = 16;
+
+/// Apps by name, each in its own sandbox. `Send + Sync`: share it between
+/// threads (in an `Arc`).
+pub struct Pool {
+    runtime: Runtime,
+    config: PoolConfig,
+    apps: RwLock<HashMap<String, Arc<Mutex<Tenant>>>>,
+}
+
+/// One loaded app, with the image it restarts from.
+struct Tenant {
+    image: AppImage,
+    app: App,
+    restores: u64,
+}
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Result<Pool> {
+        let slots = config.max_apps.saturating_add(SPARE_SLOTS);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            // Fiber stacks are taken per call, not per app.
+            .total_stacks(slots)
+            .max_memory_size(config.max_memory_per_app);
+        let mut engine = Config::new();
+        engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        Ok(Pool {
+            runtime: Runtime::with_engine_config(&engine, config.deadlines)?,
+            config,
+            apps: RwLock::default(),
+        })
+    }
+
+    /// The pool's runtime, to build images it can load
+    /// ([`Runtime::image`], [`Runtime::snapshot`]).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Loads an app from its JavaScript under `name`: evaluated once into a
+    /// snapshot (which compiles a module: about a second), then started
+    /// from it. Use [`Pool::load_image`] to start many apps from one image.
+    pub fn load(&self, name: &str, source: impl AsRef<[u8]>, config: AppConfig) -> Result<()> {
+        self.check_free(name)?;
+        let image = self.runtime.snapshot(source, config)?;
+        self.load_image(name, &image)
+    }
+
+    /// Starts an app from an image made by this pool's runtime.
+    pub fn load_image(&self, name: &str, image: &AppImage) -> Result<()> {
+        if !image.made_by(&self.runtime) {
+            return Err(Error::Config(
+                "the image was made by another runtime: make it with pool.runtime()".into(),
+            ));
+        }
+        let mut limits = image.current_limits().clone();
+        let slot = self.config.max_memory_per_app;
+        limits.max_memory_bytes = Some(limits.max_memory_bytes.map_or(slot, |cap| cap.min(slot)));
+        let image = image.clone().limits(limits);
+        self.check_free(name)?;
+        let app = image.instantiate()?;
+        let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
+        // Checked again under the write lock: another thread may have won.
+        if apps.contains_key(name) {
+            return Err(Error::AppExists { name: name.into() });
+        }
+        if apps.len() >= self.config.max_apps as usize {
+            return Err(Error::PoolFull {
+                max_apps: self.config.max_apps,
+            });
+        }
+        let tenant = Tenant {
+            image,
+            app,
+            restores: 0,
+        };
+        apps.insert(name.to_string(), Arc::new(Mutex::new(tenant)));
+        Ok(())
+    }
+
+    /// Removes the app; its slot is free once a call in flight on it ends.
+    pub fn unload(&self, name: &str) -> Result<()> {
+        let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
+        apps.remove(name)
+            .map(drop)
+            .ok_or_else(|| Error::NoSuchApp { name: name.into() })
+    }
+
+    /// Sends one event to the app `name` (see [`App::dispatch`]).
+    pub fn dispatch(&self, name: &str, event: impl AsRef<[u8]>) -> Result<Vec<Value>> {
+        self.with_app(name, |app| app.dispatch(event.as_ref()))
+    }
+
+    /// Like [`Pool::dispatch`], with the outputs as JSON array text.
+    pub fn dispatch_json(&self, name: &str, event: impl AsRef<[u8]>) -> Result<String> {
+        self.with_app(name, |app| app.dispatch_json(event.as_ref()))
+    }
+
+    /// Moves the app's virtual clock (see [`App::advance_time`]).
+    pub fn advance_time(&self, name: &str, ms: u64) -> Result<Vec<Value>> {
+        self.with_app(name, |app| app.advance_time(ms))
+    }
+
+    /// Runs `f` on the app `name`, alone: other calls to the same app wait;
+    /// calls to other apps do not. A fault is handled by the pool's policy.
+    pub fn with_app<T>(&self, name: &str, f: impl FnOnce(&mut App) -> Result<T>) -> Result<T> {
+        let tenant = {
+            let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+            apps.get(name)
+                .cloned()
+                .ok_or_else(|| Error::NoSuchApp { name: name.into() })?
+        };
+        let mut tenant = lock(&tenant);
+        let result = f(&mut tenant.app);
+        match result {
+            Err(cause) if self.config.on_fault == FaultPolicy::Restore && faulted(&cause) => {
+                match tenant.image.instantiate() {
+                    Ok(fresh) => {
+                        tenant.app = fresh;
+                        tenant.restores += 1;
+                        Err(Error::Restored {
+                            cause: Box::new(cause),
+                            restores: tenant.restores,
+                        })
+                    }
+                    // The failed instance stays, and says why from now on.
+                    Err(e) => Err(Error::Failed {
+                        reason: format!("{cause}; restoring it from its image failed: {e}"),
+                    }),
+                }
+            }
+            result => result,
+        }
+    }
+
+    /// How often the app has been restored from its image after a fault.
+    pub fn restores(&self, name: &str) -> Result<u64> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        let tenant = apps
+            .get(name)
+            .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
+        let restores = lock(tenant).restores;
+        Ok(restores)
+    }
+
+    /// The names of the loaded apps, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = apps.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn len(&self) -> usize {
+        self.apps.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check_free(&self, name: &str) -> Result<()> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        if apps.contains_key(name) {
+            return Err(Error::AppExists { name: name.into() });
+        }
+        if apps.len() >= self.config.max_apps as usize {
+            return Err(Error::PoolFull {
+                max_apps: self.config.max_apps,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether the instance behind `error` can no longer be trusted.
+fn faulted(error: &Error) -> bool {
+    error.is_fatal() && !matches!(error, Error::Failed { .. })
+}
+
+/// A tenant's lock. A panic while holding it (a bug in the caller's `f`)
+/// leaves the app as sound as any error would, so poisoning is ignored.
+fn lock(tenant: &Mutex<Tenant>) -> MutexGuard<'_, Tenant> {
+    tenant.lock().unwrap_or_else(|e| e.into_inner())
+}
