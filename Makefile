@@ -8,6 +8,8 @@
 #                or ELM_HOME holding the packages)
 #   make modules build each example fixture into a standalone module
 #                (target/modules/NAME.wasm) and run one on the wasmtime CLI
+#   make fuzz    arbitrary bytes as events and as app JavaScript (cargo fuzz),
+#                FUZZ_SECONDS per target (default 120)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -29,7 +31,7 @@ export ELMBOX_BIN := $(ELMBOX)
 export ELMBOX_FIXTURES := $(FIXTURES)
 export ELMBOX_WASMTIME := $(WASMTIME_CLI)
 
-.PHONY: all setup tools guest build fixtures modules test demo bench elm clean
+.PHONY: all setup tools guest build fixtures modules test demo bench elm fuzz clean
 
 all: build
 
@@ -103,3 +105,19 @@ bench: build fixtures
 	bash .ci/apt-install.sh binaryen
 	$(CARGO) bench -p elmbox-bench --bench call_overhead -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) run --release -p elmbox-bench -- docs/BENCHMARKS.md
+
+## cargo fuzz, bounded in time. cargo-fuzz needs nightly flags
+## (-Zsanitizer): RUSTC_BOOTSTRAP lets the stable toolchain take them.
+## --cfg asan makes wasmtime tell AddressSanitizer about its fiber stacks;
+## wasmtime's own SIGSEGV handler turns guard-page hits into traps.
+FUZZ_SECONDS ?= 120
+FUZZ_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="--cfg asan" \
+	ASAN_OPTIONS=allow_user_segv_handler=1:handle_segv=0:detect_leaks=0
+fuzz: build fixtures
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/app_js fuzz/corpus/events
+	cp $(FIXTURES)/*.js fuzz/corpus/app_js/
+	printf 'hello' > fuzz/corpus/events/text
+	printf '\001{"type":"click","id":1}' > fuzz/corpus/events/json
+	cd fuzz && $(FUZZ_ENV) cargo fuzz run events -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192
+	cd fuzz && $(FUZZ_ENV) cargo fuzz run app_js -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192 -max_len=65536

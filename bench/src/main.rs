@@ -8,6 +8,9 @@
 //!   compiled for the host, so the only difference is the sandbox;
 //! - Node.js (when `node` is installed) running `node-runner.js`, which hosts
 //!   the app the same way (virtual timers drained after each event).
+//!
+//! Then pre-initialised modules (`modules.rs`) and a pool of 1,000 apps
+//! (`pool.rs`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use elmbox::{AppConfig, Console, DispatchMode, Runtime, Trend};
 use elmbox_guest::native::NativeApp;
 
 mod modules;
+mod pool;
 
 /// The smallest app in the shape of Elm output.
 const EMPTY_APP: &[u8] = b"this.Elm = { Main: { init: function () { return { ports: { onEvent: { send: function () {} }, respond: { subscribe: function () {} } } }; } } };";
@@ -247,6 +251,10 @@ fn main() -> anyhow::Result<()> {
     writeln!(doc, "\n## Pre-initialised modules (`elmbox build`)\n")?;
     eprintln!("bench: pre-initialised modules");
     doc.push_str(&modules::section(&root, &runtime)?);
+
+    writeln!(doc, "\n## Many apps in one process (`Pool`)\n")?;
+    eprintln!("bench: a pool of apps");
+    doc.push_str(&pool::section(&root)?);
 
     if let Some(soak) = demo_summary(&root)? {
         writeln!(doc, "\n## The soak (`make demo`)\n")?;

@@ -181,27 +181,25 @@ impl App {
     /// Like [`App::dispatch`], but returns the outputs as the JSON array text
     /// the guest produced, without parsing it: the fast path for forwarding.
     pub fn dispatch_json(&mut self, event: impl AsRef<[u8]>) -> Result<String> {
-        self.dispatch_with(event.as_ref(), |bytes| {
-            Ok(String::from_utf8_lossy(bytes).into_owned())
-        })
+        self.dispatch_with(event.as_ref(), json_text)
     }
 
     /// Moves the app's virtual clock forward by `ms`, firing due timers
     /// (`Process.sleep`, `Time.every`) in order; returns what they sent.
     pub fn advance_time(&mut self, ms: u64) -> Result<Vec<Value>> {
-        self.check_alive()?;
-        let status = guest::call(&self.guest.advance, &mut self.store, ms as f64);
-        self.finish(status, parse_outputs)
+        self.advance_with(ms, parse_outputs)
     }
 
     /// Like [`App::advance_time`], but returns the outputs as the JSON array
     /// text the guest produced.
     pub fn advance_time_json(&mut self, ms: u64) -> Result<String> {
+        self.advance_with(ms, json_text)
+    }
+
+    fn advance_with<T>(&mut self, ms: u64, take: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
         self.check_alive()?;
         let status = guest::call(&self.guest.advance, &mut self.store, ms as f64);
-        self.finish(status, |bytes| {
-            Ok(String::from_utf8_lossy(bytes).into_owned())
-        })
+        self.finish(status, take)
     }
 
     /// Linear memory and QuickJS heap figures for this app.
@@ -371,6 +369,12 @@ pub(crate) fn wall_clock_ms() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// The outputs as the JSON array text the guest wrote (always UTF-8: the
+/// guest writes it from JavaScript strings).
+fn json_text(bytes: &[u8]) -> Result<String> {
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {

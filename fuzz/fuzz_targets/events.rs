@@ -1,0 +1,69 @@
+//! Arbitrary bytes as events, to the counter fixture loaded once: as strings
+//! or as JSON (the first byte picks), under tight limits. Errors are fine;
+//! a host panic or undefined behaviour is not, and the app must keep
+//! answering unless an error said it failed.
+
+#![no_main]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use elmbox::{App, AppConfig, Console, EventFormat, Limits, Runtime};
+use libfuzzer_sys::fuzz_target;
+
+/// The counter fixture, assembled by `make fixtures` (make fuzz does).
+static COUNTER: &[u8] = include_bytes!("../../target/fixtures/counter.js");
+
+struct Apps {
+    text: App,
+    json: App,
+}
+
+fn load(runtime: &Runtime, format: EventFormat) -> App {
+    let limits = Limits {
+        max_event_bytes: 64 << 10,
+        max_output_bytes: 1 << 20,
+        max_memory_bytes: Some(64 << 20),
+        deadline: Some(Duration::from_millis(500)),
+        ..Limits::default()
+    };
+    let config = AppConfig::default()
+        .epoch_ms(0.0)
+        .event_format(format)
+        .limits(limits)
+        .console(Console::new(|_, _| {}));
+    runtime
+        .load(COUNTER, config)
+        .expect("the counter fixture loads")
+}
+
+static APPS: Mutex<Option<(Runtime, Apps)>> = Mutex::new(None);
+
+fuzz_target!(|data: &[u8]| {
+    let mut guard = APPS.lock().unwrap();
+    let (runtime, apps) = guard.get_or_insert_with(|| {
+        let runtime = Runtime::with_deadlines().expect("the guest compiles");
+        let apps = Apps {
+            text: load(&runtime, EventFormat::Text),
+            json: load(&runtime, EventFormat::Json),
+        };
+        (runtime, apps)
+    });
+    let Some((&pick, event)) = data.split_first() else {
+        return;
+    };
+    let (app, format) = if pick & 1 == 0 {
+        (&mut apps.text, EventFormat::Text)
+    } else {
+        (&mut apps.json, EventFormat::Json)
+    };
+    match app.dispatch(event) {
+        Ok(values) => assert_eq!(values.len(), 1, "the counter answers once per event"),
+        Err(e) if e.is_fatal() => {
+            // Counter never faults on its own; start a fresh one if it did.
+            eprintln!("fatal: {e}");
+            *app = load(runtime, format);
+        }
+        Err(_) => {}
+    }
+});
