@@ -6,7 +6,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ELMBOX_GUEST_WASM");
     let path = match std::env::var_os("ELMBOX_GUEST_WASM") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        // Read when the script runs, not baked in when it is compiled: cargo
+        // may reuse the compiled script for a checkout in another folder.
+        None => PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"))
             .join("../target/wasm32-wasip1/release/elmbox_guest.wasm"),
     };
     println!("cargo:rerun-if-changed={}", path.display());

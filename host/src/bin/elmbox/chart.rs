@@ -159,14 +159,18 @@ where
     Ok(())
 }
 
+/// Axis labels: 200, 1.2k, 50k, 1.5M, 3M (one decimal, only when it says
+/// something, so neighbouring ticks never read alike).
 fn format_events(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.1}M", x / 1e6)
+    let (value, unit) = if x >= 1e6 {
+        (x / 1e6, "M")
     } else if x >= 1e3 {
-        format!("{:.0}k", x / 1e3)
+        (x / 1e3, "k")
     } else {
-        format!("{x:.0}")
-    }
+        (x, "")
+    };
+    let text = format!("{value:.1}");
+    format!("{}{unit}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 fn plot_error<E: std::error::Error + Send + Sync + 'static>(
@@ -196,4 +200,18 @@ fn load_font() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("DejaVu Sans is not a usable font"))?;
     let _ = LOADED.set(());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_events;
+
+    #[test]
+    fn event_counts_read_apart_on_the_axis() {
+        let labels: Vec<String> = [200.0, 1000.0, 1200.0, 1400.0, 50_000.0, 1.5e6, 3e6]
+            .into_iter()
+            .map(format_events)
+            .collect();
+        assert_eq!(labels, ["200", "1k", "1.2k", "1.4k", "50k", "1.5M", "3M"]);
+    }
 }
