@@ -35,9 +35,7 @@ fn count(answer: &[Value]) -> i64 {
     answer[0]["count"].as_i64().expect("a count")
 }
 
-/// Waits until `parties` threads have arrived, or gives up after a minute
-/// (generous: a panicking test in the same binary can stall the others
-/// while its backtrace is taken).
+/// Waits until `parties` threads have arrived, or gives up after a minute.
 #[derive(Default)]
 struct Rendezvous {
     arrived: Mutex<u32>,
@@ -68,7 +66,12 @@ fn different_apps_run_on_different_threads_at_once() {
     let met = Arc::new(Mutex::new(Vec::new()));
     let console = {
         let (rendezvous, met) = (rendezvous.clone(), met.clone());
-        Console::new(move |_, _| met.lock().unwrap().push(rendezvous.meet(2)))
+        Console::new(move |_, _| {
+            // Meet first, then record: holding `met` while waiting would
+            // keep the other app's sink from arriving.
+            let together = rendezvous.meet(2);
+            met.lock().unwrap().push(together);
+        })
     };
     let logging_app = elm_like(
         "var subs = [];

@@ -1,7 +1,6 @@
 //! 1,000 apps in one pool, each with its own state, driven from four
-//! threads at once. In a test binary of its own: a pool this size maps
-//! terabytes of address space, and its set-up and tear-down should not
-//! stall other tests' timing-sensitive checks.
+//! threads at once. In a test binary of its own, so it runs alone: it is the
+//! heaviest test (1,000 sandboxes, ~600 MB resident).
 
 use std::sync::Arc;
 use std::thread;

@@ -52,7 +52,8 @@ pub(crate) struct StoreState {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<StoreState>,
+    /// Shared: every image (and so every pool tenant) holds a `Runtime`.
+    linker: Arc<Linker<StoreState>>,
     pre: InstancePre<StoreState>,
     deadlines: bool,
     /// The guest's linear memory at instantiation, the floor of any cap.
@@ -100,7 +101,7 @@ impl Runtime {
         let pre = linker.instantiate_pre(&module)?;
         Ok(Runtime {
             engine,
-            linker,
+            linker: Arc::new(linker),
             pre,
             deadlines,
             initial_memory_bytes,
