@@ -47,7 +47,7 @@ pub struct LoadConfig {
 /// What a standalone module (`elmbox build`) needs to serve the line
 /// protocol on its own, and what the host reads back from such a module
 /// (`elmbox_set_stdio`, `elmbox_stdio`): set once before the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StdioConfig {
     /// The app's name in console lines and error messages.

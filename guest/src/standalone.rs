@@ -75,27 +75,26 @@ pub fn serve() -> u8 {
             Line::TooLong(size) => Err(Failure::TooLong(size)),
             Line::Event => handle(&line, kind, &config),
         };
-        let written = match answer {
-            Ok(json) => writeln!(output, "{json}"),
-            Err(failure) => {
-                failed += 1;
-                // Still one line per event: what the app sent before it threw.
-                let sent = match &failure {
-                    Failure::Guest(GuestError::Threw(_)) => {
-                        reply::last(|outputs, _| String::from_utf8_lossy(outputs).into_owned())
-                    }
-                    _ => "[]".to_string(),
-                };
-                let written = writeln!(output, "{sent}").and_then(|()| output.flush());
-                eprintln!("elmbox: event {number}: {}", describe(&failure, &config));
-                if matches!(&failure, Failure::Guest(e) if e.is_fatal()) {
-                    eprintln!("elmbox: the app failed; events after {number} were not handled");
-                    status = EXIT_APP_FAILED;
-                    break;
-                }
-                written
+        // One line per event, written straight from the reply buffer: what
+        // the app sent, or (when it threw) what it sent before throwing.
+        let sent = matches!(answer, Ok(()) | Err(Failure::Guest(GuestError::Threw(_))));
+        let mut written = if sent {
+            reply::last(|outputs, _| output.write_all(outputs))
+        } else {
+            output.write_all(b"[]")
+        }
+        .and_then(|()| output.write_all(b"\n"));
+        if let Err(failure) = answer {
+            failed += 1;
+            // The line first, then the error, as `elmbox run` does.
+            written = written.and_then(|()| output.flush());
+            eprintln!("elmbox: event {number}: {}", describe(&failure, &config));
+            if matches!(&failure, Failure::Guest(e) if e.is_fatal()) {
+                eprintln!("elmbox: the app failed; events after {number} were not handled");
+                status = EXIT_APP_FAILED;
+                break;
             }
-        };
+        }
         // Flush when no more input is waiting, so interactive use sees each
         // answer at once while piped input is written in large blocks.
         let flushed = written.and_then(|()| {
@@ -120,10 +119,10 @@ pub fn serve() -> u8 {
     }
 }
 
-/// Dispatches one event (and advances the clock, if configured); returns
-/// the JSON array of outputs. Console lines go to stderr as they would from
-/// `elmbox run`.
-fn handle(event: &[u8], kind: EventKind, config: &StdioConfig) -> Result<String, Failure> {
+/// Dispatches one event (and advances the clock, if configured), leaving
+/// the JSON array of outputs in the reply buffer. Console lines go to stderr
+/// as they would from `elmbox run`.
+fn handle(event: &[u8], kind: EventKind, config: &StdioConfig) -> Result<(), Failure> {
     reply::begin();
     let result = crate::with_session(|session| {
         session.dispatch(event, kind)?;
@@ -133,17 +132,17 @@ fn handle(event: &[u8], kind: EventKind, config: &StdioConfig) -> Result<String,
         Ok(())
     });
     reply::finish::<GuestError>(Ok(()));
-    let outputs = reply::last(|outputs, console| {
+    let size = reply::last(|outputs, console| {
         for (level, text) in console_frames(console) {
             eprintln!("[{}] console.{level}: {text}", config.name);
         }
-        String::from_utf8_lossy(outputs).into_owned()
+        outputs.len()
     });
     result.map_err(Failure::Guest)?;
-    if outputs.len() as u64 > config.max_output_bytes {
-        return Err(Failure::OutputTooLarge(outputs.len()));
+    if size as u64 > config.max_output_bytes {
+        return Err(Failure::OutputTooLarge(size));
     }
-    Ok(outputs)
+    Ok(())
 }
 
 fn describe(failure: &Failure, config: &StdioConfig) -> String {

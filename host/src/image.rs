@@ -48,13 +48,10 @@ impl Runtime {
         let mut image = AppImage {
             runtime: self.clone(),
             pre,
+            // Until the first instance tells what the build recorded.
             stdio: StdioConfig {
                 name: "app.wasm".into(),
-                event_kind: 0,
-                advance_ms: 0,
-                max_event_bytes: 0,
-                max_output_bytes: 0,
-                fixed_epoch: false,
+                ..StdioConfig::default()
             },
             reply_at: None,
             limits: Limits::default(),

@@ -21,7 +21,7 @@
 //! limit) change nothing: the app keeps its state.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use serde_json::Value;
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -78,8 +78,10 @@ const SPARE_SLOTS: u32 = 16;
 pub struct Pool {
     runtime: Runtime,
     config: PoolConfig,
-    apps: RwLock<HashMap<String, Arc<Mutex<Tenant>>>>,
+    apps: RwLock<Apps>,
 }
+
+type Apps = HashMap<String, Arc<Mutex<Tenant>>>;
 
 /// One loaded app, with the image it restarts from.
 struct Tenant {
@@ -118,7 +120,7 @@ impl Pool {
     /// snapshot (which compiles a module: about a second), then started
     /// from it. Use [`Pool::load_image`] to start many apps from one image.
     pub fn load(&self, name: &str, source: impl AsRef<[u8]>, config: AppConfig) -> Result<()> {
-        self.check_free(name)?;
+        self.room_for(name, &self.read_apps())?;
         let image = self.runtime.snapshot(source, config)?;
         self.load_image(name, &image)
     }
@@ -134,18 +136,11 @@ impl Pool {
         let slot = self.config.max_memory_per_app;
         limits.max_memory_bytes = Some(limits.max_memory_bytes.map_or(slot, |cap| cap.min(slot)));
         let image = image.clone().limits(limits);
-        self.check_free(name)?;
+        self.room_for(name, &self.read_apps())?;
         let app = image.instantiate()?;
         let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
         // Checked again under the write lock: another thread may have won.
-        if apps.contains_key(name) {
-            return Err(Error::AppExists { name: name.into() });
-        }
-        if apps.len() >= self.config.max_apps as usize {
-            return Err(Error::PoolFull {
-                max_apps: self.config.max_apps,
-            });
-        }
+        self.room_for(name, &apps)?;
         let tenant = Tenant {
             image,
             app,
@@ -182,8 +177,8 @@ impl Pool {
     /// calls to other apps do not. A fault is handled by the pool's policy.
     pub fn with_app<T>(&self, name: &str, f: impl FnOnce(&mut App) -> Result<T>) -> Result<T> {
         let tenant = {
-            let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
-            apps.get(name)
+            self.read_apps()
+                .get(name)
                 .cloned()
                 .ok_or_else(|| Error::NoSuchApp { name: name.into() })?
         };
@@ -212,7 +207,7 @@ impl Pool {
 
     /// How often the app has been restored from its image after a fault.
     pub fn restores(&self, name: &str) -> Result<u64> {
-        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        let apps = self.read_apps();
         let tenant = apps
             .get(name)
             .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
@@ -222,22 +217,25 @@ impl Pool {
 
     /// The names of the loaded apps, sorted.
     pub fn names(&self) -> Vec<String> {
-        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = apps.keys().cloned().collect();
+        let mut names: Vec<String> = self.read_apps().keys().cloned().collect();
         names.sort();
         names
     }
 
     pub fn len(&self) -> usize {
-        self.apps.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.read_apps().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn check_free(&self, name: &str) -> Result<()> {
-        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+    fn read_apps(&self) -> RwLockReadGuard<'_, Apps> {
+        self.apps.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `name` may join `apps`: not taken, and the pool not full.
+    fn room_for(&self, name: &str, apps: &Apps) -> Result<()> {
         if apps.contains_key(name) {
             return Err(Error::AppExists { name: name.into() });
         }
