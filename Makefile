@@ -56,7 +56,7 @@ guest: setup
 ## One release build of the host, shared by the binary, the tests and the
 ## demo: wasmtime is compiled once.
 build: guest
-	$(CARGO) build --release -p elmbox --bin elmbox
+	$(CARGO) build --release -p elmbox-cli
 
 ## The example apps as JavaScript fixtures in the shape of `elm make` output.
 fixtures: $(APPS:%=$(FIXTURES)/%.js)
@@ -75,7 +75,7 @@ modules: build fixtures tools
 	printf 'hello\n{"id":2}\n' | $(WASMTIME_CLI) run $(MODULES)/counter.wasm
 
 test: build fixtures tools
-	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-tests
+	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-cli -p elmbox-tests
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it
 ## replaces, shorter, charted side by side into docs/modes.{png,svg}.

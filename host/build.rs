@@ -1,8 +1,12 @@
-//! Embeds the guest module (built by `make guest`) into the host.
+//! With the `embedded-guest` feature, embeds the guest module (built by
+//! `make guest`) into the library.
 
 use std::path::PathBuf;
 
 fn main() {
+    if std::env::var_os("CARGO_FEATURE_EMBEDDED_GUEST").is_none() {
+        return;
+    }
     println!("cargo:rerun-if-env-changed=ELMBOX_GUEST_WASM");
     let path = match std::env::var_os("ELMBOX_GUEST_WASM") {
         Some(p) => PathBuf::from(p),
@@ -15,7 +19,8 @@ fn main() {
     if !path.is_file() {
         panic!(
             "the elmbox guest module is missing at {}: build it first with `make guest` \
-             (or `make build`), or point ELMBOX_GUEST_WASM at it",
+             (or `make build`), point ELMBOX_GUEST_WASM at it, or build elmbox without \
+             its `embedded-guest` feature and use Runtime::from_guest",
             path.display()
         );
     }

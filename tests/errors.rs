@@ -1,7 +1,7 @@
 //! Bad input gets a typed error that says what was wrong, and an event that
 //! fails never takes the app (or any other app) down with it.
 
-use elmbox::{AppConfig, Error, EventFormat, Limits, PortDirection};
+use elmbox::{AppConfig, AppError, Error, EventFormat, PortDirection, SandboxLimits, Thrown};
 use elmbox_tests::{config, elm_like, load, runtime, sources};
 use serde_json::json;
 
@@ -25,11 +25,15 @@ fn echo_app() -> String {
 fn syntax_error_names_line_and_column() {
     let js = "var ok = 1;\nvar broken = ;\n";
     match runtime().load(js, AppConfig::default().name("broken.js")) {
-        Err(Error::Syntax {
-            file,
-            line,
-            column,
-            message,
+        Err(Error::App {
+            error:
+                AppError::Syntax {
+                    file,
+                    line,
+                    column,
+                    message,
+                },
+            ..
         }) => {
             assert_eq!(file, "broken.js");
             assert_eq!(line, Some(2), "{message}");
@@ -53,7 +57,8 @@ fn script_that_throws_while_loading() {
         .err()
         .expect("load fails");
     assert!(
-        matches!(&err, Error::ScriptThrew { message, .. } if message == "TypeError: no window here"),
+        matches!(&err, Error::App { error: AppError::ScriptThrew { thrown, .. }, .. }
+            if thrown.message == "TypeError: no window here"),
         "{err:?}"
     );
 }
@@ -64,7 +69,16 @@ fn script_without_elm_object() {
         .load("var x = 1;", AppConfig::default())
         .err()
         .expect("load fails");
-    assert!(matches!(err, Error::NotElm { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::App {
+                error: AppError::NotElm { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -75,7 +89,10 @@ fn missing_module_lists_the_available_ones() {
         .err()
         .expect("load fails");
     match err {
-        Error::ModuleNotFound { module, available } => {
+        Error::App {
+            error: AppError::ModuleNotFound { module, available },
+            ..
+        } => {
             assert_eq!(module, "Admin.Main");
             assert_eq!(available, vec!["Main".to_string()]);
         }
@@ -106,10 +123,14 @@ fn missing_ports_list_the_available_ones() {
                 .err()
                 .expect("load fails")
             {
-                Error::PortNotFound {
-                    port,
-                    direction,
-                    available,
+                Error::App {
+                    error:
+                        AppError::PortNotFound {
+                            port,
+                            direction,
+                            available,
+                        },
+                    ..
                 } => {
                     assert_eq!((port.as_str(), direction), (missing, expected_direction));
                     assert_eq!(available, vec![existing.to_string()], "{}", source.label);
@@ -130,10 +151,13 @@ fn init_that_throws() {
         .err()
         .expect("load fails");
     match err {
-        Error::InitThrew {
-            module,
-            message,
-            stack,
+        Error::App {
+            error:
+                AppError::InitThrew {
+                    module,
+                    thrown: Thrown { message, stack },
+                },
+            ..
         } => {
             assert_eq!(module, "Main");
             assert_eq!(message, r#"Error: bad flags: {"start":"x"}"#);
@@ -151,9 +175,8 @@ fn app_that_throws_keeps_answering_and_keeps_partial_output() {
         vec![json!({"seen": 1, "echo": "a"})]
     );
     match app.dispatch("boom") {
-        Err(Error::AppThrew {
-            message,
-            stack,
+        Err(Error::App {
+            error: AppError::Threw(Thrown { message, stack }),
             outputs,
         }) => {
             assert_eq!(message, "Error: boom at 2");
@@ -182,7 +205,13 @@ fn elm_port_type_error_is_reported_and_the_app_goes_on() {
             .err()
             .expect("port rejects objects");
         assert!(
-            matches!(err, Error::AppThrew { .. }),
+            matches!(
+                err,
+                Error::App {
+                    error: AppError::Threw(_),
+                    ..
+                }
+            ),
             "{}: {err:?}",
             source.label
         );
@@ -198,7 +227,13 @@ fn event_that_is_not_utf8() {
     let mut app = load(echo_app().as_bytes());
     let err = app.dispatch(b"ok\xff\xfe").err().expect("rejected");
     assert!(
-        matches!(err, Error::EventNotUtf8 { valid_up_to: 2 }),
+        matches!(
+            err,
+            Error::App {
+                error: AppError::EventNotUtf8 { valid_up_to: 2 },
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(
@@ -210,18 +245,25 @@ fn event_that_is_not_utf8() {
 #[test]
 fn event_over_the_size_limit() {
     let (config, _) = config();
-    let limits = Limits {
+    let limits = SandboxLimits {
         max_event_bytes: 16,
-        ..Limits::default()
+        ..SandboxLimits::default()
     };
-    let mut app = runtime().load(echo_app(), config.limits(limits)).unwrap();
+    let mut app = runtime()
+        .with_limits(limits)
+        .unwrap()
+        .load(echo_app(), config)
+        .unwrap();
     let err = app.dispatch("x".repeat(17)).err().expect("rejected");
     assert!(
         matches!(
             err,
-            Error::EventTooLarge {
-                size: 17,
-                limit: 16
+            Error::App {
+                error: AppError::EventTooLarge {
+                    size: 17,
+                    limit: 16
+                },
+                ..
             }
         ),
         "{err:?}"
@@ -237,7 +279,8 @@ fn event_that_is_not_json_in_json_mode() {
         .unwrap();
     let err = app.dispatch("{not json").err().expect("rejected");
     assert!(
-        matches!(&err, Error::EventNotJson { message } if !message.is_empty()),
+        matches!(&err, Error::App { error: AppError::EventNotJson { message }, .. }
+            if !message.is_empty()),
         "{err:?}"
     );
     assert_eq!(
@@ -283,14 +326,13 @@ fn javascript_memory_limit_stops_a_memory_bomb() {
            respond: { subscribe: function (f) { subs.push(f); } } } }; }",
     );
     let (config, _) = config();
-    let limits = Limits {
-        js_memory_limit: Some(32 << 20),
-        ..Limits::default()
-    };
-    let mut app = runtime().load(js, config.limits(limits)).unwrap();
+    let mut app = runtime()
+        .load(js, config.js_memory_limit(32 << 20))
+        .unwrap();
     let err = app.dispatch("bomb").err().expect("out of memory");
     assert!(
-        matches!(&err, Error::AppThrew { message, .. } if message.contains("out of memory")),
+        matches!(&err, Error::App { error: AppError::Threw(thrown), .. }
+            if thrown.message.contains("out of memory")),
         "{err:?}"
     );
     assert!(app.memory().unwrap().linear_memory_bytes < 64 << 20);
@@ -310,15 +352,22 @@ fn runaway_timers_fail_the_app_but_not_its_neighbours() {
            respond: { subscribe: function (f) { subs.push(f); } } } }; }",
     );
     let (config, _) = config();
-    let limits = Limits {
-        same_instant_timer_limit: 1000,
-        ..Limits::default()
-    };
-    let mut spinner = runtime().load(&js, config.limits(limits)).unwrap();
+    let mut spinner = runtime()
+        .load(&js, config.same_instant_timer_limit(1000))
+        .unwrap();
     let mut neighbour = load(js.as_bytes());
     assert_eq!(spinner.dispatch("hi").unwrap(), vec![json!("hi")]);
     let err = spinner.dispatch("spin").err().expect("runaway");
-    assert!(matches!(err, Error::TimerStorm { limit: 1000 }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::App {
+                error: AppError::TimerStorm { limit: 1000 },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(spinner.failure().is_some());
     let again = spinner
         .dispatch("hi")

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use elmbox::{App, Error, Limits};
+use elmbox::{App, AppError, Error, SandboxLimits};
 use elmbox_tests::{config, deadline_runtime, elm_like, load, runtime};
 use serde_json::json;
 
@@ -22,14 +22,16 @@ fn unruly_app() -> String {
     )
 }
 
-fn with_limits(limits: Limits) -> App {
+fn with_limits(limits: SandboxLimits) -> App {
     let runtime = if limits.deadline.is_some() {
         deadline_runtime()
     } else {
         runtime()
     };
     runtime
-        .load(unruly_app(), config().0.limits(limits))
+        .with_limits(limits)
+        .unwrap()
+        .load(unruly_app(), config().0)
         .unwrap()
 }
 
@@ -40,9 +42,9 @@ fn neighbour_answers() {
 
 #[test]
 fn an_endless_loop_is_stopped_at_its_deadline() {
-    let mut app = with_limits(Limits {
+    let mut app = with_limits(SandboxLimits {
         deadline: Some(Duration::from_millis(100)),
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     assert_eq!(app.dispatch("ok").unwrap(), vec![json!("ok")]);
     let started = Instant::now();
@@ -65,9 +67,9 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
 #[test]
 fn allocation_without_end_stops_at_the_linear_memory_cap() {
     let cap = 24 << 20;
-    let mut app = with_limits(Limits {
+    let mut app = with_limits(SandboxLimits {
         max_memory_bytes: Some(cap),
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     let err = app.dispatch("hoard").err().expect("capped");
     match &err {
@@ -89,13 +91,14 @@ fn allocation_without_end_stops_at_the_linear_memory_cap() {
 
 #[test]
 fn a_response_over_the_output_limit_is_refused() {
-    let mut app = with_limits(Limits {
+    let mut app = with_limits(SandboxLimits {
         max_output_bytes: 64 << 10,
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     let err = app.dispatch("shout").err().expect("too large");
     assert!(
-        matches!(err, Error::OutputTooLarge { limit: 65536, size } if size > 1 << 20),
+        matches!(err, Error::App { error: AppError::OutputTooLarge { limit: 65536, size }, .. }
+            if size > 1 << 20),
         "{err:?}"
     );
     assert!(!err.is_fatal());
@@ -104,9 +107,9 @@ fn a_response_over_the_output_limit_is_refused() {
 
 #[test]
 fn a_deadline_does_not_touch_apps_that_keep_to_it() {
-    let mut app = with_limits(Limits {
+    let mut app = with_limits(SandboxLimits {
         deadline: Some(Duration::from_millis(500)),
-        ..Limits::default()
+        ..SandboxLimits::default()
     });
     for i in 0..2_000 {
         assert_eq!(
@@ -118,14 +121,12 @@ fn a_deadline_does_not_touch_apps_that_keep_to_it() {
 
 #[test]
 fn deadlines_need_a_runtime_that_supports_them() {
-    let limits = Limits {
+    let limits = SandboxLimits {
         deadline: Some(Duration::from_millis(10)),
-        ..Limits::default()
+        ..SandboxLimits::default()
     };
-    let err = runtime()
-        .load(unruly_app(), config().0.limits(limits))
-        .err()
-        .expect("refused");
+    // Refused where the limited runtime is made, before any app loads.
+    let err = runtime().with_limits(limits).err().expect("refused");
     assert!(
         matches!(&err, Error::Config(m) if m.contains("Runtime::with_deadlines")),
         "{err:?}"

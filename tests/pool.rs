@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use elmbox::{AppImage, Console, Error, FaultPolicy, Limits, Pool, PoolConfig};
+use elmbox::{AppImage, Console, Error, FaultPolicy, Pool, PoolConfig, SandboxLimits};
 use elmbox_tests::{config, elm_like, fixture};
 use serde_json::Value;
 
@@ -19,7 +19,6 @@ fn pool(max_apps: u32, on_fault: FaultPolicy) -> Pool {
     Pool::new(PoolConfig {
         max_apps,
         max_memory_per_app: 64 << 20,
-        deadlines: true,
         on_fault,
     })
     .expect("the pool starts")
@@ -154,14 +153,13 @@ fn unruly_app() -> String {
 /// that have seen a few events.
 fn unruly_pool(on_fault: FaultPolicy) -> Pool {
     let pool = pool(8, on_fault);
-    let limits = Limits {
+    let limits = SandboxLimits {
         deadline: Some(Duration::from_millis(200)),
         max_memory_bytes: Some(32 << 20),
-        same_instant_timer_limit: 10_000,
-        ..Limits::default()
+        ..SandboxLimits::default()
     };
-    pool.load("unruly", unruly_app(), config().0.limits(limits))
-        .unwrap();
+    let config = config().0.same_instant_timer_limit(10_000);
+    pool.load("unruly", unruly_app(), config, limits).unwrap();
     let image = counter_image(&pool);
     for neighbour in ["north", "south"] {
         pool.load_image(neighbour, &image).unwrap();
@@ -269,7 +267,8 @@ fn the_fail_policy_keeps_a_faulted_app_failed_until_unloaded() {
     neighbours_kept_their_state(&pool, 3);
 
     pool.unload("unruly").unwrap();
-    pool.load("unruly", unruly_app(), config().0).unwrap();
+    pool.load("unruly", unruly_app(), config().0, SandboxLimits::default())
+        .unwrap();
     assert_eq!(count(&pool.dispatch("unruly", "fresh").unwrap()), 1);
 }
 

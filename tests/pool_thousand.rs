@@ -16,7 +16,6 @@ fn a_thousand_apps_in_one_pool_keep_to_themselves() {
         Pool::new(PoolConfig {
             max_apps: APPS as u32,
             max_memory_per_app: 64 << 20,
-            deadlines: true,
             on_fault: FaultPolicy::Restore,
         })
         .expect("the pool starts"),

@@ -222,7 +222,7 @@ fn modules_that_are_not_built_apps_are_refused_with_the_reason() {
         (b"<not wasm>", "it is not a WebAssembly module"),
         (b"\0asm\x01\0\0\0\xff\xff", "it is not valid WebAssembly"),
         (b"\0asm\x01\0\0\0", "it has no `elmbox_abi_version` export"),
-        (elmbox::runtime::GUEST_WASM, "it holds no app"),
+        (elmbox::GUEST_WASM, "it holds no app"),
     ];
     let dir = scratch("bad-modules");
     for (i, (bytes, reason)) in cases.into_iter().enumerate() {

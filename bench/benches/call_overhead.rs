@@ -13,14 +13,12 @@ fn empty_dispatch(c: &mut Criterion) {
         .console(Console::new(|_, _| {}));
     let runtime = Runtime::new().expect("guest compiles");
     let mut app = runtime.load(EMPTY_APP, config.clone()).expect("loads");
-    let native_config = String::from_utf8(config.guest_load_config(0.0).unwrap()).unwrap();
-    let mut native = NativeApp::load(&native_config, EMPTY_APP).expect("loads natively");
+    let settings = config.settings().expect("valid settings");
+    let mut native = NativeApp::load(settings, EMPTY_APP).expect("loads natively");
 
     let mut group = c.benchmark_group("empty_dispatch");
     group.bench_function("wasm", |b| b.iter(|| app.dispatch_json("x").unwrap()));
-    group.bench_function("native", |b| {
-        b.iter(|| native.dispatch(b"x", false).unwrap())
-    });
+    group.bench_function("native", |b| b.iter(|| native.dispatch(b"x").unwrap()));
     group.finish();
 }
 

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use elmbox::{AppConfig, Console, DispatchMode, Runtime, Trend};
+use elmbox::{AppConfig, AppSettings, Console, DispatchMode, Runtime, Trend};
 use elmbox_guest::native::NativeApp;
 
 mod modules;
@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     let cold = median_time(15, || runtime.load(&counter, quiet_config()).map(drop))?;
     let bare = median_time(50, || runtime.load(EMPTY_APP, quiet_config()).map(drop))?;
     let native_cold = median_time(15, || {
-        NativeApp::load(&native_config()?, &counter)
+        NativeApp::load(native_settings()?, &counter)
             .map(drop)
             .map_err(anyhow::Error::msg)
     })?;
@@ -215,7 +215,7 @@ fn main() -> anyhow::Result<()> {
                     .memory_guard_size(0);
             }
         }
-        let runtime = Runtime::with_engine_config(&config, false)?;
+        let runtime = Runtime::builder().engine_config(&config).build()?;
         variants.push((
             name.to_string(),
             run_elmbox(&runtime, &workload)?.events_per_s,
@@ -314,8 +314,9 @@ fn quiet_config() -> AppConfig {
         .console(Console::new(|_, _| {}))
 }
 
-fn native_config() -> anyhow::Result<String> {
-    Ok(String::from_utf8(quiet_config().guest_load_config(0.0)?)?)
+/// The settings the native engine loads an app with: those the sandbox gets.
+fn native_settings() -> anyhow::Result<AppSettings> {
+    Ok(quiet_config().settings()?)
 }
 
 fn run_elmbox(runtime: &Runtime, w: &Workload) -> anyhow::Result<Throughput> {
@@ -340,15 +341,13 @@ fn run_elmbox(runtime: &Runtime, w: &Workload) -> anyhow::Result<Throughput> {
 }
 
 fn run_native(w: &Workload) -> anyhow::Result<Throughput> {
-    let mut app = NativeApp::load(&native_config()?, &w.js).map_err(anyhow::Error::msg)?;
+    let mut app = NativeApp::load(native_settings()?, &w.js).map_err(anyhow::Error::msg)?;
     for e in w.events.iter().take(WARMUP) {
-        app.dispatch(e.as_bytes(), false)
-            .map_err(anyhow::Error::msg)?;
+        app.dispatch(e.as_bytes()).map_err(anyhow::Error::msg)?;
     }
     let started = Instant::now();
     for e in &w.events {
-        app.dispatch(e.as_bytes(), false)
-            .map_err(anyhow::Error::msg)?;
+        app.dispatch(e.as_bytes()).map_err(anyhow::Error::msg)?;
     }
     let elapsed = started.elapsed();
     Ok(Throughput {

@@ -36,7 +36,7 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
     writeln!(
         doc,
         "| the bare guest (no app; embedded in the `elmbox` binary) | | {} | | |",
-        kb(elmbox::runtime::GUEST_WASM.len())
+        kb(elmbox::GUEST_WASM.len())
     )?;
     let scratch = root.join("target/bench-modules");
     std::fs::create_dir_all(&scratch)?;
@@ -64,7 +64,9 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
         }
     }
 
-    let pooled = Runtime::with_engine_config(&pooling(STARTS as u32 + 8), false)?;
+    let pooled = Runtime::builder()
+        .engine_config(&pooling(STARTS as u32 + 8))
+        .build()?;
     let on_demand = runtime.image(&counter)?.console(quiet_config().console);
     let from_pool = pooled.image(&counter)?.console(quiet_config().console);
     let js = std::fs::read(fixtures(root).join("counter.js"))?;

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use elmbox::{App, AppConfig, Console, EventFormat, Limits, Runtime};
+use elmbox::{App, AppConfig, Console, EventFormat, Runtime, SandboxLimits};
 use libfuzzer_sys::fuzz_target;
 
 /// The counter fixture, assembled by `make fixtures` (make fuzz does).
@@ -20,17 +20,9 @@ struct Apps {
 }
 
 fn load(runtime: &Runtime, format: EventFormat) -> App {
-    let limits = Limits {
-        max_event_bytes: 64 << 10,
-        max_output_bytes: 1 << 20,
-        max_memory_bytes: Some(64 << 20),
-        deadline: Some(Duration::from_millis(500)),
-        ..Limits::default()
-    };
     let config = AppConfig::default()
         .epoch_ms(0.0)
         .event_format(format)
-        .limits(limits)
         .console(Console::new(|_, _| {}));
     runtime
         .load(COUNTER, config)
@@ -42,7 +34,16 @@ static APPS: Mutex<Option<(Runtime, Apps)>> = Mutex::new(None);
 fuzz_target!(|data: &[u8]| {
     let mut guard = APPS.lock().unwrap();
     let (runtime, apps) = guard.get_or_insert_with(|| {
-        let runtime = Runtime::with_deadlines().expect("the guest compiles");
+        let limits = SandboxLimits {
+            max_event_bytes: 64 << 10,
+            max_output_bytes: 1 << 20,
+            max_memory_bytes: Some(64 << 20),
+            deadline: Some(Duration::from_millis(500)),
+        };
+        let runtime = Runtime::builder()
+            .limits(limits)
+            .build()
+            .expect("the guest compiles");
         let apps = Apps {
             text: load(&runtime, EventFormat::Text),
             json: load(&runtime, EventFormat::Json),

@@ -4,19 +4,10 @@
 
 use javy::quickjs::{Ctx, Function, Object, Persistent, Value};
 
-use elmbox_abi::PortDirection;
+use elmbox_abi::{AppSettings, PortDirection};
 
-use crate::error::{GuestError, Thrown, ThrownFromJs};
+use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::reply;
-
-/// What the guest needs to know to start an app.
-pub struct Ports<'a> {
-    pub module: &'a str,
-    pub incoming: &'a str,
-    pub outgoing: &'a str,
-    /// Flags as JSON text; `None` calls `init()` without flags.
-    pub flags: Option<&'a str>,
-}
 
 /// A started app: all we keep is its incoming port's `send`.
 pub struct ElmApp {
@@ -24,20 +15,23 @@ pub struct ElmApp {
 }
 
 impl ElmApp {
-    /// Finds the module under `elm` (the `Elm` object the script defined),
-    /// runs `init`, and subscribes the reply buffer to the outgoing port.
+    /// Finds the app's module under `elm` (the `Elm` object the script
+    /// defined), runs `init` with the flags, and subscribes the reply buffer
+    /// to the outgoing port.
     pub fn start<'js>(
         ctx: &Ctx<'js>,
         elm: Value<'js>,
-        ports: &Ports<'_>,
-    ) -> Result<ElmApp, GuestError> {
-        let elm: Object = elm.into_object().ok_or(GuestError::NotElm)?;
-        let not_found = || GuestError::ModuleNotFound {
-            module: ports.module.to_string(),
+        settings: &AppSettings,
+    ) -> Result<ElmApp, AppError> {
+        let elm: Object = elm.into_object().ok_or_else(|| AppError::NotElm {
+            file: settings.name.clone(),
+        })?;
+        let not_found = || AppError::ModuleNotFound {
+            module: settings.module.clone(),
             available: modules(&elm, ""),
         };
         let mut node = elm.clone();
-        for part in ports.module.split('.') {
+        for part in settings.module.split('.') {
             node = node
                 .get::<_, Value>(part)
                 .ok()
@@ -50,47 +44,45 @@ impl ElmApp {
             .and_then(Value::into_function)
             .ok_or_else(not_found)?;
 
-        let args =
-            Object::new(ctx.clone()).map_err(|e| GuestError::InitThrew(Thrown::from_js(ctx, e)))?;
-        if let Some(flags) = ports.flags {
-            let flags = ctx.json_parse(flags).map_err(|e| GuestError::BadConfig {
-                message: format!("flags are not JSON: {}", Thrown::from_js(ctx, e).message),
-            })?;
-            args.set("flags", flags)
-                .map_err(|e| GuestError::InitThrew(Thrown::from_js(ctx, e)))?;
+        let init_threw = |e| AppError::InitThrew {
+            module: settings.module.clone(),
+            thrown: Thrown::from_js(ctx, e),
+        };
+        let args = Object::new(ctx.clone()).map_err(init_threw)?;
+        if let Some(flags) = &settings.flags {
+            let flags = ctx
+                .json_parse(flags.as_str())
+                .map_err(|e| AppError::BadConfig {
+                    message: format!("flags are not JSON: {}", Thrown::from_js(ctx, e).message),
+                })?;
+            args.set("flags", flags).map_err(init_threw)?;
         }
-        let app: Value = init
-            .call((args,))
-            .map_err(|e| GuestError::InitThrew(Thrown::from_js(ctx, e)))?;
+        let app: Value = init.call((args,)).map_err(init_threw)?;
         let app_ports: Option<Object> = app
             .as_object()
             .and_then(|a| a.get::<_, Value>("ports").ok())
             .and_then(Value::into_object);
 
-        let send = port_method(app_ports.as_ref(), ports.incoming, "send").ok_or_else(|| {
-            GuestError::PortNotFound {
-                port: ports.incoming.to_string(),
+        let send = port_method(app_ports.as_ref(), &settings.in_port, "send").ok_or_else(|| {
+            AppError::PortNotFound {
+                port: settings.in_port.clone(),
                 direction: PortDirection::Incoming,
                 available: port_names(app_ports.as_ref(), "send"),
             }
         })?;
-        let subscribe =
-            port_method(app_ports.as_ref(), ports.outgoing, "subscribe").ok_or_else(|| {
-                GuestError::PortNotFound {
-                    port: ports.outgoing.to_string(),
-                    direction: PortDirection::Outgoing,
-                    available: port_names(app_ports.as_ref(), "subscribe"),
-                }
+        let subscribe = port_method(app_ports.as_ref(), &settings.out_port, "subscribe")
+            .ok_or_else(|| AppError::PortNotFound {
+                port: settings.out_port.clone(),
+                direction: PortDirection::Outgoing,
+                available: port_names(app_ports.as_ref(), "subscribe"),
             })?;
 
         let sink = Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| {
             collect_output(&ctx, value)
         })
         .and_then(|f| f.with_name("elmboxOutgoing"))
-        .map_err(|e| GuestError::InitThrew(Thrown::from_js(ctx, e)))?;
-        subscribe
-            .call::<_, ()>((sink,))
-            .map_err(|e| GuestError::InitThrew(Thrown::from_js(ctx, e)))?;
+        .map_err(init_threw)?;
+        subscribe.call::<_, ()>((sink,)).map_err(init_threw)?;
 
         Ok(ElmApp {
             send: Persistent::save(ctx, send),

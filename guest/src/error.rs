@@ -1,10 +1,10 @@
-//! Errors inside the guest: the ABI's `GuestError` (serialised as JSON for
-//! the host, which turns it into its typed error), and reading JavaScript
+//! Errors inside the guest: the ABI's `AppError` (serialised as JSON for
+//! the host, which wraps it in its own error), and reading JavaScript
 //! exceptions into it.
 
-use javy::quickjs::{Ctx, Error as JsError, Value};
+use javy::quickjs::{Coerced, Ctx, Error as JsError, FromJs, Value};
 
-pub use elmbox_abi::{GuestError, Thrown};
+pub use elmbox_abi::{AppError, Thrown};
 
 /// Reading a JavaScript exception into the ABI's [`Thrown`].
 pub trait ThrownFromJs: Sized {
@@ -50,13 +50,11 @@ impl ThrownFromJs for Thrown {
 
 /// `String(value)`, or a placeholder when even that throws.
 pub fn display<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> String {
-    match javy::quickjs::Coerced::<String>::from_js(ctx, value) {
-        Ok(javy::quickjs::Coerced(s)) => s,
+    match Coerced::<String>::from_js(ctx, value) {
+        Ok(Coerced(s)) => s,
         Err(_) => {
             let _ = ctx.catch();
             "<value that cannot be converted to a string>".to_string()
         }
     }
 }
-
-use javy::quickjs::FromJs;

@@ -6,28 +6,31 @@
 //! [`elmbox_dispatch`] and moves the virtual clock with [`elmbox_advance`].
 //! Source text is evaluated exactly once, at load; events are plain calls.
 //!
-//! ## The ABI, all of it in this file
-//! Data goes in through one reusable input buffer ([`elmbox_input`]) and comes
-//! back through one `Reply` record (see the `elmbox-abi` crate) whose address the host reads once
-//! ([`elmbox_reply`]). Every call that runs JavaScript returns its status
-//! (0 ok, 1 error) and refreshes the reply: the JSON array of outgoing-port
-//! values, the console lines, and on failure a JSON error (`error::GuestError`).
+//! ## The ABI: this file is its export table
+//! Data goes in through one reusable input buffer ([`elmbox_input`]) and
+//! comes back through one `Reply` record (see the `elmbox-abi` crate) whose
+//! address the host reads once ([`elmbox_reply`]). Every call that runs
+//! JavaScript returns its status (0 ok, 1 error) and refreshes the reply:
+//! the JSON array of outgoing-port values, the console lines, and on failure
+//! a JSON `AppError`. Settings travel as the JSON types of `elmbox-abi`.
 //!
-//! ## Standalone modules
-//! `elmbox build` loads an app into this module, records its line-protocol
-//! settings ([`elmbox_set_stdio`]) and snapshots the instance with Wizer,
-//! renaming [`elmbox_main`] to `_start`: the result is a WASI command that
-//! serves events on stdin with the app already evaluated and started.
+//! ## Built modules
+//! `elmbox build` loads an app into this module, records its stdio settings
+//! ([`elmbox_set_stdio`]) and snapshots the instance with Wizer, renaming
+//! [`elmbox_main`] to `_start`: the result is a WASI command that serves
+//! events on stdin with the app already evaluated and started.
 //!
-//! Modules: `session` (one loaded app and its event loop), `elm` (port glue),
-//! `timers` (virtual clock), `console`, `reply`, `error`, `standalone` (the
-//! line protocol on stdio); `native` runs the same engine without Wasm, for
-//! benchmarks.
+//! Modules: `session` (the loaded app and its event loop), `elm` (port
+//! glue), `quickjs` (raw QuickJS calls), `timers` (virtual clock),
+//! `console`, `reply`, `input`, `error`, `standalone` (the line protocol on
+//! stdio); `native` runs the same engine without Wasm, for benchmarks.
 
 mod console;
 mod elm;
 mod error;
+mod input;
 pub mod native;
+mod quickjs;
 mod reply;
 mod session;
 mod standalone;
@@ -35,19 +38,11 @@ mod timers;
 
 use std::cell::RefCell;
 
-use elmbox_abi::{LoadConfig, MemoryReport, StdioConfig, ABI_VERSION, EVENT_JSON};
-use error::GuestError;
-use session::{EventKind, Session};
+use elmbox_abi::{AppError, AppSettings, MemoryReport, ModuleSettings, StdioConfig, ABI_VERSION};
 
 thread_local! {
-    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
-    static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static MEMORY: RefCell<MemoryReport> = RefCell::new(MemoryReport::default());
 }
-
-/// Input buffers above this are released after use, so one large event does
-/// not pin its size for the rest of the instance's life.
-const INPUT_KEEP: usize = 64 << 10;
 
 #[no_mangle]
 pub extern "C" fn elmbox_abi_version() -> u32 {
@@ -64,53 +59,37 @@ pub extern "C" fn elmbox_reply() -> *const reply::Reply {
 /// write them. The pointer stays valid until the next call to this function.
 #[no_mangle]
 pub extern "C" fn elmbox_input(len: u32) -> *mut u8 {
-    INPUT.with_borrow_mut(|input| {
-        input.resize(len as usize, 0);
-        input.as_mut_ptr()
-    })
+    input::reserve(len as usize)
 }
 
-/// Loads the app. The input buffer holds `config_len` bytes of JSON
-/// ([`LoadConfig`]) followed by `source_len` bytes of JavaScript.
+/// Loads the app. The input buffer holds `settings_len` bytes of JSON
+/// ([`AppSettings`]) followed by `source_len` bytes of JavaScript.
 #[no_mangle]
-pub extern "C" fn elmbox_load(config_len: u32, source_len: u32) -> u32 {
+pub extern "C" fn elmbox_load(settings_len: u32, source_len: u32) -> u32 {
     reply::begin();
-    let result = SESSION.with_borrow_mut(|slot| {
-        if slot.is_some() {
-            return Err(GuestError::AlreadyLoaded);
-        }
-        let session = INPUT.with_borrow(|input| {
-            let (config, rest) = input
-                .split_at_checked(config_len as usize)
-                .ok_or_else(|| bad_config("input shorter than config_len"))?;
-            let source = rest
-                .get(..source_len as usize)
-                .ok_or_else(|| bad_config("input shorter than config_len + source_len"))?;
-            let config: LoadConfig =
-                serde_json::from_slice(config).map_err(|e| bad_config(&e.to_string()))?;
-            Session::load(config, source)
-        })?;
-        *slot = Some(session);
-        Ok(())
+    let total = settings_len.saturating_add(source_len);
+    let result = input::take(total, |input| {
+        let (settings, rest) = input
+            .split_at_checked(settings_len as usize)
+            .ok_or_else(|| bad_config("input shorter than settings_len"))?;
+        let source = rest
+            .get(..source_len as usize)
+            .ok_or_else(|| bad_config("input shorter than settings_len + source_len"))?;
+        let settings: AppSettings =
+            serde_json::from_slice(settings).map_err(|e| bad_config(&e.to_string()))?;
+        session::start(settings, source)
     });
-    release_input();
     reply::finish(result)
 }
 
-/// Sends the `len` bytes in the input buffer to the app as one event: as a
-/// string (`kind` 0) or parsed as JSON (`kind` 1).
+/// Sends the `len` bytes in the input buffer to the app as one event, in
+/// the app's [`elmbox_abi::EventFormat`].
 #[no_mangle]
-pub extern "C" fn elmbox_dispatch(len: u32, kind: u32) -> u32 {
+pub extern "C" fn elmbox_dispatch(len: u32) -> u32 {
     reply::begin();
-    let kind = if kind == EVENT_JSON {
-        EventKind::Json
-    } else {
-        EventKind::Text
-    };
-    let result = with_session(|session| {
-        INPUT.with_borrow(|input| session.dispatch(&input[..(len as usize).min(input.len())], kind))
+    let result = input::take(len, |event| {
+        session::with_session(|session| session.dispatch(event))
     });
-    release_input();
     reply::finish(result)
 }
 
@@ -118,14 +97,14 @@ pub extern "C" fn elmbox_dispatch(len: u32, kind: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn elmbox_advance(ms: f64) -> u32 {
     reply::begin();
-    let result = with_session(|session| session.advance(ms));
+    let result = session::with_session(|session| session.advance(ms));
     reply::finish(result)
 }
 
 /// QuickJS's memory accounting; the record's address is fixed.
 #[no_mangle]
 pub extern "C" fn elmbox_memory() -> *const MemoryReport {
-    let report = SESSION.with_borrow(|s| s.as_ref().map(Session::memory).unwrap_or_default());
+    let report = session::with_session(|s| Ok(s.memory())).unwrap_or_default();
     MEMORY.with_borrow_mut(|m| *m = report);
     MEMORY.with(|m| m.as_ptr() as *const MemoryReport)
 }
@@ -133,40 +112,36 @@ pub extern "C" fn elmbox_memory() -> *const MemoryReport {
 /// Runs QuickJS's cycle collector.
 #[no_mangle]
 pub extern "C" fn elmbox_collect_garbage() {
-    SESSION.with_borrow(|s| {
-        if let Some(s) = s {
-            s.collect_garbage()
-        }
-    })
+    let _ = session::with_session(|s| {
+        s.collect_garbage();
+        Ok(())
+    });
 }
 
-/// Records how a standalone module serves stdio: the input buffer holds
-/// `len` bytes of JSON ([`StdioConfig`]). Called before the snapshot.
+/// Records how a built module serves stdio: the input buffer holds `len`
+/// bytes of JSON ([`StdioConfig`]). Called before the snapshot.
 #[no_mangle]
 pub extern "C" fn elmbox_set_stdio(len: u32) -> u32 {
     reply::begin();
-    let config = INPUT.with_borrow(|input| {
-        serde_json::from_slice::<StdioConfig>(&input[..(len as usize).min(input.len())])
-            .map_err(|e| bad_config(&e.to_string()))
-    });
-    let result = config.map(standalone::configure);
-    release_input();
+    let result = input::take(len, |json| {
+        serde_json::from_slice::<StdioConfig>(json).map_err(|e| bad_config(&e.to_string()))
+    })
+    .map(standalone::configure);
     reply::finish(result)
 }
 
-/// Puts the standalone settings, as JSON, in the reply's outputs (`[{…}]`);
-/// fails with `NotLoaded` on a module that `elmbox build` did not make.
+/// Puts what a built module holds ([`ModuleSettings`]: its app's settings
+/// and its stdio settings), as JSON, in the reply's outputs (`[{…}]`); fails
+/// with `NotLoaded` on a module that `elmbox build` did not make.
 #[no_mangle]
-pub extern "C" fn elmbox_stdio() -> u32 {
+pub extern "C" fn elmbox_settings() -> u32 {
     reply::begin();
-    let loaded = SESSION.with_borrow(Option::is_some);
-    let result = match standalone::config() {
-        Some(config) if loaded => {
-            reply::push_output(&serde_json::to_vec(&config).unwrap_or_default());
-            Ok(())
-        }
-        _ => Err(GuestError::NotLoaded),
-    };
+    let result = session::with_session(|s| Ok(s.settings().clone())).and_then(|app| {
+        let stdio = standalone::config().ok_or(AppError::NotLoaded)?;
+        let settings = ModuleSettings { app, stdio };
+        reply::push_output(&serde_json::to_vec(&settings).unwrap_or_default());
+        Ok(())
+    });
     reply::finish(result)
 }
 
@@ -179,8 +154,8 @@ pub extern "C" fn elmbox_set_clock(now_ms: f64) {
     }
 }
 
-/// The standalone module's `_start` (renamed by `elmbox build`): serves the
-/// line protocol on stdio and exits with its status.
+/// The built module's `_start` (renamed by `elmbox build`): serves the line
+/// protocol on stdio and exits with its status.
 #[no_mangle]
 pub extern "C" fn elmbox_main() {
     let status = standalone::serve();
@@ -189,22 +164,8 @@ pub extern "C" fn elmbox_main() {
     }
 }
 
-pub(crate) fn with_session(
-    f: impl FnOnce(&mut Session) -> Result<(), GuestError>,
-) -> Result<(), GuestError> {
-    SESSION.with_borrow_mut(|s| s.as_mut().map_or(Err(GuestError::NotLoaded), f))
-}
-
-fn bad_config(message: &str) -> GuestError {
-    GuestError::BadConfig {
+fn bad_config(message: &str) -> AppError {
+    AppError::BadConfig {
         message: message.to_string(),
     }
-}
-
-fn release_input() {
-    INPUT.with_borrow_mut(|input| {
-        if input.capacity() > INPUT_KEEP {
-            *input = Vec::new();
-        }
-    })
 }

@@ -2,11 +2,10 @@
 //! QuickJS, timer queue and Elm glue, compiled for the host. Used by the
 //! benchmarks to measure what the sandbox costs.
 
-use crate::error::GuestError;
-use crate::reply;
-use elmbox_abi::LoadConfig;
+use elmbox_abi::{AppError, AppSettings};
 
-use crate::session::{EventKind, Session};
+use crate::reply;
+use crate::session::Session;
 
 /// One app, run natively in the calling thread.
 pub struct NativeApp {
@@ -14,25 +13,17 @@ pub struct NativeApp {
 }
 
 impl NativeApp {
-    /// `config` is the guest's load configuration as JSON (see `LoadConfig`).
-    pub fn load(config: &str, source: &[u8]) -> Result<NativeApp, String> {
-        let config: LoadConfig = serde_json::from_str(config).map_err(|e| e.to_string())?;
+    /// Loads the app's JavaScript with `settings`, as `elmbox_load` does.
+    pub fn load(settings: AppSettings, source: &[u8]) -> Result<NativeApp, AppError> {
         reply::begin();
-        Session::load(config, source)
-            .map(|session| NativeApp { session })
-            .map_err(describe)
+        Session::load(settings, source).map(|session| NativeApp { session })
     }
 
     /// Dispatches one event; returns the outputs as a JSON array.
-    pub fn dispatch(&mut self, event: &[u8], json: bool) -> Result<Vec<u8>, String> {
+    pub fn dispatch(&mut self, event: &[u8]) -> Result<Vec<u8>, AppError> {
         reply::begin();
-        let kind = if json {
-            EventKind::Json
-        } else {
-            EventKind::Text
-        };
-        let result = self.session.dispatch(event, kind).map_err(describe);
-        reply::finish::<GuestError>(Ok(()));
+        let result = self.session.dispatch(event);
+        reply::finish::<AppError>(Ok(()));
         result.map(|()| reply::last(|outputs, _| outputs.to_vec()))
     }
 
@@ -40,8 +31,4 @@ impl NativeApp {
     pub fn heap_bytes(&self) -> i64 {
         self.session.memory().malloc_size
     }
-}
-
-fn describe(error: GuestError) -> String {
-    serde_json::to_string(&error).unwrap_or_default()
 }

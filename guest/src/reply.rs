@@ -8,6 +8,7 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 
+use elmbox_abi::console::push_frame;
 pub use elmbox_abi::{Level, Reply};
 
 /// Console bytes kept per call; past this a runaway logger is cut short and the
@@ -57,14 +58,8 @@ pub fn push_console(level: Level, text: &str) {
             b.console_dropped += text.len();
             return;
         }
-        frame(&mut b.console, level, text);
+        push_frame(&mut b.console, level, text);
     });
-}
-
-fn frame(out: &mut Vec<u8>, level: Level, text: &str) {
-    out.push(level as u8);
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
 }
 
 /// Ends a call: publishes the buffers in [`Reply`] and returns its status.
@@ -76,7 +71,7 @@ pub fn finish<E: Serialize>(result: Result<(), E>) -> u32 {
                 "elmbox: {} bytes of console output dropped in this call (limit {} bytes)",
                 b.console_dropped, CONSOLE_LIMIT
             );
-            frame(&mut b.console, Level::Warn, &note);
+            push_frame(&mut b.console, Level::Warn, &note);
         }
         let status = match result {
             Ok(()) => 0,

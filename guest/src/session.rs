@@ -1,41 +1,43 @@
-//! One loaded app: the QuickJS runtime, the app's ports, and the loop that
-//! runs promise jobs and due timers until the app is idle.
+//! The one loaded app of this instance ([`Session`]): the QuickJS runtime,
+//! the app's ports, and the loop that runs promise jobs and due timers until
+//! the app is idle. The exports reach it through [`with_session`].
 
-use std::ffi::CString;
+use std::cell::RefCell;
 
-use elmbox_abi::{DispatchMode, LoadConfig, MemoryReport};
-use javy::quickjs::{qjs, Ctx, Function, Module, String as JsString, Value};
+use elmbox_abi::{AppSettings, DispatchMode, EventFormat, MemoryReport};
+use javy::quickjs::{Ctx, Function, Module, String as JsString, Value};
 
 use crate::console;
-use crate::elm::{ElmApp, Ports};
-use crate::error::{GuestError, Thrown, ThrownFromJs};
+use crate::elm::ElmApp;
+use crate::error::{AppError, Thrown, ThrownFromJs};
+use crate::quickjs::{self, run_jobs, run_script};
 use crate::timers;
 
-/// The app's ports, as the Elm glue wants them.
-fn ports(config: &LoadConfig) -> Ports<'_> {
-    Ports {
-        module: &config.module,
-        incoming: &config.in_port,
-        outgoing: &config.out_port,
-        flags: config.flags.as_deref(),
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+/// Loads the app as this instance's session; an instance holds one app.
+pub fn start(settings: AppSettings, source: &[u8]) -> Result<(), AppError> {
+    if SESSION.with_borrow(Option::is_some) {
+        return Err(AppError::AlreadyLoaded);
     }
+    let session = Session::load(settings, source)?;
+    SESSION.with_borrow_mut(|slot| *slot = Some(session));
+    Ok(())
+}
+
+/// Runs `f` on the loaded app.
+pub fn with_session<R>(f: impl FnOnce(&mut Session) -> Result<R, AppError>) -> Result<R, AppError> {
+    SESSION.with_borrow_mut(|s| s.as_mut().map_or(Err(AppError::NotLoaded), f))
 }
 
 /// The global through which `eval`-mode snippets reach the app.
 const EVAL_SEND: &str = "__elmboxSend";
 
-/// How the host wants an event handed to the app.
-#[derive(Clone, Copy)]
-pub enum EventKind {
-    /// As a JavaScript string.
-    Text,
-    /// Parsed as JSON.
-    Json,
-}
-
 pub struct Session {
     runtime: javy::Runtime,
-    config: LoadConfig,
+    settings: AppSettings,
     app: ElmApp,
     /// Kept for `reload` mode only.
     reload: Option<Reload>,
@@ -49,7 +51,7 @@ struct Reload {
 
 impl Session {
     /// Evaluates the app once, starts it, and settles whatever `init` set off.
-    pub fn load(config: LoadConfig, source: &[u8]) -> Result<Session, GuestError> {
+    pub fn load(settings: AppSettings, source: &[u8]) -> Result<Session, AppError> {
         let mut js = javy::Config::default();
         // javy's default GC threshold is never, which lets cyclic garbage
         // pile up; the host always sends a finite one unless asked not to.
@@ -60,35 +62,34 @@ impl Session {
                 bytes as usize
             }
         };
-        js.gc_threshold(threshold(config.gc_threshold))
-            .memory_limit(if config.memory_limit == 0 {
-                usize::MAX
-            } else {
-                config.memory_limit as usize
-            })
-            .max_stack_size(config.max_stack_size as usize);
-        let runtime = javy::Runtime::new(js).map_err(|e| GuestError::BadConfig {
+        js.gc_threshold(threshold(settings.gc_threshold))
+            .memory_limit(settings.js_memory_limit.map_or(usize::MAX, |b| b as usize))
+            .max_stack_size(settings.max_stack_size as usize);
+        let runtime = javy::Runtime::new(js).map_err(|e| AppError::BadConfig {
             message: e.to_string(),
         })?;
-        let app = runtime
-            .context()
-            .with(|ctx| -> Result<ElmApp, GuestError> {
-                let setup = |e| GuestError::ScriptThrew(Thrown::from_js(&ctx, e));
-                console::install(&ctx).map_err(setup)?;
-                timers::install(&ctx, config.epoch_ms).map_err(setup)?;
-                run_script(&ctx, source, &config.filename)?;
-                let elm = ctx
-                    .globals()
-                    .get::<_, Value>("Elm")
-                    .map_err(|_| GuestError::NotElm)?;
-                let app = ElmApp::start(&ctx, elm, &ports(&config))?;
-                if config.mode == DispatchMode::Eval {
-                    let send = app.send_function(&ctx).map_err(setup)?;
-                    ctx.globals().set(EVAL_SEND, send).map_err(setup)?;
-                }
-                Ok(app)
-            })?;
-        let reload = (config.mode == DispatchMode::Reload).then(|| Reload {
+        let app = runtime.context().with(|ctx| -> Result<ElmApp, AppError> {
+            let setup = |e| AppError::ScriptThrew {
+                file: settings.name.clone(),
+                thrown: Thrown::from_js(&ctx, e),
+            };
+            console::install(&ctx).map_err(setup)?;
+            timers::install(&ctx, settings.epoch_ms).map_err(setup)?;
+            run_script(&ctx, source, &settings.name)?;
+            let elm = ctx
+                .globals()
+                .get::<_, Value>("Elm")
+                .map_err(|_| AppError::NotElm {
+                    file: settings.name.clone(),
+                })?;
+            let app = ElmApp::start(&ctx, elm, &settings)?;
+            if settings.mode == DispatchMode::Eval {
+                let send = app.send_function(&ctx).map_err(setup)?;
+                ctx.globals().set(EVAL_SEND, send).map_err(setup)?;
+            }
+            Ok(app)
+        })?;
+        let reload = (settings.mode == DispatchMode::Reload).then(|| Reload {
             // The app as an ES module. Module code has no global `this`, so
             // the script runs inside a function called with a fresh scope.
             module_source: [
@@ -100,7 +101,7 @@ impl Session {
             modules_loaded: 0,
         });
         let session = Session {
-            config,
+            settings,
             runtime,
             app,
             reload,
@@ -113,12 +114,18 @@ impl Session {
         self.runtime.context().with(|ctx| f(&ctx))
     }
 
+    /// The settings the app was loaded with.
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings
+    }
+
     /// Sends one event and runs the app until it is idle at the current instant.
-    pub fn dispatch(&mut self, event: &[u8], kind: EventKind) -> Result<(), GuestError> {
-        let text = std::str::from_utf8(event).map_err(|e| GuestError::EventNotUtf8 {
-            valid_up_to: e.valid_up_to(),
+    pub fn dispatch(&mut self, event: &[u8]) -> Result<(), AppError> {
+        let kind = self.settings.event_format;
+        let text = std::str::from_utf8(event).map_err(|e| AppError::EventNotUtf8 {
+            valid_up_to: e.valid_up_to() as u64,
         })?;
-        match self.config.mode {
+        match self.settings.mode {
             DispatchMode::Call => {}
             DispatchMode::Eval => return self.dispatch_by_eval(text, kind),
             DispatchMode::Reload => return self.dispatch_by_reload(text, kind),
@@ -137,12 +144,12 @@ impl Session {
     /// `eval` mode: compiles and runs `__elmboxSend(<event literal>)`. A JSON
     /// text is a JavaScript expression, and a JSON string literal is a
     /// JavaScript string literal, so the snippet carries the event verbatim.
-    fn dispatch_by_eval(&self, text: &str, kind: EventKind) -> Result<(), GuestError> {
+    fn dispatch_by_eval(&self, text: &str, kind: EventFormat) -> Result<(), AppError> {
         let literal = match kind {
-            EventKind::Text => serde_json::to_string(text).unwrap_or_default(),
-            EventKind::Json => {
+            EventFormat::Text => serde_json::to_string(text).unwrap_or_default(),
+            EventFormat::Json => {
                 serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
-                    GuestError::EventNotJson {
+                    AppError::EventNotJson {
                         message: e.to_string(),
                     }
                 })?;
@@ -162,21 +169,21 @@ impl Session {
 
     /// `reload` mode: evaluates the whole app again as a new ES module,
     /// starts it, and sends it the event. Every event meets a fresh app.
-    fn dispatch_by_reload(&mut self, text: &str, kind: EventKind) -> Result<(), GuestError> {
+    fn dispatch_by_reload(&mut self, text: &str, kind: EventFormat) -> Result<(), AppError> {
         let Some(reload) = self.reload.as_mut() else {
-            return Err(GuestError::NotLoaded);
+            return Err(AppError::NotLoaded);
         };
         reload.modules_loaded += 1;
         let name = format!("app-{}.mjs", reload.modules_loaded);
         let source = reload.module_source.clone();
         self.with(|ctx| {
-            let threw = |e| GuestError::Threw(Thrown::from_js(ctx, e));
+            let threw = |e| AppError::Threw(Thrown::from_js(ctx, e));
             let (module, _) = Module::declare(ctx.clone(), name, source)
                 .and_then(|m| m.eval())
                 .map_err(threw)?;
             let load: Function = module.get("load").map_err(threw)?;
             let elm: Value = load.call(()).map_err(threw)?;
-            let app = ElmApp::start(ctx, elm, &ports(&self.config))?;
+            let app = ElmApp::start(ctx, elm, &self.settings)?;
             let sent = app.send(ctx, event_value(ctx, text, kind)?);
             let settled = self.settle(ctx, timers::elapsed());
             sent.map_err(|t| self.threw(t))?;
@@ -185,7 +192,7 @@ impl Session {
     }
 
     /// Moves the virtual clock forward, firing timers in deadline order.
-    pub fn advance(&self, ms: f64) -> Result<(), GuestError> {
+    pub fn advance(&self, ms: f64) -> Result<(), AppError> {
         let ms = if ms.is_finite() && ms > 0.0 {
             ms as u64
         } else {
@@ -197,7 +204,7 @@ impl Session {
     /// Runs promise jobs and every timer due up to `until`, then parks the
     /// clock there. A throwing callback does not stop the others (as in a
     /// browser); the first error is reported.
-    fn settle(&self, ctx: &Ctx<'_>, until: u64) -> Result<(), GuestError> {
+    fn settle(&self, ctx: &Ctx<'_>, until: u64) -> Result<(), AppError> {
         let mut first_error = None;
         let mut instant = timers::elapsed();
         let mut fired_at_instant = 0u32;
@@ -214,10 +221,9 @@ impl Session {
                 fired_at_instant = 0;
             }
             fired_at_instant += 1;
-            if fired_at_instant > self.config.same_instant_limit {
-                return Err(GuestError::TimerStorm {
-                    limit: self.config.same_instant_limit,
-                });
+            let limit = self.settings.same_instant_timer_limit;
+            if fired_at_instant > limit {
+                return Err(AppError::TimerStorm { limit });
             }
             if let Err(thrown) = call_timer(ctx, &due) {
                 first_error.get_or_insert_with(|| self.threw(thrown));
@@ -234,26 +240,25 @@ impl Session {
     /// memory left to build an Error object and throws `null` instead; by
     /// the time we look, the unwound frames have freed memory again, so name
     /// the likely cause rather than print "null".
-    fn threw(&self, thrown: Thrown) -> GuestError {
+    fn threw(&self, thrown: Thrown) -> AppError {
         let bare =
             thrown.stack.is_none() && (thrown.message == "null" || thrown.message == "undefined");
-        if self.config.memory_limit > 0 && bare {
-            return GuestError::Threw(Thrown {
+        if let (Some(limit), true) = (self.settings.js_memory_limit, bare) {
+            return AppError::Threw(Thrown {
                 message: format!(
                     "InternalError: out of memory (the app threw {}, as QuickJS does when it \
-                     reaches its heap limit of {} bytes)",
-                    thrown.message, self.config.memory_limit
+                     reaches its heap limit of {limit} bytes)",
+                    thrown.message
                 ),
                 stack: None,
             });
         }
-        GuestError::Threw(thrown)
+        AppError::Threw(thrown)
     }
 
     pub fn memory(&self) -> MemoryReport {
         self.with(|ctx| {
-            let mut usage = unsafe { std::mem::zeroed::<qjs::JSMemoryUsage>() };
-            unsafe { qjs::JS_ComputeMemoryUsage(runtime_ptr(ctx), &mut usage) };
+            let usage = quickjs::memory_usage(ctx);
             MemoryReport {
                 malloc_size: usage.malloc_size as i64,
                 malloc_count: usage.malloc_count as i64,
@@ -270,96 +275,24 @@ impl Session {
 
     /// Runs QuickJS's cycle collector now.
     pub fn collect_garbage(&self) {
-        self.with(|ctx| unsafe { qjs::JS_RunGC(runtime_ptr(ctx)) })
+        self.with(quickjs::collect_garbage)
     }
 }
 
 /// The event as the JavaScript value the incoming port receives.
-fn event_value<'js>(ctx: &Ctx<'js>, text: &str, kind: EventKind) -> Result<Value<'js>, GuestError> {
-    match kind {
-        EventKind::Text => JsString::from_str(ctx.clone(), text)
+fn event_value<'js>(
+    ctx: &Ctx<'js>,
+    text: &str,
+    format: EventFormat,
+) -> Result<Value<'js>, AppError> {
+    match format {
+        EventFormat::Text => JsString::from_str(ctx.clone(), text)
             .map(JsString::into_value)
-            .map_err(|e| GuestError::Threw(Thrown::from_js(ctx, e))),
-        EventKind::Json => ctx.json_parse(text).map_err(|e| GuestError::EventNotJson {
+            .map_err(|e| AppError::Threw(Thrown::from_js(ctx, e))),
+        EventFormat::Json => ctx.json_parse(text).map_err(|e| AppError::EventNotJson {
             message: Thrown::from_js(ctx, e).message,
         }),
     }
-}
-
-fn runtime_ptr(ctx: &Ctx<'_>) -> *mut qjs::JSRuntime {
-    unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) }
-}
-
-/// Compiles, then runs, the app as a classic global script (non-strict, so the
-/// `(function(scope){…}(this))` wrapper of Elm output gets the global object).
-/// Compiling first separates syntax errors from errors the script throws.
-fn run_script(ctx: &Ctx<'_>, source: &[u8], filename: &str) -> Result<(), GuestError> {
-    let filename = CString::new(filename.replace('\0', "")).unwrap_or_default();
-    // QuickJS wants a NUL after the last byte.
-    let mut text = Vec::with_capacity(source.len() + 1);
-    text.extend_from_slice(source);
-    text.push(0);
-    let raw = ctx.as_raw().as_ptr();
-    unsafe {
-        let compiled = qjs::JS_Eval(
-            raw,
-            text.as_ptr().cast(),
-            source.len() as _,
-            filename.as_ptr(),
-            (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
-        );
-        if qjs::JS_IsException(compiled) {
-            let thrown = Thrown::from_value(ctx, ctx.catch());
-            let (line, column) = position(
-                thrown.stack.as_deref().unwrap_or(""),
-                filename.to_str().unwrap_or(""),
-            );
-            return Err(GuestError::Syntax {
-                message: thrown.message,
-                line,
-                column,
-            });
-        }
-        let result = qjs::JS_EvalFunction(raw, compiled);
-        if qjs::JS_IsException(result) {
-            return Err(GuestError::ScriptThrew(Thrown::from_value(
-                ctx,
-                ctx.catch(),
-            )));
-        }
-        qjs::JS_FreeValue(raw, result);
-    }
-    Ok(())
-}
-
-/// Line and column of the first `filename:LINE:COL` in a stack trace.
-fn position(stack: &str, filename: &str) -> (Option<u32>, Option<u32>) {
-    let needle = format!("{filename}:");
-    let Some(start) = stack.find(&needle) else {
-        return (None, None);
-    };
-    let mut numbers = stack[start + needle.len()..]
-        .split(|c: char| !c.is_ascii_digit())
-        .take(2)
-        .map(|n| n.parse().ok());
-    (numbers.next().flatten(), numbers.next().flatten())
-}
-
-/// Runs queued promise jobs until none is left.
-fn run_jobs(ctx: &Ctx<'_>) -> Result<(), Thrown> {
-    let rt = runtime_ptr(ctx);
-    let mut first_error = None;
-    loop {
-        let mut job_ctx = std::ptr::null_mut();
-        match unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } {
-            0 => break,
-            r if r < 0 => {
-                first_error.get_or_insert_with(|| Thrown::from_value(ctx, ctx.catch()));
-            }
-            _ => {}
-        }
-    }
-    first_error.map_or(Ok(()), Err)
 }
 
 fn call_timer(ctx: &Ctx<'_>, due: &timers::Due) -> Result<(), Thrown> {

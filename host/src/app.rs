@@ -1,21 +1,16 @@
 //! One loaded app: its own wasm instance, its JavaScript evaluated once, and
 //! the calls that feed it events and move its clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use elmbox_abi::{
-    console_frames, GuestError, LoadConfig, StdioConfig, Thrown, EVENT_JSON, EVENT_TEXT,
-};
+use elmbox_abi::{console, AppError, AppSettings, ModuleSettings, StdioConfig};
 use serde_json::Value;
 use wasmtime::{Instance, Store};
 
-use crate::config::{AppConfig, EventFormat};
 use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::guest::{self, GuestExports};
-use crate::limits::Limits;
-use crate::runtime::StoreState;
+use crate::limits::SandboxLimits;
 use crate::stats::MemoryStats;
+use crate::store::{StoreState, WASM_STACK_BYTES};
 
 /// A running Elm app in its own sandbox. Not shared between threads: each app
 /// handles one event at a time, in order.
@@ -24,46 +19,11 @@ pub struct App {
     instance: Instance,
     guest: GuestExports,
     name: String,
-    module: String,
-    event_kind: u32,
-    limits: Limits,
+    limits: SandboxLimits,
     console: Console,
     /// Set once the instance traps or runs away; every later call fails.
     failure: Option<String>,
     startup_outputs: Vec<Value>,
-}
-
-impl AppConfig {
-    /// The load configuration as the guest reads it, as JSON. Public only for
-    /// the benchmarks, which run the guest's engine natively.
-    #[doc(hidden)]
-    pub fn guest_load_config(&self, epoch_ms: f64) -> Result<Vec<u8>> {
-        // The guest is wasm32: its usize::MAX ("never", "no limit") is u32::MAX.
-        let clamp = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
-        serde_json::to_vec(&LoadConfig {
-            module: self.module.clone(),
-            in_port: self.in_port.clone(),
-            out_port: self.out_port.clone(),
-            flags: self.flags.as_ref().map(Value::to_string),
-            filename: self.name.clone(),
-            epoch_ms,
-            gc_threshold: clamp(self.gc_threshold),
-            memory_limit: clamp(self.limits.js_memory_limit.unwrap_or(0)),
-            max_stack_size: clamp(self.max_stack_size),
-            same_instant_limit: self.limits.same_instant_timer_limit,
-            mode: self.dispatch_mode,
-        })
-        .map_err(|e| Error::Config(e.to_string()))
-    }
-}
-
-/// What the host keeps about an app besides its instance.
-pub(crate) struct AppSettings {
-    pub name: String,
-    pub module: String,
-    pub event_format: EventFormat,
-    pub limits: Limits,
-    pub console: Console,
 }
 
 impl App {
@@ -72,7 +32,9 @@ impl App {
     pub(crate) fn attach(
         mut store: Store<StoreState>,
         instance: Instance,
-        settings: AppSettings,
+        name: String,
+        limits: SandboxLimits,
+        console: Console,
         known_reply_at: Option<usize>,
     ) -> Result<App> {
         let guest = GuestExports::bind(&mut store, &instance, known_reply_at)?;
@@ -80,56 +42,36 @@ impl App {
             store,
             instance,
             guest,
-            name: settings.name,
-            module: settings.module,
-            event_kind: match settings.event_format {
-                EventFormat::Text => EVENT_TEXT,
-                EventFormat::Json => EVENT_JSON,
-            },
-            limits: settings.limits,
-            console: settings.console,
+            name,
+            limits,
+            console,
             failure: None,
             startup_outputs: Vec::new(),
         })
     }
 
-    /// Attaches a fresh guest instance and loads the app into it: its
-    /// JavaScript evaluated once, `init` called, ports connected.
-    pub(crate) fn start(
-        store: Store<StoreState>,
-        instance: Instance,
-        source: &[u8],
-        config: AppConfig,
-    ) -> Result<App> {
-        let epoch_ms = config.epoch_ms.unwrap_or_else(wall_clock_ms);
-        if !epoch_ms.is_finite() {
-            return Err(Error::Config(format!(
-                "epoch_ms must be finite, got {epoch_ms}"
-            )));
-        }
-        let guest_config = config.guest_load_config(epoch_ms)?;
+    /// Loads the app into a fresh, attached guest instance: its JavaScript
+    /// evaluated once, `init` called, ports connected.
+    pub(crate) fn load(&mut self, settings: &AppSettings, source: &[u8]) -> Result<()> {
+        let settings = serde_json::to_vec(settings).map_err(|e| Error::Config(e.to_string()))?;
         let source_len = u32::try_from(source.len())
             .map_err(|_| Error::Config("the app's source is over 4 GiB".to_string()))?;
-        let settings = AppSettings {
-            name: config.name,
-            module: config.module,
-            event_format: config.event_format,
-            limits: config.limits,
-            console: config.console,
-        };
-        let mut app = App::attach(store, instance, settings, None)?;
-        app.guest
-            .write_input(&mut app.store, &[&guest_config, source])?;
+        if let Err(e) = self
+            .guest
+            .write_input(&mut self.store, &[&settings, source])
+        {
+            return Err(self.crashed(e));
+        }
         let status = guest::call(
-            &app.guest.load,
-            &mut app.store,
-            (guest_config.len() as u32, source_len),
+            &self.guest.load,
+            &mut self.store,
+            (settings.len() as u32, source_len),
         );
-        app.startup_outputs = app.finish(status, parse_outputs)?;
-        Ok(app)
+        self.startup_outputs = self.finish(status, parse_outputs)?;
+        Ok(())
     }
 
-    /// Records the line-protocol settings a standalone module serves with.
+    /// Records the line-protocol settings a built module serves with.
     pub(crate) fn set_stdio(&mut self, config: &StdioConfig) -> Result<()> {
         let json = serde_json::to_vec(config).map_err(|e| Error::Config(e.to_string()))?;
         if let Err(e) = self.guest.write_input(&mut self.store, &[&json]) {
@@ -139,17 +81,20 @@ impl App {
         self.finish(status, |_| Ok(()))
     }
 
-    /// The line-protocol settings of an app started from a snapshot; `None`
-    /// when the instance holds no app (a bare guest).
-    pub(crate) fn stdio(&mut self) -> Result<Option<StdioConfig>> {
-        let status = guest::call(&self.guest.stdio, &mut self.store, ());
+    /// What the instance holds, as recorded when its module was built;
+    /// `None` when it holds no app built by `elmbox build` (a bare guest).
+    pub(crate) fn module_settings(&mut self) -> Result<Option<ModuleSettings>> {
+        let status = guest::call(&self.guest.settings, &mut self.store, ());
         match self.finish(status, |outputs| {
-            serde_json::from_slice::<[StdioConfig; 1]>(outputs).map_err(|e| Error::Crashed {
-                reason: format!("unreadable standalone settings: {e}"),
+            serde_json::from_slice::<[ModuleSettings; 1]>(outputs).map_err(|e| Error::Crashed {
+                reason: format!("unreadable module settings: {e}"),
             })
         }) {
-            Ok([config]) => Ok(Some(config)),
-            Err(Error::Config(_)) => Ok(None),
+            Ok([settings]) => Ok(Some(settings)),
+            Err(Error::App {
+                error: AppError::NotLoaded,
+                ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -231,6 +176,11 @@ impl App {
         &self.name
     }
 
+    /// The sandbox's bounds for this app.
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.limits
+    }
+
     /// Why the app takes no more events, if it failed.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
@@ -252,19 +202,16 @@ impl App {
     ) -> Result<T> {
         self.check_alive()?;
         if event.len() > self.limits.max_event_bytes {
-            return Err(Error::EventTooLarge {
-                size: event.len(),
-                limit: self.limits.max_event_bytes,
-            });
+            return Err(AppError::EventTooLarge {
+                size: event.len() as u64,
+                limit: self.limits.max_event_bytes as u64,
+            }
+            .into());
         }
         if let Err(e) = self.guest.write_input(&mut self.store, &[event]) {
             return Err(self.crashed(e));
         }
-        let status = guest::call(
-            &self.guest.dispatch,
-            &mut self.store,
-            (event.len() as u32, self.event_kind),
-        );
+        let status = guest::call(&self.guest.dispatch, &mut self.store, event.len() as u32);
         self.finish(status, take)
     }
 
@@ -275,7 +222,7 @@ impl App {
         status: wasmtime::Result<u32>,
         take: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<T> {
-        let memory_refused = self.store.data_mut().limits.memory_refused.take();
+        let memory_refused = self.store.data_mut().limiter.memory_refused.take();
         if let Err(trap) = status {
             let error = self.crashed(trap);
             let error = match (memory_refused, self.limits.max_memory_bytes) {
@@ -293,23 +240,26 @@ impl App {
             Ok(reply) => reply,
             Err(e) => return Err(self.crashed(e)),
         };
-        for (level, text) in console_frames(reply.console) {
+        for (level, text) in console::frames(reply.console) {
             self.console.emit(&self.name, level, text);
         }
         if reply.ok {
             if reply.outputs.len() > self.limits.max_output_bytes {
-                return Err(Error::OutputTooLarge {
-                    size: reply.outputs.len(),
-                    limit: self.limits.max_output_bytes,
-                });
+                return Err(AppError::OutputTooLarge {
+                    size: reply.outputs.len() as u64,
+                    limit: self.limits.max_output_bytes as u64,
+                }
+                .into());
             }
             return take(reply.outputs);
         }
-        let outputs = reply.outputs;
-        let error = match serde_json::from_slice::<GuestError>(reply.error) {
-            Ok(e) => into_error(e, &self.name, &self.module, || {
-                parse_outputs(outputs).unwrap_or_default()
-            }),
+        let error = match serde_json::from_slice::<AppError>(reply.error) {
+            // What the app sent before it threw still belongs to its answer.
+            Ok(error @ AppError::Threw(_)) => Error::App {
+                error,
+                outputs: parse_outputs(reply.outputs).unwrap_or_default(),
+            },
+            Ok(error) => error.into(),
             Err(e) => Error::Crashed {
                 reason: format!("unreadable error from guest: {e}"),
             },
@@ -317,9 +267,16 @@ impl App {
         // JavaScript that could not get memory because of the cap: the app
         // unwound cleanly and goes on, but say which limit it hit.
         let error = match (memory_refused, self.limits.max_memory_bytes, error) {
-            (Some(_), Some(limit), Error::AppThrew { message, .. }) => Error::MemoryCapReached {
+            (
+                Some(_),
+                Some(limit),
+                Error::App {
+                    error: AppError::Threw(thrown),
+                    ..
+                },
+            ) => Error::MemoryCapReached {
                 limit,
-                detail: message,
+                detail: thrown.message,
                 fatal: false,
             },
             (_, _, error) => error,
@@ -344,7 +301,7 @@ impl App {
         let mut reason = match cause.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::StackOverflow) => format!(
                 "stack overflow: the app recursed deeper than the sandbox's {} MiB stack",
-                crate::runtime::WASM_STACK_BYTES >> 20
+                WASM_STACK_BYTES >> 20
             ),
             Some(trap) => trap.to_string(),
             None => format!("{cause:#}"),
@@ -357,18 +314,6 @@ impl App {
         self.failure = Some(reason.clone());
         Error::Crashed { reason }
     }
-
-    /// The size limit applied to events, for callers that read input.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn wall_clock_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64)
 }
 
 /// The outputs as the JSON array text the guest wrote (always UTF-8: the
@@ -381,62 +326,4 @@ fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {
     serde_json::from_slice(bytes).map_err(|e| Error::Crashed {
         reason: format!("guest produced invalid output JSON: {e}"),
     })
-}
-
-/// The host's typed error for the guest's error record.
-fn into_error(
-    error: GuestError,
-    file: &str,
-    module: &str,
-    outputs: impl FnOnce() -> Vec<Value>,
-) -> Error {
-    let file = file.to_string();
-    {
-        match error {
-            GuestError::BadConfig { message } => Error::Config(message),
-            GuestError::AlreadyLoaded => Error::Config("the app was already loaded".into()),
-            GuestError::NotLoaded => Error::Config("the app is not loaded".into()),
-            GuestError::Syntax {
-                message,
-                line,
-                column,
-            } => Error::Syntax {
-                file,
-                message,
-                line,
-                column,
-            },
-            GuestError::ScriptThrew(Thrown { message, stack }) => Error::ScriptThrew {
-                file,
-                message,
-                stack,
-            },
-            GuestError::NotElm => Error::NotElm { file },
-            GuestError::ModuleNotFound { module, available } => {
-                Error::ModuleNotFound { module, available }
-            }
-            GuestError::PortNotFound {
-                port,
-                direction,
-                available,
-            } => Error::PortNotFound {
-                port,
-                direction,
-                available,
-            },
-            GuestError::InitThrew(Thrown { message, stack }) => Error::InitThrew {
-                module: module.to_string(),
-                message,
-                stack,
-            },
-            GuestError::Threw(Thrown { message, stack }) => Error::AppThrew {
-                message,
-                stack,
-                outputs: outputs(),
-            },
-            GuestError::EventNotUtf8 { valid_up_to } => Error::EventNotUtf8 { valid_up_to },
-            GuestError::EventNotJson { message } => Error::EventNotJson { message },
-            GuestError::TimerStorm { limit } => Error::TimerStorm { limit },
-        }
-    }
 }

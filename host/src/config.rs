@@ -1,25 +1,25 @@
-//! How to start one app: which module and ports, flags, clock, QuickJS
-//! settings, limits, and where console output goes.
+//! How to start one app ([`AppConfig`]): which module and ports, flags,
+//! clock, the QuickJS settings fixed inside it, and where its console output
+//! goes. The sandbox's bounds are the runtime's
+//! ([`SandboxLimits`](crate::SandboxLimits)).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use elmbox_abi::AppSettings;
+#[cfg(feature = "measure")]
+pub use elmbox_abi::DispatchMode;
+pub use elmbox_abi::EventFormat;
 use serde_json::Value;
 
 use crate::console::Console;
-use crate::limits::Limits;
-
-/// How an event's bytes reach the app's incoming port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    /// As a JavaScript string (the port's type decides what it accepts).
-    #[default]
-    Text,
-    /// Parsed as JSON first.
-    Json,
-}
-
-pub use elmbox_abi::DispatchMode;
+use crate::error::{Error, Result};
 
 /// Settings for one app. Start from [`AppConfig::default`] and change what
-/// you need.
+/// you need. Everything here but the console is fixed inside the app when
+/// it is loaded, and so in any snapshot of it ([`AppImage::settings`]
+/// reports them back).
+///
+/// [`AppImage::settings`]: crate::AppImage::settings
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     /// Name used in errors, stack traces and console output.
@@ -31,21 +31,30 @@ pub struct AppConfig {
     /// Passed as `init({ flags })`; `None` calls `init()`.
     pub flags: Option<Value>,
     pub event_format: EventFormat,
+    /// How events reach the app: elmbox's way, or one of the anti-patterns
+    /// it replaces, for measuring them (`elmbox soak --mode`, `make bench`).
+    #[cfg(feature = "measure")]
     pub dispatch_mode: DispatchMode,
     /// What `Date.now()` returns at load, in ms since the Unix epoch. `None`
-    /// takes the host's wall clock. Virtual time then only moves through
-    /// [`App::advance_time`](crate::App::advance_time).
+    /// takes the host's wall clock (and an instance started from a snapshot
+    /// takes the wall clock when it starts). Virtual time then only moves
+    /// through [`App::advance_time`](crate::App::advance_time).
     pub epoch_ms: Option<f64>,
     /// Bytes QuickJS allocates before its cycle collector runs. javy's default
     /// is never, which lets Elm's cyclic garbage accumulate.
     pub gc_threshold: usize,
+    /// QuickJS heap limit in bytes (`None`: no limit). Past it, allocations
+    /// throw a JavaScript out-of-memory error inside the app, which goes on.
+    pub js_memory_limit: Option<usize>,
+    /// Timer callbacks allowed at one virtual instant before the app is
+    /// declared runaway (a `setTimeout(f, 0)` that re-arms itself forever).
+    pub same_instant_timer_limit: u32,
     /// QuickJS's JavaScript stack limit, in bytes. Only the native engine
     /// (benchmarks) honours it: QuickJS-ng turns its stack limit off on
     /// WASI, so in the sandbox recursion is bounded by the wasm stack
     /// instead, and runaway recursion traps (`Error::Crashed`, "stack
-    /// overflow"); see [`crate::runtime::WASM_STACK_BYTES`].
+    /// overflow"); see [`WASM_STACK_BYTES`](crate::WASM_STACK_BYTES).
     pub max_stack_size: usize,
-    pub limits: Limits,
     pub console: Console,
 }
 
@@ -58,11 +67,13 @@ impl Default for AppConfig {
             out_port: "respond".to_string(),
             flags: None,
             event_format: EventFormat::Text,
+            #[cfg(feature = "measure")]
             dispatch_mode: DispatchMode::Call,
             epoch_ms: None,
             gc_threshold: 1 << 20,
+            js_memory_limit: None,
+            same_instant_timer_limit: 100_000,
             max_stack_size: 256 << 10,
-            limits: Limits::default(),
             console: Console::default(),
         }
     }
@@ -93,6 +104,7 @@ impl AppConfig {
         self.event_format = format;
         self
     }
+    #[cfg(feature = "measure")]
     pub fn dispatch_mode(mut self, mode: DispatchMode) -> Self {
         self.dispatch_mode = mode;
         self
@@ -105,12 +117,55 @@ impl AppConfig {
         self.gc_threshold = bytes;
         self
     }
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+    pub fn js_memory_limit(mut self, bytes: usize) -> Self {
+        self.js_memory_limit = Some(bytes);
+        self
+    }
+    pub fn same_instant_timer_limit(mut self, callbacks: u32) -> Self {
+        self.same_instant_timer_limit = callbacks;
         self
     }
     pub fn console(mut self, console: Console) -> Self {
         self.console = console;
         self
     }
+
+    /// The settings the guest loads the app with: these, with the clock's
+    /// epoch taken from the wall clock now unless [`AppConfig::epoch_ms`]
+    /// fixes it.
+    pub fn settings(&self) -> Result<AppSettings> {
+        let epoch_ms = self.epoch_ms.unwrap_or_else(wall_clock_ms);
+        if !epoch_ms.is_finite() {
+            return Err(Error::Config(format!(
+                "epoch_ms must be finite, got {epoch_ms}"
+            )));
+        }
+        // The guest is wasm32: its usize::MAX ("never", "no limit") is u32::MAX.
+        let clamp = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
+        Ok(AppSettings {
+            name: self.name.clone(),
+            module: self.module.clone(),
+            in_port: self.in_port.clone(),
+            out_port: self.out_port.clone(),
+            flags: self.flags.as_ref().map(Value::to_string),
+            event_format: self.event_format,
+            epoch_ms,
+            fixed_epoch: self.epoch_ms.is_some(),
+            gc_threshold: clamp(self.gc_threshold),
+            js_memory_limit: self.js_memory_limit.map(clamp),
+            max_stack_size: clamp(self.max_stack_size),
+            same_instant_timer_limit: self.same_instant_timer_limit,
+            #[cfg(feature = "measure")]
+            mode: self.dispatch_mode,
+            #[cfg(not(feature = "measure"))]
+            mode: elmbox_abi::DispatchMode::Call,
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn wall_clock_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64)
 }

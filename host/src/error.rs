@@ -1,77 +1,24 @@
-//! Everything that can go wrong, typed, each saying what was wrong.
+//! Everything that can go wrong, typed, each saying what was wrong. The
+//! app's own errors are [`AppError`], worded once in `elmbox-abi` for the
+//! library and built modules alike; the rest are the host's.
 
-pub use elmbox_abi::PortDirection;
+pub use elmbox_abi::{AppError, PortDirection, Thrown};
 use serde_json::Value;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The app's JavaScript does not parse.
-    #[error("{file}:{}: syntax error: {message}", position(*.line, *.column))]
-    Syntax {
-        file: String,
-        message: String,
-        line: Option<u32>,
-        column: Option<u32>,
-    },
-
-    /// The script threw while it was being evaluated, before `init`.
-    #[error("{file} threw while loading: {message}{}", stack_suffix(.stack))]
-    ScriptThrew {
-        file: String,
-        message: String,
-        stack: Option<String>,
-    },
-
-    #[error("{file} defined no global `Elm` object: is it the output of `elm make`?")]
-    NotElm { file: String },
-
-    #[error("module `{module}` not found in Elm output{}", listing(.available, "modules"))]
-    ModuleNotFound {
-        module: String,
-        available: Vec<String>,
-    },
-
-    #[error("{direction} port `{port}` not found{}", listing(.available, "ports"))]
-    PortNotFound {
-        port: String,
-        direction: PortDirection,
-        available: Vec<String>,
-    },
-
-    #[error("Elm.{module}.init threw: {message}{}", stack_suffix(.stack))]
-    InitThrew {
-        module: String,
-        message: String,
-        stack: Option<String>,
-    },
-
-    /// The app threw while handling an event or a timer. The app keeps
-    /// running; `outputs` holds what it sent before the error.
-    #[error("the app threw: {message}{}", stack_suffix(.stack))]
-    AppThrew {
-        message: String,
-        stack: Option<String>,
+    /// The app could not load, or could not handle an event: its own fault
+    /// or its input's (a syntax error, a missing port, a throw, an event
+    /// that is not JSON or too large, ...). Unless
+    /// [`AppError::is_fatal`], the app goes on. `outputs` holds what the app
+    /// sent on its outgoing port before it threw; it is empty otherwise.
+    #[error("{error}")]
+    App {
+        error: AppError,
         outputs: Vec<Value>,
     },
-
-    #[error("event is not UTF-8 (first invalid byte at offset {valid_up_to})")]
-    EventNotUtf8 { valid_up_to: usize },
-
-    #[error("event is not valid JSON: {message}")]
-    EventNotJson { message: String },
-
-    #[error("event is {size} bytes, over the limit of {limit} bytes")]
-    EventTooLarge { size: usize, limit: usize },
-
-    /// Timers kept firing at one virtual instant: the app loops through
-    /// `setTimeout(…, 0)` without end. The app is marked failed.
-    #[error("runaway timers: more than {limit} timer callbacks at one instant")]
-    TimerStorm { limit: u32 },
-
-    #[error("the app's response is {size} bytes, over the limit of {limit} bytes")]
-    OutputTooLarge { size: usize, limit: usize },
 
     /// A call ran past its CPU deadline and was stopped mid-way. The app is
     /// marked failed.
@@ -130,39 +77,31 @@ impl From<wasmtime::Error> for Error {
     }
 }
 
+/// An app error with nothing sent before it.
+impl From<AppError> for Error {
+    fn from(error: AppError) -> Self {
+        Error::App {
+            error,
+            outputs: Vec::new(),
+        }
+    }
+}
+
 impl Error {
     /// Whether the app can still take events after this error.
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            Error::TimerStorm { .. }
-                | Error::Crashed { .. }
-                | Error::Failed { .. }
-                | Error::DeadlineExceeded { .. }
-                | Error::MemoryCapReached { fatal: true, .. }
-        )
+        match self {
+            Error::App { error, .. } => error.is_fatal(),
+            Error::Crashed { .. } | Error::Failed { .. } | Error::DeadlineExceeded { .. } => true,
+            Error::MemoryCapReached { fatal, .. } => *fatal,
+            _ => false,
+        }
     }
 }
 
-fn position(line: Option<u32>, column: Option<u32>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!("{l}:{c}"),
-        (Some(l), None) => l.to_string(),
-        _ => "?".to_string(),
-    }
-}
-
-fn stack_suffix(stack: &Option<String>) -> String {
-    match stack {
-        Some(s) if !s.trim().is_empty() => format!("\n{}", s.trim_end()),
-        _ => String::new(),
-    }
-}
-
-fn listing(available: &[String], what: &str) -> String {
-    if available.is_empty() {
-        format!(" (the app has no {what})")
-    } else {
-        format!(" (available {what}: {})", available.join(", "))
+/// `elmbox run` serves the line protocol with the library's errors.
+impl elmbox_abi::lines::EventFailure for Error {
+    fn is_fatal(&self) -> bool {
+        Error::is_fatal(self)
     }
 }

@@ -1,29 +1,12 @@
 //! The host's half of the guest ABI (the other half is `guest/src/lib.rs`):
 //! typed handles on the exports, and decoding of the reply record.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context as TaskContext, Poll, Waker};
-
 use elmbox_abi::{MemoryReport, Reply as ReplyRecord, ABI_VERSION};
 use wasmtime::error::Context;
 use wasmtime::{bail, Result, WasmParams, WasmResults};
 use wasmtime::{Instance, Memory, Store, TypedFunc};
 
-use crate::runtime::StoreState;
-
-/// Drives a wasmtime async call to its end. Nothing in elmbox's guest ever
-/// yields (no async host calls, no epoch yields), so the first poll finishes
-/// it; async is used only to run guest code on wasmtime's fiber stacks.
-pub(crate) fn run_to_completion<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
+use crate::store::{run_to_completion, StoreState};
 
 /// Calls a guest export on a fiber stack.
 pub(crate) fn call<P: WasmParams + Sync, R: WasmResults + Sync>(
@@ -42,12 +25,12 @@ pub(crate) struct GuestExports {
     memory: Memory,
     input: TypedFunc<u32, u32>,
     pub(crate) load: TypedFunc<(u32, u32), u32>,
-    pub(crate) dispatch: TypedFunc<(u32, u32), u32>,
+    pub(crate) dispatch: TypedFunc<u32, u32>,
     pub(crate) advance: TypedFunc<f64, u32>,
     memory_report: TypedFunc<(), u32>,
     pub(crate) collect_garbage: TypedFunc<(), ()>,
     pub(crate) set_stdio: TypedFunc<u32, u32>,
-    pub(crate) stdio: TypedFunc<(), u32>,
+    pub(crate) settings: TypedFunc<(), u32>,
     pub(crate) set_clock: TypedFunc<f64, ()>,
     reply_at: usize,
 }
@@ -57,9 +40,9 @@ pub(crate) struct Reply<'a> {
     pub ok: bool,
     /// A JSON array of the outgoing-port values.
     pub outputs: &'a [u8],
-    /// Console frames (see `elmbox_abi::console_frames`).
+    /// Console frames (see `elmbox_abi::console::frames`).
     pub console: &'a [u8],
-    /// A JSON `GuestError` when `ok` is false.
+    /// A JSON `AppError` when `ok` is false.
     pub error: &'a [u8],
 }
 
@@ -102,7 +85,7 @@ impl GuestExports {
             memory_report: instance.get_typed_func(&mut *store, "elmbox_memory")?,
             collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
             set_stdio: instance.get_typed_func(&mut *store, "elmbox_set_stdio")?,
-            stdio: instance.get_typed_func(&mut *store, "elmbox_stdio")?,
+            settings: instance.get_typed_func(&mut *store, "elmbox_settings")?,
             set_clock: instance.get_typed_func(&mut *store, "elmbox_set_clock")?,
             reply_at,
         })

@@ -3,27 +3,28 @@
 //! number of instances start with the app already evaluated and running.
 //! Instantiating one evaluates no JavaScript: its memory is the snapshot.
 
-use elmbox_abi::{StdioConfig, EVENT_JSON};
+use elmbox_abi::{AppSettings, ModuleSettings, StdioConfig};
 use wasmtime::{InstancePre, Module};
 
-use crate::app::{wall_clock_ms, App, AppSettings};
-use crate::config::{AppConfig, EventFormat};
+use crate::app::App;
+use crate::config::{wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
-use crate::guest::run_to_completion;
-use crate::limits::Limits;
-use crate::runtime::{Runtime, StoreState};
+use crate::limits::SandboxLimits;
+use crate::runtime::Runtime;
 use crate::snapshot::BuildOptions;
+use crate::store::{run_to_completion, StoreState};
 
-/// A compiled, pre-initialised app. Cheap to clone; `Send + Sync`.
+/// A compiled, pre-initialised app. Cheap to clone; `Send + Sync`. Its
+/// instances get the sandbox limits of the runtime it was made with.
 #[derive(Clone)]
 pub struct AppImage {
     runtime: Runtime,
     pre: InstancePre<StoreState>,
-    stdio: StdioConfig,
+    /// What the build recorded in the module, read from its first instance.
+    settings: ModuleSettings,
     /// Learnt from the first instance; see `GuestExports::bind`.
-    reply_at: Option<usize>,
-    limits: Limits,
+    reply_at: usize,
     console: Console,
 }
 
@@ -45,38 +46,38 @@ impl Runtime {
             .linker()
             .instantiate_pre(&module)
             .map_err(|e| bad_module(format!("it cannot be linked: {e:#}")))?;
-        let mut image = AppImage {
-            runtime: self.clone(),
-            pre,
-            // Until the first instance tells what the build recorded.
-            stdio: StdioConfig {
-                name: "app.wasm".into(),
-                ..StdioConfig::default()
-            },
-            reply_at: None,
-            limits: Limits::default(),
-            console: Console::default(),
-        };
-        // One instance, to read the settings the build recorded.
-        let mut probe = image
-            .start()
-            .map_err(|e| bad_module(format!("it does not start: {e}")))?;
-        image.reply_at = Some(probe.reply_at());
-        image.stdio = probe.stdio()?.ok_or_else(|| {
+        // One instance, to read what the build recorded.
+        let mut store = self.new_store();
+        let instance = run_to_completion(pre.instantiate_async(&mut store))
+            .map_err(|e| bad_module(format!("it does not start: {e:#}")))?;
+        let mut probe = App::attach(
+            store,
+            instance,
+            "app.wasm".into(),
+            self.limits().clone(),
+            Console::default(),
+            None,
+        )
+        .map_err(|e| bad_module(format!("it does not start: {e}")))?;
+        let settings = probe.module_settings()?.ok_or_else(|| {
             bad_module("it holds no app: it is the bare guest, not the output of `elmbox build`")
         })?;
-        image.limits.max_event_bytes = clamp(image.stdio.max_event_bytes);
-        image.limits.max_output_bytes = clamp(image.stdio.max_output_bytes);
-        Ok(image)
+        Ok(AppImage {
+            runtime: self.clone(),
+            pre,
+            reply_at: probe.reply_at(),
+            settings,
+            console: Console::default(),
+        })
     }
 
     /// [`Runtime::build`] followed by [`Runtime::image`]: the app evaluated
     /// once here, then instantiated from its snapshot as often as needed.
-    /// The image keeps `config`'s limits and console.
+    /// The image keeps `config`'s console.
     pub fn snapshot(&self, source: impl AsRef<[u8]>, config: AppConfig) -> Result<AppImage> {
-        let (limits, console) = (config.limits.clone(), config.console.clone());
+        let console = config.console.clone();
         let wasm = self.build(source, config, &BuildOptions::default())?;
-        Ok(self.image(&wasm)?.limits(limits).console(console))
+        Ok(self.image(&wasm)?.console(console))
     }
 }
 
@@ -85,32 +86,29 @@ impl AppImage {
     /// JavaScript is evaluated. Unless the build fixed the clock's epoch,
     /// `Date.now()` starts from the wall-clock time now.
     pub fn instantiate(&self) -> Result<App> {
-        let mut app = self.start()?;
-        if !self.stdio.fixed_epoch {
+        let mut store = self.runtime.new_store();
+        let instance = run_to_completion(self.pre.instantiate_async(&mut store))?;
+        let mut app = App::attach(
+            store,
+            instance,
+            self.settings.app.name.clone(),
+            self.runtime.limits().clone(),
+            self.console.clone(),
+            Some(self.reply_at),
+        )?;
+        if !self.settings.app.fixed_epoch {
             app.set_clock(wall_clock_ms())?;
         }
         Ok(app)
     }
 
-    fn start(&self) -> Result<App> {
-        let mut store = self.runtime.new_store(&self.limits)?;
-        let instance = run_to_completion(self.pre.instantiate_async(&mut store))?;
-        let settings = AppSettings {
-            name: self.stdio.name.clone(),
-            // The module's `init` ran at build time; no later error names it.
-            module: String::new(),
-            event_format: self.event_format(),
-            limits: self.limits.clone(),
-            console: self.console.clone(),
-        };
-        App::attach(store, instance, settings, self.reply_at)
-    }
-
-    /// The limits of every instance made from now on. The event and output
-    /// size limits start as the build set them.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
+    /// The same app, whose instances get `limits`; refused as
+    /// [`Runtime::with_limits`] refuses them.
+    pub fn with_limits(&self, limits: SandboxLimits) -> Result<AppImage> {
+        Ok(AppImage {
+            runtime: self.runtime.with_limits(limits)?,
+            ..self.clone()
+        })
     }
 
     /// Where the console lines of instances made from now on go.
@@ -124,28 +122,26 @@ impl AppImage {
         wasmtime::Engine::same(self.runtime.engine(), runtime.engine())
     }
 
-    /// The current limits for new instances.
-    pub fn current_limits(&self) -> &Limits {
-        &self.limits
+    /// The sandbox limits of the instances made from now on.
+    pub fn limits(&self) -> &SandboxLimits {
+        self.runtime.limits()
+    }
+
+    /// The app's settings, as fixed when it was built (read from the module).
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings.app
     }
 
     /// The app's name, as given at build time.
     pub fn name(&self) -> &str {
-        &self.stdio.name
+        &self.settings.app.name
     }
 
-    /// How events reach the app, as fixed at build time.
-    pub fn event_format(&self) -> EventFormat {
-        if self.stdio.event_kind == EVENT_JSON {
-            EventFormat::Json
-        } else {
-            EventFormat::Text
-        }
-    }
-
-    /// Virtual milliseconds the module's own stdio loop advances per event.
-    pub fn advance_ms(&self) -> u64 {
-        self.stdio.advance_ms
+    /// How the module serves stdio on its own (on the wasmtime CLI), as
+    /// fixed at build time: the clock's advance per event and its event and
+    /// output size limits.
+    pub fn stdio(&self) -> &StdioConfig {
+        &self.settings.stdio
     }
 }
 
@@ -153,8 +149,4 @@ fn bad_module(reason: impl Into<String>) -> Error {
     Error::BadModule {
         reason: reason.into(),
     }
-}
-
-fn clamp(bytes: u64) -> usize {
-    usize::try_from(bytes).unwrap_or(usize::MAX)
 }

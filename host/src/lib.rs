@@ -27,31 +27,49 @@
 //! engine with the pooling allocator, apps by name, each with its own
 //! limits, faults contained and restored from the app's snapshot.
 //!
-//! Modules: [`runtime`] (engine and compiled guest), [`app`] (one loaded
-//! app), [`snapshot`] and [`image`] (pre-initialised apps), [`pool`] (many
-//! apps in one process), [`config`] and
-//! [`limits`] (how to start it), [`console`], [`stats`] (memory figures and
-//! the bounded-memory verdict), [`error`].
+//! ## Layers
+//! Each module uses only those listed before it: `store` (what a wasmtime
+//! store holds, stack size, deadlines, driving a call), `guest` (the host
+//! half of the guest ABI), `limits` and `config` (the sandbox's bounds and
+//! the app's settings), `app` (one loaded app), `runtime` (the compiled
+//! guest), `snapshot` and `image` (pre-initialised apps), `pool` (many apps
+//! in one process). `console`, `stats` and `error` sit beside them. What
+//! the host and guest agree on is the `elmbox-abi` crate.
+//!
+//! ## Features
+//! - `embedded-guest` (default): the guest module is built into the library
+//!   ([`Runtime::new`]). Without it, give the guest at run time with
+//!   [`Runtime::from_guest`]; nothing needs the guest at compile time.
+//! - `measure`: the dispatch modes that reproduce the anti-patterns elmbox
+//!   replaces ([`DispatchMode`](config::DispatchMode)), for soaks and
+//!   benchmarks.
 
-pub mod app;
-pub mod config;
-pub mod console;
-pub mod error;
+mod app;
+mod config;
+mod console;
+mod error;
 mod guest;
-pub mod image;
-pub mod limits;
-pub mod pool;
-pub mod runtime;
-pub mod snapshot;
+mod image;
+mod limits;
+mod pool;
+mod runtime;
+mod snapshot;
 pub mod stats;
+mod store;
 
 pub use app::App;
-pub use config::{AppConfig, DispatchMode, EventFormat};
+#[cfg(feature = "measure")]
+pub use config::DispatchMode;
+pub use config::{AppConfig, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
-pub use error::{Error, PortDirection, Result};
+pub use elmbox_abi::{AppSettings, StdioConfig};
+pub use error::{AppError, Error, PortDirection, Result, Thrown};
 pub use image::AppImage;
-pub use limits::Limits;
+pub use limits::SandboxLimits;
 pub use pool::{FaultPolicy, Pool, PoolConfig};
-pub use runtime::Runtime;
+#[cfg(feature = "embedded-guest")]
+pub use runtime::GUEST_WASM;
+pub use runtime::{Runtime, RuntimeBuilder};
 pub use snapshot::BuildOptions;
 pub use stats::{MemoryStats, Trend};
+pub use store::{EPOCH_TICK, WASM_STACK_BYTES};

@@ -1,13 +1,19 @@
-//! Per-app bounds: what one app may send in, use, or make the guest do.
+//! The bounds the host puts on an app's sandbox ([`SandboxLimits`]): what
+//! it may send in and out, the linear memory it may use, the CPU time a
+//! call may take. Any instance of any app can take them; they live on the
+//! [`Runtime`](crate::Runtime) that starts it, and are checked where that
+//! runtime is made. What is fixed inside the app when it is loaded (its
+//! QuickJS heap limit, its timer limit) is in
+//! [`AppConfig`](crate::AppConfig) instead.
 
 use std::time::Duration;
 
-use wasmtime::{ResourceLimiter, StoreLimits};
+use crate::error::{Error, Result};
 
-/// Limits enforced for one app. Defaults suit a trusted app; tighten them for
-/// multi-tenant hosting.
-#[derive(Debug, Clone)]
-pub struct Limits {
+/// Bounds enforced by the host for each app. The defaults suit a trusted
+/// app; tighten them for multi-tenant hosting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxLimits {
     /// Largest event accepted, in bytes; larger ones are refused before they
     /// reach the guest.
     pub max_event_bytes: usize,
@@ -18,70 +24,42 @@ pub struct Limits {
     /// ~10 MiB leave an app no room.
     pub max_memory_bytes: Option<usize>,
     /// CPU time one call may take (`None`: unbounded). Enforced by epoch
-    /// interruption with a 1 ms tick, on a runtime made with
-    /// [`Runtime::with_deadlines`](crate::Runtime::with_deadlines); an app past
-    /// it is stopped mid-call and marked failed.
+    /// interruption with a 1 ms tick, which only a runtime with deadlines
+    /// has ([`Runtime::with_deadlines`](crate::Runtime::with_deadlines)); an
+    /// app past it is stopped mid-call and marked failed.
     pub deadline: Option<Duration>,
-    /// QuickJS heap limit in bytes (`None`: no limit). Past it, allocations
-    /// throw a JavaScript out-of-memory error inside the app.
-    pub js_memory_limit: Option<usize>,
-    /// Timer callbacks allowed at one virtual instant before the app is
-    /// declared runaway (a `setTimeout(f, 0)` that re-arms itself forever).
-    pub same_instant_timer_limit: u32,
 }
 
-impl Default for Limits {
+impl Default for SandboxLimits {
     fn default() -> Self {
-        Limits {
+        SandboxLimits {
             max_event_bytes: 1 << 20,
             max_output_bytes: 16 << 20,
             max_memory_bytes: None,
             deadline: None,
-            js_memory_limit: None,
-            same_instant_timer_limit: 100_000,
         }
     }
 }
 
-/// wasmtime's [`StoreLimits`], plus a note of the last memory growth it
-/// refused, so an error can name the cap instead of the symptom.
-pub(crate) struct CapLimiter {
-    pub(crate) inner: StoreLimits,
-    pub(crate) memory_refused: Option<usize>,
-}
-
-impl ResourceLimiter for CapLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if !allowed {
-            self.memory_refused = Some(desired);
+impl SandboxLimits {
+    /// Refuses limits an engine cannot keep: a deadline without epoch
+    /// interruption, a memory cap below the guest's initial memory.
+    pub(crate) fn check(&self, initial_memory_bytes: usize, deadlines: bool) -> Result<()> {
+        if let Some(bytes) = self.max_memory_bytes {
+            if bytes < initial_memory_bytes {
+                return Err(Error::Config(format!(
+                    "a linear memory cap of {bytes} bytes is below the guest's initial \
+                     {initial_memory_bytes} bytes"
+                )));
+            }
         }
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.inner.memories()
+        if self.deadline.is_some() && !deadlines {
+            return Err(Error::Config(
+                "CPU deadlines need a runtime made with Runtime::with_deadlines() \
+                 (or RuntimeBuilder::deadlines(true))"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }

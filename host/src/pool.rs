@@ -30,6 +30,7 @@ use crate::app::App;
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
 use crate::image::AppImage;
+use crate::limits::SandboxLimits;
 use crate::runtime::Runtime;
 
 /// What the pool does with an app whose instance faulted.
@@ -49,12 +50,8 @@ pub struct PoolConfig {
     pub max_apps: u32,
     /// Linear memory any one app may reach, in bytes: the pooling
     /// allocator's slot size. Each app's own cap
-    /// ([`Limits::max_memory_bytes`](crate::Limits::max_memory_bytes)) is
-    /// kept under it.
+    /// ([`SandboxLimits::max_memory_bytes`]) is kept under it.
     pub max_memory_per_app: usize,
-    /// Compile with epoch checks, so apps can have CPU deadlines (see
-    /// [`Runtime::with_deadlines`]).
-    pub deadlines: bool,
     pub on_fault: FaultPolicy,
 }
 
@@ -63,7 +60,6 @@ impl Default for PoolConfig {
         PoolConfig {
             max_apps: 1024,
             max_memory_per_app: 256 << 20,
-            deadlines: true,
             on_fault: FaultPolicy::Restore,
         }
     }
@@ -73,7 +69,8 @@ impl Default for PoolConfig {
 /// instance, and building a snapshot takes one while it runs.
 const SPARE_SLOTS: u32 = 16;
 
-/// Apps by name, each in its own sandbox. `Send + Sync`: share it between
+/// Apps by name, each in its own sandbox under its own limits. Its runtime
+/// has deadlines, so any app may have one. `Send + Sync`: share it between
 /// threads (in an `Arc`).
 pub struct Pool {
     runtime: Runtime,
@@ -103,39 +100,57 @@ impl Pool {
             .max_memory_size(config.max_memory_per_app);
         let mut engine = Config::new();
         engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let runtime = Runtime::builder()
+            .engine_config(&engine)
+            .deadlines(true)
+            .limits(SandboxLimits {
+                max_memory_bytes: Some(config.max_memory_per_app),
+                ..SandboxLimits::default()
+            })
+            .build()?;
         Ok(Pool {
-            runtime: Runtime::with_engine_config(&engine, config.deadlines)?,
+            runtime,
             config,
             apps: RwLock::default(),
         })
     }
 
     /// The pool's runtime, to build images it can load
-    /// ([`Runtime::image`], [`Runtime::snapshot`]).
+    /// ([`Runtime::image`], [`Runtime::snapshot`], with other limits through
+    /// [`Runtime::with_limits`]). Its own limits are the defaults, with
+    /// linear memory capped at the slot size.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
 
-    /// Loads an app from its JavaScript under `name`: evaluated once into a
-    /// snapshot (which compiles a module: about a second), then started
-    /// from it. Use [`Pool::load_image`] to start many apps from one image.
-    pub fn load(&self, name: &str, source: impl AsRef<[u8]>, config: AppConfig) -> Result<()> {
+    /// Loads an app from its JavaScript under `name`, to run under `limits`:
+    /// evaluated once into a snapshot (which compiles a module: about a
+    /// second), then started from it. Use [`Pool::load_image`] to start
+    /// many apps from one image.
+    pub fn load(
+        &self,
+        name: &str,
+        source: impl AsRef<[u8]>,
+        config: AppConfig,
+        limits: SandboxLimits,
+    ) -> Result<()> {
         self.room_for(name, &self.read_apps())?;
-        let image = self.runtime.snapshot(source, config)?;
+        let image = self
+            .runtime
+            .with_limits(self.within_slot(limits))?
+            .snapshot(source, config)?;
         self.load_image(name, &image)
     }
 
-    /// Starts an app from an image made by this pool's runtime.
+    /// Starts an app from an image made by this pool's runtime (or one that
+    /// shares its compiled guest), under the image's limits.
     pub fn load_image(&self, name: &str, image: &AppImage) -> Result<()> {
         if !image.made_by(&self.runtime) {
             return Err(Error::Config(
                 "the image was made by another runtime: make it with pool.runtime()".into(),
             ));
         }
-        let mut limits = image.current_limits().clone();
-        let slot = self.config.max_memory_per_app;
-        limits.max_memory_bytes = Some(limits.max_memory_bytes.map_or(slot, |cap| cap.min(slot)));
-        let image = image.clone().limits(limits);
+        let image = image.with_limits(self.within_slot(image.limits().clone()))?;
         self.room_for(name, &self.read_apps())?;
         let app = image.instantiate()?;
         let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
@@ -232,6 +247,13 @@ impl Pool {
 
     fn read_apps(&self) -> RwLockReadGuard<'_, Apps> {
         self.apps.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `limits` with linear memory capped at the pool's slot size.
+    fn within_slot(&self, mut limits: SandboxLimits) -> SandboxLimits {
+        let slot = self.config.max_memory_per_app;
+        limits.max_memory_bytes = Some(limits.max_memory_bytes.map_or(slot, |cap| cap.min(slot)));
+        limits
     }
 
     /// Whether `name` may join `apps`: not taken, and the pool not full.

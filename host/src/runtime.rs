@@ -1,199 +1,231 @@
-//! The engine: one wasmtime `Engine`, the guest module compiled once, and a
-//! linker with WASI preview 1, pre-resolved into an `InstancePre` so that
-//! loading an app is only instantiation plus evaluating its JavaScript once.
-//!
-//! Guest code runs on wasmtime's own fiber stacks (its async API, driven to
-//! completion at once), never on the caller's thread stack. QuickJS on WASI
-//! has no stack limit of its own, so JavaScript recursion is bounded only by
-//! the wasm stack: it must be deep enough for real Elm code (`List.foldr`
-//! recurses 500 levels before switching strategy) whatever thread calls us.
+//! The runtime: one wasmtime `Engine`, the guest module compiled once (and,
+//! on first use, compiled again with Wizer's instrumentation for snapshots),
+//! a linker with WASI preview 1 pre-resolved into an `InstancePre`, and the
+//! sandbox limits its apps run under. Loading an app is then only
+//! instantiation plus evaluating its JavaScript once.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 
 use crate::app::App;
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
-use crate::limits::{CapLimiter, Limits};
-use crate::snapshot::Instrumented;
+use crate::limits::SandboxLimits;
+use crate::store::{self, run_to_completion, StoreState, WASM_STACK_BYTES};
 
 /// The guest module, built by `make guest` and embedded at compile time.
+#[cfg(feature = "embedded-guest")]
 pub static GUEST_WASM: &[u8] = include_bytes!(env!("ELMBOX_GUEST_WASM_PATH"));
 
-/// Bytes of the guest's stderr kept per app: only a crashing guest writes
-/// there (Rust panic messages), and the message goes into the error.
-const GUEST_STDERR_CAPACITY: usize = 64 << 10;
-
-/// Native stack for guest code: about 17,000 nested JavaScript calls (each
-/// QuickJS call level takes ~500 bytes of it). The guest's own C stack is
-/// sized to outlast it (guest/build.rs).
-pub const WASM_STACK_BYTES: usize = 8 << 20;
-
-/// How often the engine's epoch advances: the granularity of CPU deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Per-store data: WASI state, the guest's captured stderr, and limits.
-pub(crate) struct StoreState {
-    pub(crate) wasi: WasiP1Ctx,
-    pub(crate) stderr: MemoryOutputPipe,
-    pub(crate) limits: CapLimiter,
-    /// Epoch ticks each guest call may run (see [`EPOCH_TICK`]), on a
-    /// runtime with deadlines.
-    pub(crate) deadline_ticks: Option<u64>,
-}
-
-/// Compiled guest plus engine, shared by every app it loads. Create one per
+/// A compiled guest plus the sandbox limits its apps get. Create one per
 /// process and keep it; it is `Send + Sync` and cheap to clone.
+/// [`Runtime::with_limits`] makes another that shares the compiled guest.
 #[derive(Clone)]
 pub struct Runtime {
+    compiled: Arc<CompiledGuest>,
+    limits: SandboxLimits,
+}
+
+/// What every runtime made from one guest shares.
+struct CompiledGuest {
     engine: Engine,
-    /// Shared: every image (and so every pool tenant) holds a `Runtime`.
-    linker: Arc<Linker<StoreState>>,
+    linker: Linker<StoreState>,
     pre: InstancePre<StoreState>,
+    /// The guest's bytes, which snapshots instrument (`snapshot.rs`).
+    wasm: Box<[u8]>,
+    /// Whether the engine has epoch interruption, so apps can have deadlines.
     deadlines: bool,
     /// The guest's linear memory at instantiation, the floor of any cap.
     initial_memory_bytes: usize,
-    /// The guest instrumented for snapshots, compiled on first use
-    /// (`elmbox build`, [`Runtime::snapshot`]).
-    instrumented: Arc<OnceLock<Arc<Instrumented>>>,
+    /// The guest as instrumented for snapshots, compiled by `snapshot.rs`
+    /// on first use (`elmbox build`, [`Runtime::snapshot`]).
+    instrumented: OnceLock<InstancePre<StoreState>>,
 }
 
-impl Runtime {
-    /// Compiles the embedded guest with default engine settings. Apps on it
-    /// cannot have CPU deadlines; see [`Runtime::with_deadlines`].
-    pub fn new() -> Result<Runtime> {
-        Runtime::with_engine_config(&Config::new(), false)
+/// How to make a [`Runtime`]: which guest, which engine settings, whether
+/// apps can have CPU deadlines, and the sandbox limits of its apps.
+pub struct RuntimeBuilder {
+    guest: Option<Vec<u8>>,
+    engine: Config,
+    deadlines: bool,
+    limits: SandboxLimits,
+}
+
+impl RuntimeBuilder {
+    /// The guest module to run apps in (`elmbox_guest.wasm`, as `make guest`
+    /// builds it). Without it the runtime takes the embedded guest (the
+    /// default `embedded-guest` feature).
+    pub fn guest(mut self, wasm: impl Into<Vec<u8>>) -> Self {
+        self.guest = Some(wasm.into());
+        self
     }
 
-    /// A runtime whose apps may have CPU deadlines
-    /// ([`Limits::deadline`](crate::Limits::deadline)): guest code is compiled
-    /// with epoch checks and one thread ticks the epoch every [`EPOCH_TICK`].
+    /// Your own wasmtime settings. The stack and epoch settings are elmbox's
+    /// own (see [`WASM_STACK_BYTES`], [`EPOCH_TICK`](crate::EPOCH_TICK)).
+    pub fn engine_config(mut self, config: &Config) -> Self {
+        self.engine = config.clone();
+        self
+    }
+
+    /// Compile guest code with epoch checks and tick the epoch every
+    /// [`EPOCH_TICK`](crate::EPOCH_TICK), so apps can have CPU deadlines.
     /// The checks cost about a fifth of the throughput of a busy app
-    /// (docs/PERFORMANCE.md), which is why they are not the default.
-    pub fn with_deadlines() -> Result<Runtime> {
-        Runtime::with_engine_config(&Config::new(), true)
+    /// (docs/PERFORMANCE.md), which is why they are not the default; limits
+    /// with a deadline turn them on.
+    pub fn deadlines(mut self, on: bool) -> Self {
+        self.deadlines = on;
+        self
     }
 
-    /// Like [`Runtime::new`], with your own wasmtime settings. The stack and
-    /// epoch settings are elmbox's own (see [`WASM_STACK_BYTES`], [`EPOCH_TICK`]).
-    pub fn with_engine_config(config: &Config, deadlines: bool) -> Result<Runtime> {
-        let mut config = config.clone();
+    /// The sandbox limits of every app this runtime starts.
+    pub fn limits(mut self, limits: SandboxLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Compiles the guest (about a second) and checks the limits against it.
+    pub fn build(self) -> Result<Runtime> {
+        let deadlines = self.deadlines || self.limits.deadline.is_some();
+        let wasm = match self.guest {
+            Some(wasm) => wasm.into_boxed_slice(),
+            #[cfg(feature = "embedded-guest")]
+            None => GUEST_WASM.into(),
+            #[cfg(not(feature = "embedded-guest"))]
+            None => {
+                return Err(Error::Config(
+                    "no guest module: give one with RuntimeBuilder::guest (or \
+                     Runtime::from_guest), or enable elmbox's `embedded-guest` feature"
+                        .into(),
+                ))
+            }
+        };
+        let mut config = self.engine;
         config
             .max_wasm_stack(WASM_STACK_BYTES)
             .async_stack_size(WASM_STACK_BYTES + (1 << 20))
             .epoch_interruption(deadlines);
         let engine = Engine::new(&config)?;
-        if deadlines {
-            start_epoch_ticker(&engine);
-        }
-        let module = Module::new(&engine, GUEST_WASM)?;
-        let mut linker: Linker<StoreState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StoreState| &mut s.wasi)?;
+        let module = Module::new(&engine, &wasm).map_err(|e| Error::BadModule {
+            reason: format!("the guest module does not compile: {e:#}"),
+        })?;
         let initial_memory_bytes = module
             .exports()
             .find_map(|e| e.ty().memory().map(|m| m.minimum() as usize * 65536))
             .unwrap_or(0);
+        self.limits.check(initial_memory_bytes, deadlines)?;
+        let mut linker: Linker<StoreState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StoreState| &mut s.wasi)?;
         let pre = linker.instantiate_pre(&module)?;
+        if deadlines {
+            store::start_epoch_ticker(&engine);
+        }
         Ok(Runtime {
-            engine,
-            linker: Arc::new(linker),
-            pre,
-            deadlines,
-            initial_memory_bytes,
-            instrumented: Arc::default(),
+            compiled: Arc::new(CompiledGuest {
+                engine,
+                linker,
+                pre,
+                wasm,
+                deadlines,
+                initial_memory_bytes,
+                instrumented: OnceLock::new(),
+            }),
+            limits: self.limits,
+        })
+    }
+}
+
+impl Runtime {
+    /// How to make a runtime with other settings than [`Runtime::new`]'s.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            guest: None,
+            engine: Config::new(),
+            deadlines: false,
+            limits: SandboxLimits::default(),
+        }
+    }
+
+    /// Compiles the embedded guest with default settings and limits. Apps on
+    /// it cannot have CPU deadlines; see [`Runtime::with_deadlines`].
+    #[cfg(feature = "embedded-guest")]
+    pub fn new() -> Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// A runtime whose apps may have CPU deadlines
+    /// ([`SandboxLimits::deadline`]); see [`RuntimeBuilder::deadlines`].
+    #[cfg(feature = "embedded-guest")]
+    pub fn with_deadlines() -> Result<Runtime> {
+        Runtime::builder().deadlines(true).build()
+    }
+
+    /// Compiles the guest module given (`elmbox_guest.wasm`, as `make guest`
+    /// builds it), for builds of elmbox without the embedded guest.
+    pub fn from_guest(wasm: impl Into<Vec<u8>>) -> Result<Runtime> {
+        Runtime::builder().guest(wasm).build()
+    }
+
+    /// A runtime that shares this one's compiled guest, whose apps get
+    /// `limits`. Refused when the engine cannot keep them: a deadline on a
+    /// runtime without deadlines, a memory cap below the guest's initial
+    /// memory.
+    pub fn with_limits(&self, limits: SandboxLimits) -> Result<Runtime> {
+        limits.check(self.compiled.initial_memory_bytes, self.compiled.deadlines)?;
+        Ok(Runtime {
+            compiled: self.compiled.clone(),
+            limits,
         })
     }
 
-    /// The guest instrumented for Wizer snapshots, compiled once per runtime.
-    pub(crate) fn instrumented(&self) -> Result<Arc<Instrumented>> {
-        if let Some(done) = self.instrumented.get() {
-            return Ok(done.clone());
-        }
-        let made = Arc::new(Instrumented::new(&self.engine, &self.linker)?);
-        Ok(self.instrumented.get_or_init(|| made).clone())
+    /// The sandbox limits of the apps this runtime starts.
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.limits
     }
 
-    pub(crate) fn linker(&self) -> &Linker<StoreState> {
-        &self.linker
+    /// Whether apps on this runtime can have CPU deadlines.
+    pub fn has_deadlines(&self) -> bool {
+        self.compiled.deadlines
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.compiled.engine
     }
 
     /// Starts one app from its JavaScript (the output of `elm make`): a fresh
     /// sandbox, the script evaluated once, `init` called, ports connected.
     pub fn load(&self, source: impl AsRef<[u8]>, config: AppConfig) -> Result<App> {
-        let mut store = self.new_store(&config.limits)?;
-        let instance = crate::guest::run_to_completion(self.pre.instantiate_async(&mut store))?;
-        App::start(store, instance, source.as_ref(), config)
+        let settings = config.settings()?;
+        let mut store = self.new_store();
+        let instance = run_to_completion(self.compiled.pre.instantiate_async(&mut store))?;
+        let mut app = App::attach(
+            store,
+            instance,
+            config.name,
+            self.limits.clone(),
+            config.console,
+            None,
+        )?;
+        app.load(&settings, source.as_ref())?;
+        Ok(app)
     }
 
-    /// A store for one app: WASI with nothing of the host visible, the
-    /// app's memory cap and CPU deadline.
-    pub(crate) fn new_store(&self, limits: &Limits) -> Result<Store<StoreState>> {
-        let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPACITY);
-        // No arguments, environment, files or sockets: the app sees nothing
-        // of the host but the clock and random numbers.
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build_p1();
-        let mut store_limits = StoreLimitsBuilder::new().trap_on_grow_failure(false);
-        if let Some(bytes) = limits.max_memory_bytes {
-            if bytes < self.initial_memory_bytes {
-                return Err(Error::Config(format!(
-                    "a linear memory cap of {bytes} bytes is below the guest's initial {} bytes",
-                    self.initial_memory_bytes
-                )));
-            }
-            store_limits = store_limits.memory_size(bytes);
-        }
-        let deadline_ticks = match (limits.deadline, self.deadlines) {
-            // One extra tick: the deadline may start just before a tick.
-            (Some(d), true) => Some((d.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1),
-            (Some(_), false) => {
-                return Err(Error::Config(
-                    "CPU deadlines need a runtime made with Runtime::with_deadlines()".into(),
-                ))
-            }
-            // "Never", without overflowing the engine's current epoch + this.
-            (None, true) => Some(u64::MAX / 2),
-            (None, false) => None,
-        };
-        let state = StoreState {
-            wasi,
-            stderr,
-            limits: CapLimiter {
-                inner: store_limits.build(),
-                memory_refused: None,
-            },
-            deadline_ticks,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        if let Some(ticks) = deadline_ticks {
-            store.epoch_deadline_trap();
-            store.set_epoch_deadline(ticks);
-        }
-        Ok(store)
+    /// The guest module's bytes.
+    pub(crate) fn guest_wasm(&self) -> &[u8] {
+        &self.compiled.wasm
     }
-}
 
-/// One thread per engine advances its epoch every [`EPOCH_TICK`], so that a
-/// call past its deadline traps; it ends when the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
-    let engine = engine.weak();
-    std::thread::Builder::new()
-        .name("elmbox-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = engine.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning the epoch thread");
+    /// Where the guest instrumented for snapshots is kept once compiled.
+    pub(crate) fn instrumented(&self) -> &OnceLock<InstancePre<StoreState>> {
+        &self.compiled.instrumented
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<StoreState> {
+        &self.compiled.linker
+    }
+
+    /// A store for one app under this runtime's limits.
+    pub(crate) fn new_store(&self) -> Store<StoreState> {
+        store::new_store(&self.compiled.engine, &self.limits, self.compiled.deadlines)
+    }
 }

@@ -1,8 +1,9 @@
-//! Pre-initialised app modules, made with Wizer: the guest is instantiated,
-//! the app's JavaScript is evaluated and `init` run exactly as
-//! [`Runtime::load`] does, and the instance's memory and globals are written
-//! out as a new module. Instances of that module start with the app already
-//! running, without evaluating any JavaScript (see [`crate::image`]).
+//! Pre-initialised app modules, made with Wizer ([`Runtime::build`]): the
+//! guest is instantiated, the app's JavaScript is evaluated and `init` run
+//! exactly as [`Runtime::load`] does, and the instance's memory and globals
+//! are written out as a new module. Instances of that module start with the
+//! app already running, without evaluating any JavaScript (see
+//! [`crate::image`]).
 //!
 //! The module is also a WASI command: Wizer renames the guest's
 //! `elmbox_main` export to `_start`, which serves the line protocol on stdio,
@@ -10,41 +11,17 @@
 
 use std::future::Future;
 
-use elmbox_abi::{StdioConfig, EVENT_JSON, EVENT_TEXT};
-use wasmtime::{Engine, Instance, InstancePre, Linker, Module, Store};
+use elmbox_abi::StdioConfig;
+use wasmtime::{Instance, InstancePre, Module, Store};
 use wasmtime_wizer::{InstanceState, ModuleContext, SnapshotVal, ValType, Wizer};
 
 use crate::app::App;
-use crate::config::{AppConfig, EventFormat};
-use crate::error::{Error, Result};
-use crate::guest::run_to_completion;
-use crate::runtime::{Runtime, StoreState, GUEST_WASM};
+use crate::config::AppConfig;
+use crate::error::Result;
+use crate::runtime::Runtime;
+use crate::store::{run_to_completion, StoreState};
 
-/// The guest with Wizer's instrumentation (its globals and memory exported),
-/// compiled once per runtime.
-pub(crate) struct Instrumented {
-    context: ModuleContext<'static>,
-    pre: InstancePre<StoreState>,
-}
-
-impl Instrumented {
-    pub(crate) fn new(engine: &Engine, linker: &Linker<StoreState>) -> Result<Instrumented> {
-        let (context, wasm) = wizer().instrument(GUEST_WASM)?;
-        let module = Module::new(engine, wasm)?;
-        Ok(Instrumented {
-            context,
-            pre: linker.instantiate_pre(&module)?,
-        })
-    }
-}
-
-fn wizer() -> Wizer {
-    let mut wizer = Wizer::new();
-    wizer.func_rename("_start", "elmbox_main");
-    wizer
-}
-
-/// How a standalone module serves stdio, besides what [`AppConfig`] says.
+/// How a built module serves stdio, besides what [`AppConfig`] says.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// Virtual milliseconds to advance after each event (as `elmbox run
@@ -52,45 +29,70 @@ pub struct BuildOptions {
     pub advance_ms: u64,
 }
 
+/// Wizer as elmbox uses it: the guest's `elmbox_main` becomes a built
+/// module's `_start`. Instrumenting and snapshotting must agree on it.
+fn wizer() -> Wizer {
+    let mut wizer = Wizer::new();
+    wizer.func_rename("_start", "elmbox_main");
+    wizer
+}
+
 impl Runtime {
     /// Loads the app as [`Runtime::load`] does, then snapshots the running
     /// instance into the bytes of a new module: a WASI command that serves
     /// the line protocol on stdio, and that [`Runtime::image`] loads back.
     ///
-    /// Everything about the app is fixed in the module: module and port
-    /// names, flags, event format, QuickJS settings and heap limit, the
-    /// clock's epoch if [`AppConfig::epoch_ms`] is set (otherwise the clock
-    /// starts at the wall-clock time when an instance starts), and the event
-    /// and output size limits the module applies on its own.
+    /// Everything about the app is fixed in the module: its settings
+    /// ([`AppConfig`]: module and port names, flags, event format, QuickJS
+    /// settings, the clock's epoch if [`AppConfig::epoch_ms`] is set,
+    /// otherwise the clock starts at the wall-clock time when an instance
+    /// starts), and, for serving stdio on its own, this runtime's event and
+    /// output size limits.
     pub fn build(
         &self,
         source: impl AsRef<[u8]>,
         config: AppConfig,
         options: &BuildOptions,
     ) -> Result<Vec<u8>> {
-        let instrumented = self.instrumented()?;
+        let settings = config.settings()?;
+        let (context, pre) = self.instrumented_guest()?;
         let stdio = StdioConfig {
-            name: config.name.clone(),
-            event_kind: match config.event_format {
-                EventFormat::Text => EVENT_TEXT,
-                EventFormat::Json => EVENT_JSON,
-            },
             advance_ms: options.advance_ms,
-            max_event_bytes: config.limits.max_event_bytes as u64,
-            max_output_bytes: config.limits.max_output_bytes as u64,
-            fixed_epoch: config.epoch_ms.is_some(),
+            max_event_bytes: self.limits().max_event_bytes as u64,
+            max_output_bytes: self.limits().max_output_bytes as u64,
         };
-        let mut store = self.new_store(&config.limits)?;
-        let instance = run_to_completion(instrumented.pre.instantiate_async(&mut store))?;
-        let mut app = App::start(store, instance, source.as_ref(), config)?;
+        let mut store = self.new_store();
+        let instance = run_to_completion(pre.instantiate_async(&mut store))?;
+        let mut app = App::attach(
+            store,
+            instance,
+            config.name,
+            self.limits().clone(),
+            config.console,
+            None,
+        )?;
+        app.load(&settings, source.as_ref())?;
         app.set_stdio(&stdio)?;
         let (mut store, instance) = app.into_parts();
         let mut state = SnapshotSource {
             store: &mut store,
             instance,
         };
-        run_to_completion(wizer().snapshot(&instrumented.context, &mut state))
-            .map_err(|e| Error::Engine(e.into()))
+        Ok(run_to_completion(wizer().snapshot(&context, &mut state))?)
+    }
+
+    /// The guest with Wizer's instrumentation (its globals and memory
+    /// exported): the module context Wizer needs to snapshot an instance of
+    /// it, parsed anew each time (it borrows the guest's bytes), and the
+    /// instrumented module, compiled once per runtime.
+    fn instrumented_guest(&self) -> Result<(ModuleContext<'_>, InstancePre<StoreState>)> {
+        let (context, instrumented) = wizer().instrument(self.guest_wasm())?;
+        if let Some(pre) = self.instrumented().get() {
+            return Ok((context, pre.clone()));
+        }
+        let module = Module::new(self.engine(), instrumented)?;
+        let pre = self.linker().instantiate_pre(&module)?;
+        Ok((context, self.instrumented().get_or_init(|| pre).clone()))
     }
 }
 

@@ -12,7 +12,7 @@ use elmbox::{DispatchMode, MemoryStats, Trend};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app_args::{AppArgs, Origin, SandboxArgs};
-use crate::chart::{self, BatchRow, Panel};
+use crate::report::{self, BatchRow, Panel};
 
 /// Dispatch batches of generated events to one loaded app and report time
 /// and memory per batch, then events/s and whether memory stayed bounded.
@@ -249,13 +249,13 @@ fn write_report(
             quickjs_objects: memory.js_objects,
         })
         .collect();
-    chart::write_csv(&dir.join("soak.csv"), &rows)?;
+    report::write_csv(&dir.join("soak.csv"), &rows)?;
     let panel = [Panel {
         title: setting.to_string(),
         rows,
     }];
     for name in ["soak.png", "soak.svg"] {
-        chart::draw(&dir.join(name), "elmbox soak: memory per batch", &panel)?;
+        report::draw(&dir.join(name), "elmbox soak: memory per batch", &panel)?;
     }
     println!("Report: {}", dir.join("soak.{csv,png,svg}").display());
     Ok(())

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::chart::{self, Panel};
+use crate::report::{self, Panel};
 
 /// Draw soak reports (the soak.csv of `soak --report`) side by side, one panel
 /// each, into PNG and/or SVG files.
@@ -32,11 +32,11 @@ pub fn chart(args: ChartArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("panel `{spec}` is not TITLE=CSV"))?;
         panels.push(Panel {
             title: title.to_string(),
-            rows: chart::read_csv(path.as_ref())?,
+            rows: report::read_csv(path.as_ref())?,
         });
     }
     for output in &args.outputs {
-        chart::draw(output, &args.title, &panels)?;
+        report::draw(output, &args.title, &panels)?;
         println!("wrote {}", output.display());
     }
     Ok(ExitCode::SUCCESS)

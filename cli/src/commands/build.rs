@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use elmbox::{BuildOptions, Runtime};
+use elmbox::{BuildOptions, Runtime, SandboxLimits};
 
 use crate::app_args::{AppArgs, AppFile};
 
@@ -39,7 +39,10 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let config = args.app.config()?;
-    let runtime = Runtime::new()?;
+    // The module applies these size limits when it serves stdio on its own.
+    let runtime = Runtime::builder()
+        .limits(args.app.size_limits(SandboxLimits::default()))
+        .build()?;
     let options = BuildOptions {
         advance_ms: args.advance_ms,
     };

@@ -1,18 +1,18 @@
 //! The `elmbox` command: `run` an Elm app on stdin events, `build` it into a
 //! standalone pre-initialised module, `soak` it with millions of generated
 //! events while watching memory, and `chart` the memory reports of several
-//! soaks side by side.
+//! soaks side by side. One file per subcommand under `commands/`; the
+//! library `elmbox` does the work.
 
 mod app_args;
-mod build;
-mod chart;
-mod chart_cmd;
-mod run;
-mod soak;
+mod commands;
+mod report;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use commands::{build, chart, run, soak};
 
 #[derive(Parser)]
 #[command(
@@ -35,7 +35,7 @@ enum Command {
     Run(run::RunArgs),
     Build(build::BuildArgs),
     Soak(soak::SoakArgs),
-    Chart(chart_cmd::ChartArgs),
+    Chart(chart::ChartArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,13 +44,13 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Build(args) => build::build(args),
         Command::Soak(args) => soak::soak(args),
-        Command::Chart(args) => chart_cmd::chart(args),
+        Command::Chart(args) => chart::chart(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("elmbox: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(elmbox_abi::lines::EXIT_LOAD_FAILED)
         }
     }
 }

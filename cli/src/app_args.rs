@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use elmbox::{App, AppConfig, DispatchMode, EventFormat, Limits, Runtime};
+use elmbox::{App, AppConfig, DispatchMode, EventFormat, Runtime, SandboxLimits};
 
 /// What the app is and how it starts. For a module made by `elmbox build`
 /// all of these were fixed at build time, except the size limits.
@@ -93,16 +93,18 @@ impl SandboxArgs {
     /// The runtime these options need: with epoch checks only when a CPU
     /// deadline was asked for, since they slow every app down.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
-        Ok(if self.deadline_ms.is_some() {
-            Runtime::with_deadlines()?
-        } else {
-            Runtime::new()?
-        })
+        Ok(Runtime::builder()
+            .deadlines(self.deadline_ms.is_some())
+            .build()?)
     }
 
-    fn apply(&self, limits: &mut Limits) {
-        limits.max_memory_bytes = self.max_memory_mb.map(|mb| mb << 20);
-        limits.deadline = self.deadline_ms.map(std::time::Duration::from_millis);
+    /// `limits` with the memory cap and deadline given here.
+    fn apply(&self, limits: SandboxLimits) -> SandboxLimits {
+        SandboxLimits {
+            max_memory_bytes: self.max_memory_mb.map(|mb| mb << 20),
+            deadline: self.deadline_ms.map(std::time::Duration::from_millis),
+            ..limits
+        }
     }
 }
 
@@ -145,22 +147,18 @@ impl AppArgs {
             },
             epoch_ms: self.epoch_ms,
             gc_threshold: self.gc_threshold.unwrap_or(defaults.gc_threshold),
-            limits: self.size_limits(defaults.limits),
+            js_memory_limit: self.js_memory_mb.map(|mb| mb << 20),
             ..defaults
         })
     }
 
-    fn size_limits(&self, mut limits: Limits) -> Limits {
-        if let Some(bytes) = self.max_event_bytes {
-            limits.max_event_bytes = bytes;
+    /// `limits` with the event and output size limits given here.
+    pub fn size_limits(&self, limits: SandboxLimits) -> SandboxLimits {
+        SandboxLimits {
+            max_event_bytes: self.max_event_bytes.unwrap_or(limits.max_event_bytes),
+            max_output_bytes: self.max_output_bytes.unwrap_or(limits.max_output_bytes),
+            ..limits
         }
-        if let Some(bytes) = self.max_output_bytes {
-            limits.max_output_bytes = bytes;
-        }
-        if let Some(mb) = self.js_memory_mb {
-            limits.js_memory_limit = Some(mb << 20);
-        }
-        limits
     }
 
     /// Opens the app in its own sandbox: loads JavaScript (in `mode`), or
@@ -171,8 +169,8 @@ impl AppArgs {
             AppFile::JavaScript(source) => {
                 let mut config = self.config()?;
                 config.dispatch_mode = mode;
-                sandbox.apply(&mut config.limits);
-                let app = runtime.load(&source, config.clone())?;
+                let limits = sandbox.apply(self.size_limits(SandboxLimits::default()));
+                let app = runtime.with_limits(limits)?.load(&source, config.clone())?;
                 Ok((app, Origin::Source(config)))
             }
             AppFile::Module(wasm) => {
@@ -187,10 +185,17 @@ impl AppArgs {
                 let image = runtime
                     .image(&wasm)
                     .with_context(|| format!("cannot load {}", self.app.display()))?;
-                let mut limits = self.size_limits(image.current_limits().clone());
-                sandbox.apply(&mut limits);
-                let advance_ms = image.advance_ms();
-                let app = image.limits(limits).instantiate()?;
+                // The size limits the module applies on the wasmtime CLI,
+                // unless tightened here, so both answer alike.
+                let stdio = image.stdio();
+                let built = SandboxLimits {
+                    max_event_bytes: usize::try_from(stdio.max_event_bytes).unwrap_or(usize::MAX),
+                    max_output_bytes: usize::try_from(stdio.max_output_bytes).unwrap_or(usize::MAX),
+                    ..SandboxLimits::default()
+                };
+                let limits = sandbox.apply(self.size_limits(built));
+                let advance_ms = stdio.advance_ms;
+                let app = image.with_limits(limits)?.instantiate()?;
                 Ok((app, Origin::Module { advance_ms }))
             }
         }

@@ -1,0 +1,244 @@
+//! Why an app could not load or could not handle an event, worded once: the
+//! host library wraps [`AppError`] in its own error, and a built module
+//! prints it as it is, so `elmbox run` and `wasmtime run app.wasm` say the
+//! same thing. Raised inside the guest and sent to the host as JSON
+//! (`{"kind": "...", ...}`), or by the size limits either side applies.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AppError {
+    /// The host sent a malformed request (a bug in elmbox, not the app's).
+    BadConfig {
+        message: String,
+    },
+    /// `elmbox_load` was called twice (a bug in elmbox).
+    AlreadyLoaded,
+    /// An export that needs a loaded app was called before `elmbox_load`.
+    NotLoaded,
+    /// The app's JavaScript does not parse.
+    Syntax {
+        file: String,
+        message: String,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
+    /// The script threw while it was being evaluated, before `init`.
+    ScriptThrew {
+        file: String,
+        thrown: Thrown,
+    },
+    /// The script ran but defined no global `Elm` object.
+    NotElm {
+        file: String,
+    },
+    ModuleNotFound {
+        module: String,
+        available: Vec<String>,
+    },
+    PortNotFound {
+        port: String,
+        direction: PortDirection,
+        available: Vec<String>,
+    },
+    /// `Elm.<module>.init` threw (bad flags, a crash in `init`).
+    InitThrew {
+        module: String,
+        thrown: Thrown,
+    },
+    /// The app threw while handling an event or a timer. It goes on.
+    Threw(Thrown),
+    EventNotUtf8 {
+        valid_up_to: u64,
+    },
+    EventNotJson {
+        message: String,
+    },
+    /// Refused before it reached the app.
+    EventTooLarge {
+        size: u64,
+        limit: u64,
+    },
+    /// The answer to one event was over its limit; the app goes on.
+    OutputTooLarge {
+        size: u64,
+        limit: u64,
+    },
+    /// Timers kept re-arming at one virtual instant: a runaway loop.
+    TimerStorm {
+        limit: u32,
+    },
+}
+
+impl AppError {
+    /// Whether the app can take no more events after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, AppError::TimerStorm { .. })
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::BadConfig { message } => write!(f, "invalid configuration: {message}"),
+            AppError::AlreadyLoaded => f.write_str("the app was already loaded"),
+            AppError::NotLoaded => f.write_str("no app is loaded"),
+            AppError::Syntax {
+                file,
+                message,
+                line,
+                column,
+            } => {
+                let position = match (line, column) {
+                    (Some(l), Some(c)) => format!("{l}:{c}"),
+                    (Some(l), None) => l.to_string(),
+                    _ => "?".to_string(),
+                };
+                write!(f, "{file}:{position}: syntax error: {message}")
+            }
+            AppError::ScriptThrew { file, thrown } => {
+                write!(f, "{file} threw while loading: {thrown}")
+            }
+            AppError::NotElm { file } => write!(
+                f,
+                "{file} defined no global `Elm` object: is it the output of `elm make`?"
+            ),
+            AppError::ModuleNotFound { module, available } => {
+                write!(f, "module `{module}` not found in Elm output")?;
+                listing(f, "modules", available)
+            }
+            AppError::PortNotFound {
+                port,
+                direction,
+                available,
+            } => {
+                write!(f, "{direction} port `{port}` not found")?;
+                listing(f, "ports", available)
+            }
+            AppError::InitThrew { module, thrown } => {
+                write!(f, "Elm.{module}.init threw: {thrown}")
+            }
+            AppError::Threw(thrown) => write!(f, "the app threw: {thrown}"),
+            AppError::EventNotUtf8 { valid_up_to } => write!(
+                f,
+                "event is not UTF-8 (first invalid byte at offset {valid_up_to})"
+            ),
+            AppError::EventNotJson { message } => write!(f, "event is not valid JSON: {message}"),
+            AppError::EventTooLarge { size, limit } => {
+                write!(f, "event is {size} bytes, over the limit of {limit} bytes")
+            }
+            AppError::OutputTooLarge { size, limit } => write!(
+                f,
+                "the app's response is {size} bytes, over the limit of {limit} bytes"
+            ),
+            AppError::TimerStorm { limit } => write!(
+                f,
+                "runaway timers: more than {limit} timer callbacks at one instant"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+fn listing(f: &mut fmt::Formatter<'_>, what: &str, names: &[String]) -> fmt::Result {
+    if names.is_empty() {
+        write!(f, " (the app has no {what})")
+    } else {
+        write!(f, " (available {what}: {})", names.join(", "))
+    }
+}
+
+/// A JavaScript exception, as much of it as could be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thrown {
+    /// `Name: message`, or `String(value)` for a throw of a non-Error.
+    pub message: String,
+    pub stack: Option<String>,
+}
+
+impl fmt::Display for Thrown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        match &self.stack {
+            Some(stack) if !stack.trim().is_empty() => write!(f, "\n{}", stack.trim_end()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortDirection {
+    Incoming,
+    Outgoing,
+}
+
+impl fmt::Display for PortDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortDirection::Incoming => "incoming",
+            PortDirection::Outgoing => "outgoing",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_display_what_went_wrong() {
+        let e = AppError::PortNotFound {
+            port: "p".into(),
+            direction: PortDirection::Incoming,
+            available: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "incoming port `p` not found (available ports: a, b)"
+        );
+        let e = AppError::Threw(Thrown {
+            message: "Error: boom".into(),
+            stack: Some("    at f (app.js:3:9)\n".into()),
+        });
+        assert_eq!(
+            e.to_string(),
+            "the app threw: Error: boom\n    at f (app.js:3:9)"
+        );
+        let e = AppError::Syntax {
+            file: "app.js".into(),
+            message: "unexpected token".into(),
+            line: Some(2),
+            column: None,
+        };
+        assert_eq!(e.to_string(), "app.js:2: syntax error: unexpected token");
+        assert!(AppError::TimerStorm { limit: 3 }.is_fatal());
+        assert!(!e.is_fatal());
+    }
+
+    #[test]
+    fn errors_round_trip_as_tagged_json() {
+        let e = AppError::Threw(Thrown {
+            message: "Error: x".into(),
+            stack: None,
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"threw","message":"Error: x","stack":null}"#
+        );
+        assert_eq!(serde_json::from_str::<AppError>(&json).unwrap(), e);
+        let e = AppError::PortNotFound {
+            port: "p".into(),
+            direction: PortDirection::Outgoing,
+            available: vec!["respond".into()],
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""direction":"outgoing""#), "{json}");
+        assert_eq!(serde_json::from_str::<AppError>(&json).unwrap(), e);
+    }
+}

@@ -1,0 +1,92 @@
+//! An app's settings as both sides read them: sent as JSON by the host when
+//! it loads an app (`elmbox_load`), recorded by the guest, and read back
+//! from a built module (`elmbox_settings`), so an image reports what its
+//! snapshot really holds.
+
+use serde::{Deserialize, Serialize};
+
+/// How an event's bytes reach the app's incoming port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// As a JavaScript string (the port's type decides what it accepts).
+    #[default]
+    Text,
+    /// Parsed as JSON first.
+    Json,
+}
+
+/// How each event reaches the app. Only `Call` is elmbox's way; the others
+/// reproduce the anti-patterns it replaces, so their cost can be measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    /// One function call into the app, which was loaded once.
+    #[default]
+    Call,
+    /// Per event, evaluate a fresh snippet of source text that calls into the
+    /// loaded app.
+    Eval,
+    /// Per event, evaluate the whole app again as a fresh ES module and send
+    /// the event to that new instance: state is lost on every event.
+    Reload,
+}
+
+/// What an app is and how it runs inside the guest. Fixed when the app is
+/// loaded: a snapshot of the running app carries these with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSettings {
+    /// The app's name: its file in stack traces and syntax errors, and the
+    /// name in console lines.
+    pub name: String,
+    /// The Elm module whose `init` starts the app (dotted for nested ones).
+    pub module: String,
+    pub in_port: String,
+    pub out_port: String,
+    /// Flags as JSON text; `None` calls `init()` without flags.
+    pub flags: Option<String>,
+    pub event_format: EventFormat,
+    /// What `Date.now()` returns before any time is advanced.
+    pub epoch_ms: f64,
+    /// Whether `epoch_ms` was chosen by the user. If not, an instance started
+    /// from a snapshot moves its clock to the wall-clock time it starts at,
+    /// so `Date.now()` is never the time of the build.
+    pub fixed_epoch: bool,
+    /// Bytes QuickJS allocates before its cycle collector runs
+    /// (`u32::MAX`: never).
+    pub gc_threshold: u32,
+    /// QuickJS heap limit in bytes; past it, allocations throw an
+    /// out-of-memory error inside the app.
+    pub js_memory_limit: Option<u32>,
+    /// QuickJS's own stack limit in bytes. Only the native engine honours it:
+    /// QuickJS-ng turns its stack limit off on WASI.
+    pub max_stack_size: u32,
+    /// Timer callbacks allowed at one virtual instant before the app is
+    /// declared runaway (a `setTimeout(f, 0)` that re-arms itself forever).
+    pub same_instant_timer_limit: u32,
+    #[serde(default)]
+    pub mode: DispatchMode,
+}
+
+/// How a built module (`elmbox build`) serves the line protocol on its own:
+/// recorded before the snapshot (`elmbox_set_stdio`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StdioConfig {
+    /// Virtual milliseconds to advance after each event.
+    pub advance_ms: u64,
+    /// Longest event line accepted, in bytes.
+    pub max_event_bytes: u64,
+    /// Largest answer (one event's JSON array), in bytes.
+    pub max_output_bytes: u64,
+}
+
+/// What a built module holds: its app's settings and how it serves stdio
+/// (`elmbox_settings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModuleSettings {
+    pub app: AppSettings,
+    pub stdio: StdioConfig,
+}

@@ -1,0 +1,134 @@
+//! `elmbox run`: one event per stdin line, one JSON array per stdout line.
+//! The loop is the line protocol's driver (`elmbox_abi::lines`), the same
+//! one a built module runs; this file only hands each event to the app.
+
+use std::io::{self, BufReader, BufWriter};
+use std::process::ExitCode;
+
+use clap::Args;
+use elmbox::{App, AppError, DispatchMode, Error};
+use elmbox_abi::lines;
+use serde_json::Value;
+
+use crate::app_args::{AppArgs, Origin, SandboxArgs};
+
+/// Feed events from stdin, one per line, and print, for each, one line on
+/// stdout: the JSON array of the values the app sent on its outgoing port.
+///
+/// APP is the JavaScript of `elm make`, or a module made by `elmbox build`
+/// (which answers exactly as its JavaScript would, without evaluating it).
+/// App console output and errors go to stderr. Exit status: 0 when every
+/// event was handled, 1 when some event failed (the app kept going), 2 when
+/// the app could not be loaded, 3 when the app failed and stopped taking
+/// events.
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    app: AppArgs,
+
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+
+    /// Advance the virtual clock by MS after each event; what timers send
+    /// then is part of that event's line [default: 0, or what `elmbox build
+    /// --advance-ms` set for a built module].
+    #[arg(long, value_name = "MS")]
+    advance_ms: Option<u64>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (mut app, origin) = args.app.open(&args.sandbox, DispatchMode::Call)?;
+    let advance_ms = match (args.advance_ms, origin) {
+        (Some(ms), _) => ms,
+        (None, Origin::Module { advance_ms }) => advance_ms,
+        (None, Origin::Source(_)) => 0,
+    };
+    if !app.startup_outputs().is_empty() {
+        eprintln!(
+            "elmbox: sent while starting: {}",
+            Value::from(app.startup_outputs().to_vec())
+        );
+    }
+    let limit = app.limits().max_event_bytes;
+    let mut input = BufReader::with_capacity(64 << 10, io::stdin().lock());
+    let mut output = BufWriter::new(io::stdout().lock());
+    let status = lines::serve(&mut input, &mut output, limit, |event, answer| {
+        handle(&mut app, event, advance_ms, answer)
+    });
+    Ok(ExitCode::from(status))
+}
+
+/// Dispatches one event, then advances the clock by `advance_ms`; writes
+/// into `answer` everything the app sent, also before a throw.
+fn handle(app: &mut App, event: &[u8], advance_ms: u64, answer: &mut Vec<u8>) -> Result<(), Error> {
+    let sent = app
+        .dispatch_json(event)
+        .inspect_err(|e| sent_before(e, answer))?;
+    answer.extend_from_slice(sent.as_bytes());
+    if advance_ms == 0 {
+        return Ok(());
+    }
+    match app.advance_time_json(advance_ms) {
+        Ok(later) => append_array(answer, later.as_bytes()),
+        // What the event sent still belongs on its line.
+        Err(e) => {
+            let mut more = Vec::new();
+            sent_before(&e, &mut more);
+            append_array(answer, &more);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// What the app sent before `error`: only an app that threw sent anything.
+fn sent_before(error: &Error, answer: &mut Vec<u8>) {
+    if let Error::App {
+        error: AppError::Threw(_),
+        outputs,
+    } = error
+    {
+        answer.extend_from_slice(Value::from(outputs.clone()).to_string().as_bytes());
+    }
+}
+
+/// Appends the JSON array `more` to the JSON array in `answer` (`[a,b]` and
+/// `[c]` make `[a,b,c]`), keeping the app's JSON text as it is: parsing and
+/// printing again could change how numbers are written.
+fn append_array(answer: &mut Vec<u8>, more: &[u8]) {
+    let more = more.trim_ascii();
+    let rest = more.strip_prefix(b"[").unwrap_or(more);
+    if rest.trim_ascii_start().starts_with(b"]") || rest.is_empty() {
+        return;
+    }
+    let trimmed = answer.trim_ascii_end().len();
+    answer.truncate(trimmed);
+    if answer.is_empty() || answer.as_slice() == b"[]" {
+        answer.clear();
+        answer.extend_from_slice(more);
+        return;
+    }
+    answer.pop(); // the closing `]`
+    answer.push(b',');
+    answer.extend_from_slice(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::append_array;
+
+    fn joined(first: &str, second: &str) -> String {
+        let mut answer = first.as_bytes().to_vec();
+        append_array(&mut answer, second.as_bytes());
+        String::from_utf8(answer).unwrap()
+    }
+
+    #[test]
+    fn joins_json_arrays_as_text() {
+        assert_eq!(joined("[1,2]", "[3]"), "[1,2,3]");
+        assert_eq!(joined("[]", "[{\"a\":1e21}]"), "[{\"a\":1e21}]");
+        assert_eq!(joined("", "[4]"), "[4]");
+        assert_eq!(joined("[1]", "[]"), "[1]");
+        assert_eq!(joined("[]", "[]"), "[]");
+    }
+}
