@@ -73,3 +73,9 @@ pub use runtime::{Runtime, RuntimeBuilder};
 pub use snapshot::BuildOptions;
 pub use stats::{MemoryStats, Trend};
 pub use store::{EPOCH_TICK, WASM_STACK_BYTES};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so they keep
+/// up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

@@ -1,6 +1,5 @@
 //! 1,000 apps in one pool, each with its own state, driven from four
-//! threads at once. In a test binary of its own, so it runs alone: it is the
-//! heaviest test (1,000 sandboxes, ~600 MB resident).
+//! threads at once: the heaviest test (1,000 sandboxes, ~600 MB resident).
 
 use std::sync::Arc;
 use std::thread;

@@ -1,0 +1,15 @@
+//! Every end-to-end test in one binary (as wasmtime's `tests/all`): the
+//! binary links wasmtime once, and the tests share one compiled guest
+//! (`elmbox_tests::runtime`). One module per area.
+
+mod cli;
+mod counter;
+mod errors;
+mod limits;
+mod memory;
+mod pool;
+mod pool_thousand;
+mod runtime;
+mod standalone;
+mod timers;
+mod wordcount;
