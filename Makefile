@@ -76,10 +76,8 @@ modules: build fixtures tools
 	$(ELMBOX) build $(FIXTURES)/timers.js -o $(MODULES)/timers.wasm --advance-ms 1000
 	printf 'hello\n{"id":2}\n' | $(WASMTIME_CLI) run $(MODULES)/counter.wasm
 
-## The library must also build without the embedded guest (Runtime::from_guest).
 test: build fixtures tools
 	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-cli -p elmbox-tests
-	$(CARGO) build --release -p elmbox --lib --no-default-features
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it
 ## replaces, shorter, charted side by side into target/demo/modes.{png,svg}.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use elmbox_abi::console::Printed;
 pub use elmbox_abi::Level;
 
 /// One `console.*` call.
@@ -21,9 +22,17 @@ type Sink = dyn Fn(&str, &ConsoleLine) + Send + Sync;
 pub struct Console(Arc<Sink>);
 
 impl Console {
-    /// Writes `[app] console.level: text` to the process's stderr (the default).
+    /// Writes `[app] console.level: text` to the process's stderr (the
+    /// default), as a built module does.
     pub fn stderr() -> Console {
-        Console::new(|app, line| eprintln!("[{app}] console.{}: {}", line.level, line.text))
+        Console::new(|app, line| {
+            let printed = Printed {
+                app,
+                level: line.level,
+                text: &line.text,
+            };
+            eprintln!("{printed}")
+        })
     }
 
     /// Calls `f(app_name, line)` for every line.
