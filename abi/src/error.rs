@@ -49,8 +49,24 @@ pub enum AppError {
         module: String,
         thrown: Thrown,
     },
-    /// The app threw while handling an event or a timer. It goes on.
+    /// The app threw where its runtime is known to go on: an incoming port
+    /// rejected the event's value before the app's update ran, or a promise
+    /// job failed. The app goes on.
     Threw(Thrown),
+    /// The app threw where Elm's runtime cannot recover: anywhere after its
+    /// port decoded the event (in `update`, or in effect dispatch, which
+    /// leaves Elm's effects flag set), in a timer callback (which leaves
+    /// Elm's scheduler mid-step), or in an outgoing port's subscriber. Elm
+    /// would then queue every later event and never process it, so the app
+    /// takes no more events.
+    Faulted {
+        during: FaultSite,
+        thrown: Thrown,
+    },
+    /// In `all_ports` mode, an event that is not `{"port": NAME, "value": VALUE}`.
+    NotAPortEvent {
+        message: String,
+    },
     EventNotUtf8 {
         valid_up_to: u64,
     },
@@ -76,7 +92,31 @@ pub enum AppError {
 impl AppError {
     /// Whether the app can take no more events after this error.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, AppError::TimerStorm { .. })
+        matches!(self, AppError::TimerStorm { .. } | AppError::Faulted { .. })
+    }
+}
+
+/// Where an app threw in a way its runtime cannot recover from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultSite {
+    /// While its incoming port's `send` handled the event, after the value
+    /// decoded: in `update` or in the effects it started.
+    Event,
+    /// In a timer callback: a `Process.sleep`, `Time.every` or the
+    /// scheduler's own timers.
+    Timer,
+    /// In the subscriber elmbox gives an outgoing port.
+    OutgoingPort,
+}
+
+impl fmt::Display for FaultSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FaultSite::Event => "while handling the event",
+            FaultSite::Timer => "in a timer callback",
+            FaultSite::OutgoingPort => "while sending on an outgoing port",
+        })
     }
 }
 
@@ -122,6 +162,14 @@ impl fmt::Display for AppError {
                 write!(f, "Elm.{module}.init threw: {thrown}")
             }
             AppError::Threw(thrown) => write!(f, "the app threw: {thrown}"),
+            AppError::Faulted { during, thrown } => write!(
+                f,
+                "the app faulted {during}, which Elm's runtime cannot recover from: {thrown}"
+            ),
+            AppError::NotAPortEvent { message } => write!(
+                f,
+                "event is not {{\"port\": NAME, \"value\": VALUE}}: {message}"
+            ),
             AppError::EventNotUtf8 { valid_up_to } => write!(
                 f,
                 "event is not UTF-8 (first invalid byte at offset {valid_up_to})"

@@ -23,7 +23,7 @@ pub mod records;
 pub mod settings;
 
 pub use console::Level;
-pub use error::{AppError, PortDirection, Thrown};
+pub use error::{AppError, FaultSite, PortDirection, Thrown};
 pub use records::{MemoryReport, Reply};
 pub use settings::{AppSettings, DispatchMode, EventFormat, ModuleSettings, StdioConfig};
 

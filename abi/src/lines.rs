@@ -96,6 +96,8 @@ impl EventFailure for AppError {
 
 /// Serves the line protocol until `input` ends; returns the exit status.
 ///
+/// `first_line`, when given, is written before any event is read: in
+/// all-ports mode, the JSON array of what the app sent while starting.
 /// `handle(event, answer)` hands one event (at most `max_event_bytes`
 /// long; longer lines fail as [`AppError::EventTooLarge`] without reaching
 /// it) to the app and writes into `answer` the JSON array of what the app
@@ -107,8 +109,15 @@ pub fn serve<E: EventFailure>(
     input: &mut BufReader<impl Read>,
     output: &mut impl Write,
     max_event_bytes: usize,
+    first_line: Option<&[u8]>,
     mut handle: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), E>,
 ) -> u8 {
+    if let Some(first) = first_line {
+        if let Err(e) = write_answer(output, first).and_then(|()| output.flush()) {
+            eprintln!("elmbox: writing stdout: {e}");
+            return EXIT_LOAD_FAILED;
+        }
+    }
     let mut line = Vec::new();
     let mut answer = Vec::new();
     let (mut number, mut failed) = (0u64, 0u64);
@@ -206,20 +215,26 @@ mod tests {
     fn served(input: &[u8], limit: usize) -> (String, u8) {
         let mut reader = BufReader::with_capacity(4, input);
         let mut out = Vec::new();
-        let status = serve(&mut reader, &mut out, limit, |event, answer| match event {
-            b"throw" => {
-                answer.extend_from_slice(br#"["x"]"#);
-                Err(AppError::Threw(crate::Thrown {
-                    message: "boom".into(),
-                    stack: None,
-                }))
-            }
-            b"stop" => Err(AppError::TimerStorm { limit: 1 }),
-            _ => {
-                answer.extend_from_slice(format!("[{}]", event.len()).as_bytes());
-                Ok(())
-            }
-        });
+        let status = serve(
+            &mut reader,
+            &mut out,
+            limit,
+            None,
+            |event, answer| match event {
+                b"throw" => {
+                    answer.extend_from_slice(br#"["x"]"#);
+                    Err(AppError::Threw(crate::Thrown {
+                        message: "boom".into(),
+                        stack: None,
+                    }))
+                }
+                b"stop" => Err(AppError::TimerStorm { limit: 1 }),
+                _ => {
+                    answer.extend_from_slice(format!("[{}]", event.len()).as_bytes());
+                    Ok(())
+                }
+            },
+        );
         (String::from_utf8(out).unwrap(), status)
     }
 
@@ -230,6 +245,19 @@ mod tests {
             served(b"a\nthrow\n0123456789abc\nccc", 10),
             ("[1]\n[\"x\"]\n[]\n[3]\n".into(), EXIT_SOME_FAILED)
         );
+    }
+
+    #[test]
+    fn serve_writes_the_first_line_before_any_event() {
+        let mut reader = BufReader::new(&b"a\n"[..]);
+        let mut out = Vec::new();
+        let first = Some(&br#"[{"port":"ready","value":1}]"#[..]);
+        let status = serve(&mut reader, &mut out, 10, first, |_, answer| {
+            answer.extend_from_slice(b"[2]");
+            Ok::<(), AppError>(())
+        });
+        assert_eq!(status, EXIT_OK);
+        assert_eq!(out, b"[{\"port\":\"ready\",\"value\":1}]\n[2]\n");
     }
 
     #[test]

@@ -42,8 +42,16 @@ pub struct AppSettings {
     pub name: String,
     /// The Elm module whose `init` starts the app (dotted for nested ones).
     pub module: String,
+    /// The incoming port events go to, and the outgoing port whose values
+    /// answer them (unless `all_ports`).
     pub in_port: String,
     pub out_port: String,
+    /// Every port at once: each event is `{"port": NAME, "value": VALUE}`
+    /// for any incoming port, and every value the app sends on any outgoing
+    /// port comes back as `{"port": NAME, "value": VALUE}`, in the order
+    /// sent. `in_port`, `out_port` and `event_format` are then unused.
+    #[serde(default)]
+    pub all_ports: bool,
     /// Flags as JSON text; `None` calls `init()` without flags.
     pub flags: Option<String>,
     pub event_format: EventFormat,

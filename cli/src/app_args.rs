@@ -37,6 +37,13 @@ pub struct AppArgs {
     #[arg(long)]
     pub json_events: bool,
 
+    /// Every port at once: each event is `{"port": NAME, "value": VALUE}`
+    /// for any incoming port, and each answer lists what the app sent on all
+    /// its outgoing ports, as `{"port": NAME, "value": VALUE}`. The first
+    /// line written is what the app sent while starting.
+    #[arg(long, conflicts_with_all = ["in_port", "out_port", "json_events"])]
+    pub ports: bool,
+
     /// Largest event accepted, in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_event_bytes: Option<usize>,
@@ -85,8 +92,8 @@ pub enum Origin {
     /// Loaded from JavaScript with this configuration.
     Source(AppConfig),
     /// Instantiated from a built module, whose own stdio loop advances the
-    /// clock by `advance_ms` per event.
-    Module { advance_ms: u64 },
+    /// clock by `advance_ms` per event; `all_ports` as it was built.
+    Module { advance_ms: u64, all_ports: bool },
 }
 
 impl SandboxArgs {
@@ -139,6 +146,7 @@ impl AppArgs {
             module: self.module.clone().unwrap_or(defaults.module),
             in_port: self.in_port.clone().unwrap_or(defaults.in_port),
             out_port: self.out_port.clone().unwrap_or(defaults.out_port),
+            all_ports: self.ports,
             flags,
             event_format: if self.json_events {
                 EventFormat::Json
@@ -195,8 +203,15 @@ impl AppArgs {
                 };
                 let limits = sandbox.apply(self.size_limits(built));
                 let advance_ms = stdio.advance_ms;
+                let all_ports = image.settings().all_ports;
                 let app = image.with_limits(limits)?.instantiate()?;
-                Ok((app, Origin::Module { advance_ms }))
+                Ok((
+                    app,
+                    Origin::Module {
+                        advance_ms,
+                        all_ports,
+                    },
+                ))
             }
         }
     }
@@ -210,6 +225,7 @@ impl AppArgs {
             ("--out-port", self.out_port.is_some()),
             ("--flags", self.flags.is_some()),
             ("--json-events", self.json_events),
+            ("--ports", self.ports),
             ("--js-memory-mb", self.js_memory_mb.is_some()),
             ("--gc-threshold", self.gc_threshold.is_some()),
             ("--epoch-ms", self.epoch_ms.is_some()),

@@ -1,6 +1,6 @@
 //! Glue between elmbox and the calling convention of `elm make` output:
 //! `Elm.<Module>.init({ flags })`, `app.ports.<in>.send(value)` and
-//! `app.ports.<out>.subscribe(callback)`.
+//! `app.ports.<out>.subscribe(callback)`, for one pair of ports or for all.
 
 use javy::quickjs::{Ctx, Function, Object, Persistent, Value};
 
@@ -9,15 +9,16 @@ use elmbox_abi::{AppSettings, PortDirection};
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::reply;
 
-/// A started app: all we keep is its incoming port's `send`.
+/// A started app: all we keep is its incoming ports' `send`, by name (the
+/// one port, or every one in all-ports mode).
 pub struct ElmApp {
-    send: Persistent<Function<'static>>,
+    incoming: Vec<(String, Persistent<Function<'static>>)>,
 }
 
 impl ElmApp {
     /// Finds the app's module under `elm` (the `Elm` object the script
     /// defined), runs `init` with the flags, and subscribes the reply buffer
-    /// to the outgoing port.
+    /// to the outgoing port (to every one in all-ports mode).
     pub fn start<'js>(
         ctx: &Ctx<'js>,
         elm: Value<'js>,
@@ -62,58 +63,128 @@ impl ElmApp {
             .as_object()
             .and_then(|a| a.get::<_, Value>("ports").ok())
             .and_then(Value::into_object);
+        let ports = app_ports.as_ref();
 
-        let send = port_method(app_ports.as_ref(), &settings.in_port, "send").ok_or_else(|| {
-            AppError::PortNotFound {
-                port: settings.in_port.clone(),
+        let (incoming, outgoing) = if settings.all_ports {
+            (port_names(ports, "send"), port_names(ports, "subscribe"))
+        } else {
+            (
+                vec![settings.in_port.clone()],
+                vec![settings.out_port.clone()],
+            )
+        };
+        let mut sends = Vec::with_capacity(incoming.len());
+        for name in incoming {
+            let send = port_method(ports, &name, "send").ok_or_else(|| AppError::PortNotFound {
+                port: name.clone(),
                 direction: PortDirection::Incoming,
-                available: port_names(app_ports.as_ref(), "send"),
-            }
-        })?;
-        let subscribe = port_method(app_ports.as_ref(), &settings.out_port, "subscribe")
-            .ok_or_else(|| AppError::PortNotFound {
-                port: settings.out_port.clone(),
-                direction: PortDirection::Outgoing,
-                available: port_names(app_ports.as_ref(), "subscribe"),
+                available: port_names(ports, "send"),
             })?;
-
-        let sink = Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| {
-            collect_output(&ctx, value)
-        })
-        .and_then(|f| f.with_name("elmboxOutgoing"))
-        .map_err(init_threw)?;
-        subscribe.call::<_, ()>((sink,)).map_err(init_threw)?;
-
-        Ok(ElmApp {
-            send: Persistent::save(ctx, send),
-        })
+            sends.push((name, Persistent::save(ctx, send)));
+        }
+        for name in outgoing {
+            let subscribe =
+                port_method(ports, &name, "subscribe").ok_or_else(|| AppError::PortNotFound {
+                    port: name.clone(),
+                    direction: PortDirection::Outgoing,
+                    available: port_names(ports, "subscribe"),
+                })?;
+            // In all-ports mode each value is tagged with its port's name.
+            let tag = settings
+                .all_ports
+                .then(|| serde_json::to_string(&name).unwrap_or_default());
+            let sink = Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>| {
+                collect_output(&ctx, value, tag.as_deref())
+            })
+            .and_then(|f| f.with_name("elmboxOutgoing"))
+            .map_err(init_threw)?;
+            subscribe.call::<_, ()>((sink,)).map_err(init_threw)?;
+        }
+        Ok(ElmApp { incoming: sends })
     }
 
-    /// The incoming port's `send`, for callers that expose it to scripts.
+    /// The one incoming port's `send` (not in all-ports mode), for callers
+    /// that expose it to scripts.
     pub fn send_function<'js>(&self, ctx: &Ctx<'js>) -> javy::quickjs::Result<Function<'js>> {
-        self.send.clone().restore(ctx)
+        self.incoming[0].1.clone().restore(ctx)
     }
 
-    /// Sends one event on the incoming port. Whatever the app does in response
-    /// synchronously happens inside this call; timers are drained by the caller.
-    pub fn send<'js>(&self, ctx: &Ctx<'js>, event: Value<'js>) -> Result<(), Thrown> {
-        let send = self
-            .send
+    /// Sends one event on the incoming port (`port` names it in all-ports
+    /// mode). Whatever the app does in response synchronously happens inside
+    /// this call; timers are drained by the caller.
+    pub fn send<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        port: Option<&str>,
+        event: Value<'js>,
+    ) -> Result<Result<(), Thrown>, AppError> {
+        let found = match port {
+            None => self.incoming.first(),
+            Some(name) => self.incoming.iter().find(|(n, _)| n == name),
+        };
+        let Some((_, send)) = found else {
+            return Err(AppError::PortNotFound {
+                port: port.unwrap_or_default().to_string(),
+                direction: PortDirection::Incoming,
+                available: self.incoming.iter().map(|(n, _)| n.clone()).collect(),
+            });
+        };
+        let sent = send
             .clone()
             .restore(ctx)
-            .map_err(|e| Thrown::from_js(ctx, e))?;
-        send.call::<_, ()>((event,))
-            .map_err(|e| Thrown::from_js(ctx, e))
+            .and_then(|send| send.call::<_, ()>((event,)));
+        Ok(sent.map_err(|e| Thrown::from_js(ctx, e)))
     }
 }
 
-/// The outgoing port's subscriber: serialises each value straight into the
-/// reply, so nothing JavaScript-side accumulates between calls.
-fn collect_output<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> javy::quickjs::Result<()> {
-    match ctx.json_stringify(value)? {
-        Some(json) => reply::push_output(json.to_string()?.as_bytes()),
+/// Whether `thrown` is the crash of an incoming port whose value did not
+/// decode: Elm throws it in `send` before the app's update runs, so the
+/// app is untouched. The hint link of `--optimize` builds, or the message
+/// of DEV builds.
+pub fn is_port_rejection(thrown: &Thrown) -> bool {
+    thrown.message.ends_with("/hints/4.md")
+        || thrown
+            .message
+            .contains("Trying to send an unexpected type of value through port")
+}
+
+thread_local! {
+    /// Set when an outgoing port's subscriber failed: the exception it
+    /// raised went up through Elm's effect dispatch.
+    static SINK_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether an outgoing port's subscriber failed since the last call.
+pub fn take_sink_failure() -> bool {
+    SINK_FAILED.replace(false)
+}
+
+/// An outgoing port's subscriber: serialises each value straight into the
+/// reply (as `{"port": TAG, "value": ...}` when tagged), so nothing
+/// JavaScript-side accumulates between calls.
+fn collect_output<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    tag: Option<&str>,
+) -> javy::quickjs::Result<()> {
+    let json = match ctx.json_stringify(value) {
+        Ok(json) => json,
+        Err(e) => {
+            SINK_FAILED.set(true);
+            return Err(e);
+        }
+    };
+    let json = match json {
+        Some(json) => json.to_string()?,
         // `undefined` and functions have no JSON form; Elm never sends them.
-        None => reply::push_output(b"null"),
+        None => "null".to_string(),
+    };
+    match tag {
+        None => reply::push_output(json.as_bytes()),
+        Some(port) => {
+            let tagged = format!(r#"{{"port":{port},"value":{json}}}"#);
+            reply::push_output(tagged.as_bytes())
+        }
     }
     Ok(())
 }

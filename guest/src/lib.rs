@@ -79,6 +79,26 @@ pub extern "C" fn elmbox_load(settings_len: u32, source_len: u32) -> u32 {
             serde_json::from_slice(settings).map_err(|e| bad_config(&e.to_string()))?;
         session::start(settings, source)
     });
+    let status = reply::finish(result);
+    if status == 0 {
+        let startup = reply::last(|outputs, _| outputs.to_vec());
+        let _ = session::with_session(|s| {
+            s.set_startup(startup);
+            Ok(())
+        });
+    }
+    status
+}
+
+/// Puts what the app sent while it started (kept since `elmbox_load`, and
+/// so in a built module's snapshot) in the reply's outputs.
+#[no_mangle]
+pub extern "C" fn elmbox_startup() -> u32 {
+    reply::begin();
+    let result = session::with_session(|s| {
+        reply::push_array(s.startup());
+        Ok(())
+    });
     reply::finish(result)
 }
 

@@ -51,6 +51,21 @@ pub fn push_output(json: &[u8]) {
     });
 }
 
+/// Bytes of outputs so far in this call (the JSON array, still open).
+pub fn outputs_len() -> usize {
+    BUFFERS.with_borrow(|b| b.outputs.len())
+}
+
+/// Appends the values of `array`, a JSON array's text.
+pub fn push_array(array: &[u8]) {
+    let inner = array.trim_ascii();
+    let inner = inner.strip_prefix(b"[").unwrap_or(inner);
+    let inner = inner.strip_suffix(b"]").unwrap_or(inner).trim_ascii();
+    if !inner.is_empty() {
+        push_output(inner);
+    }
+}
+
 /// Appends one console line.
 pub fn push_console(level: Level, text: &str) {
     BUFFERS.with_borrow_mut(|b| {

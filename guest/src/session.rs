@@ -4,11 +4,11 @@
 
 use std::cell::RefCell;
 
-use elmbox_abi::{AppSettings, DispatchMode, EventFormat, MemoryReport};
+use elmbox_abi::{AppSettings, DispatchMode, EventFormat, FaultSite, MemoryReport};
 use javy::quickjs::{Ctx, Function, Module, String as JsString, Value};
 
 use crate::console;
-use crate::elm::ElmApp;
+use crate::elm::{self, ElmApp};
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::quickjs::{self, run_jobs, run_script};
 use crate::timers;
@@ -38,6 +38,9 @@ const EVAL_SEND: &str = "__elmboxSend";
 pub struct Session {
     runtime: javy::Runtime,
     settings: AppSettings,
+    /// What the app sent while it started, as a JSON array: a built
+    /// module's snapshot keeps it, so its instances can report it too.
+    startup: Vec<u8>,
     app: ElmApp,
     /// Kept for `reload` mode only.
     reload: Option<Reload>,
@@ -52,6 +55,11 @@ struct Reload {
 impl Session {
     /// Evaluates the app once, starts it, and settles whatever `init` set off.
     pub fn load(settings: AppSettings, source: &[u8]) -> Result<Session, AppError> {
+        if settings.all_ports && settings.mode != DispatchMode::Call {
+            return Err(AppError::BadConfig {
+                message: "all-ports mode dispatches by call only".into(),
+            });
+        }
         let mut js = javy::Config::default();
         // javy's default GC threshold is never, which lets cyclic garbage
         // pile up; the host always sends a finite one unless asked not to.
@@ -102,6 +110,7 @@ impl Session {
         });
         let session = Session {
             settings,
+            startup: b"[]".to_vec(),
             runtime,
             app,
             reload,
@@ -119,6 +128,16 @@ impl Session {
         &self.settings
     }
 
+    /// What the app sent while it started, as a JSON array.
+    pub fn startup(&self) -> &[u8] {
+        &self.startup
+    }
+
+    /// Keeps what the app sent while it started (the outputs of the load).
+    pub fn set_startup(&mut self, outputs: Vec<u8>) {
+        self.startup = outputs;
+    }
+
     /// Sends one event and runs the app until it is idle at the current instant.
     pub fn dispatch(&mut self, event: &[u8]) -> Result<(), AppError> {
         let kind = self.settings.event_format;
@@ -130,15 +149,41 @@ impl Session {
             DispatchMode::Eval => return self.dispatch_by_eval(text, kind),
             DispatchMode::Reload => return self.dispatch_by_reload(text, kind),
         }
+        elm::take_sink_failure();
         self.with(|ctx| {
-            let value = event_value(ctx, text, kind)?;
-            let sent = self.app.send(ctx, value);
-            // Settle even when `send` threw: the app may have armed timers or
-            // sent output before throwing, and the port manager must unpark.
-            let settled = self.settle(ctx, timers::elapsed());
-            sent.map_err(|t| self.threw(t))?;
-            settled
+            let (port, value) = if self.settings.all_ports {
+                let (port, value) = port_event(ctx, text)?;
+                (Some(port), value)
+            } else {
+                (None, event_value(ctx, text, kind)?)
+            };
+            let sent = self.app.send(ctx, port.as_deref(), value)?;
+            self.sent(ctx, sent)
         })
+    }
+
+    /// Finishes a `send`: a port that rejected the event leaves the app as
+    /// it was, so it settles and goes on; any other throw is a fault.
+    fn sent(&self, ctx: &Ctx<'_>, sent: Result<(), Thrown>) -> Result<(), AppError> {
+        let sent = sent.map_err(|thrown| {
+            let thrown = self.reworded(thrown);
+            if elm::is_port_rejection(&thrown) {
+                AppError::Threw(thrown)
+            } else {
+                let during = if elm::take_sink_failure() {
+                    FaultSite::OutgoingPort
+                } else {
+                    FaultSite::Event
+                };
+                AppError::Faulted { during, thrown }
+            }
+        });
+        if let Err(fault @ AppError::Faulted { .. }) = sent {
+            return Err(fault);
+        }
+        let settled = self.settle(ctx, timers::elapsed());
+        sent?;
+        settled
     }
 
     /// `eval` mode: compiles and runs `__elmboxSend(<event literal>)`. A JSON
@@ -157,13 +202,12 @@ impl Session {
             }
         };
         let snippet = format!("{EVAL_SEND}({literal});");
+        elm::take_sink_failure();
         self.with(|ctx| {
             let sent = ctx
                 .eval::<(), _>(snippet)
                 .map_err(|e| Thrown::from_js(ctx, e));
-            let settled = self.settle(ctx, timers::elapsed());
-            sent.map_err(|t| self.threw(t))?;
-            settled
+            self.sent(ctx, sent)
         })
     }
 
@@ -184,10 +228,9 @@ impl Session {
             let load: Function = module.get("load").map_err(threw)?;
             let elm: Value = load.call(()).map_err(threw)?;
             let app = ElmApp::start(ctx, elm, &self.settings)?;
-            let sent = app.send(ctx, event_value(ctx, text, kind)?);
-            let settled = self.settle(ctx, timers::elapsed());
-            sent.map_err(|t| self.threw(t))?;
-            settled
+            elm::take_sink_failure();
+            let sent = app.send(ctx, None, event_value(ctx, text, kind)?)?;
+            self.sent(ctx, sent)
         })
     }
 
@@ -202,15 +245,16 @@ impl Session {
     }
 
     /// Runs promise jobs and every timer due up to `until`, then parks the
-    /// clock there. A throwing callback does not stop the others (as in a
-    /// browser); the first error is reported.
+    /// clock there. A promise job that throws does not stop the others (as
+    /// in a browser); the first error is reported. A timer callback that
+    /// throws is a fault: in Elm it leaves the scheduler mid-step.
     fn settle(&self, ctx: &Ctx<'_>, until: u64) -> Result<(), AppError> {
         let mut first_error = None;
         let mut instant = timers::elapsed();
         let mut fired_at_instant = 0u32;
         loop {
             if let Err(thrown) = run_jobs(ctx) {
-                first_error.get_or_insert_with(|| self.threw(thrown));
+                first_error.get_or_insert_with(|| AppError::Threw(self.reworded(thrown)));
             }
             let Some(due) = timers::take_due(until) else {
                 break;
@@ -226,7 +270,15 @@ impl Session {
                 return Err(AppError::TimerStorm { limit });
             }
             if let Err(thrown) = call_timer(ctx, &due) {
-                first_error.get_or_insert_with(|| self.threw(thrown));
+                let during = if elm::take_sink_failure() {
+                    FaultSite::OutgoingPort
+                } else {
+                    FaultSite::Timer
+                };
+                return Err(AppError::Faulted {
+                    during,
+                    thrown: self.reworded(thrown),
+                });
             }
             if due.is_interval {
                 timers::rearm(due.id);
@@ -236,24 +288,24 @@ impl Session {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// An app error. When QuickJS reaches its heap limit it often has no
-    /// memory left to build an Error object and throws `null` instead; by
-    /// the time we look, the unwound frames have freed memory again, so name
-    /// the likely cause rather than print "null".
-    fn threw(&self, thrown: Thrown) -> AppError {
+    /// What the app threw, as reported. When QuickJS reaches its heap limit
+    /// it often has no memory left to build an Error object and throws
+    /// `null` instead; by the time we look, the unwound frames have freed
+    /// memory again, so name the likely cause rather than print "null".
+    fn reworded(&self, thrown: Thrown) -> Thrown {
         let bare =
             thrown.stack.is_none() && (thrown.message == "null" || thrown.message == "undefined");
-        if let (Some(limit), true) = (self.settings.js_memory_limit, bare) {
-            return AppError::Threw(Thrown {
+        match (self.settings.js_memory_limit, bare) {
+            (Some(limit), true) => Thrown {
                 message: format!(
                     "InternalError: out of memory (the app threw {}, as QuickJS does when it \
                      reaches its heap limit of {limit} bytes)",
                     thrown.message
                 ),
                 stack: None,
-            });
+            },
+            _ => thrown,
         }
-        AppError::Threw(thrown)
     }
 
     pub fn memory(&self) -> MemoryReport {
@@ -277,6 +329,28 @@ impl Session {
     pub fn collect_garbage(&self) {
         self.with(quickjs::collect_garbage)
     }
+}
+
+/// An all-ports event, `{"port": NAME, "value": VALUE}`: the port's name
+/// and the value for it.
+fn port_event<'js>(ctx: &Ctx<'js>, text: &str) -> Result<(String, Value<'js>), AppError> {
+    let not = |message: &str| AppError::NotAPortEvent {
+        message: message.to_string(),
+    };
+    let event = ctx.json_parse(text).map_err(|e| AppError::NotAPortEvent {
+        message: format!("not JSON: {}", Thrown::from_js(ctx, e).message),
+    })?;
+    let event = event.into_object().ok_or_else(|| not("not an object"))?;
+    let port = event
+        .get::<_, Value>("port")
+        .ok()
+        .and_then(|p| p.as_string().and_then(|s| s.to_string().ok()))
+        .ok_or_else(|| not("no \"port\" name"))?;
+    if !event.contains_key("value").unwrap_or(false) {
+        return Err(not("no \"value\""));
+    }
+    let value = event.get("value").map_err(|_| not("no \"value\""))?;
+    Ok((port, value))
 }
 
 /// The event as the JavaScript value the incoming port receives.

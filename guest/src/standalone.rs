@@ -30,7 +30,8 @@ pub fn config() -> Option<StdioConfig> {
 
 /// Reads events until stdin ends; returns the exit status.
 pub fn serve() -> u8 {
-    let (Some(stdio), Ok(settings)) = (config(), with_session(|s| Ok(s.settings().clone()))) else {
+    let loaded = with_session(|s| Ok((s.settings().clone(), s.startup().to_vec())));
+    let (Some(stdio), Ok((settings, startup))) = (config(), loaded) else {
         eprintln!(
             "elmbox: this module holds no app: make one with `elmbox build APP.js -o APP.wasm`"
         );
@@ -45,14 +46,28 @@ pub fn serve() -> u8 {
     let limit = usize::try_from(stdio.max_event_bytes).unwrap_or(usize::MAX);
     let mut input = BufReader::with_capacity(64 << 10, io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
-    lines::serve(&mut input, &mut output, limit, |event, answer| {
-        handle(event, answer, &settings, &stdio)
-    })
+    // What `init` sent: all-ports mode answers it as the first line; with
+    // one pair of ports it is only reported, as `elmbox run` does.
+    let first_line = settings.all_ports.then_some(startup.as_slice());
+    if !settings.all_ports && startup.as_slice() != b"[]" {
+        eprintln!(
+            "elmbox: sent while starting: {}",
+            String::from_utf8_lossy(&startup)
+        );
+    }
+    lines::serve(
+        &mut input,
+        &mut output,
+        limit,
+        first_line,
+        |event, answer| handle(event, answer, &settings, &stdio),
+    )
 }
 
 /// Dispatches one event (and advances the clock, if configured), and puts
-/// what the app sent into `answer`. Console lines go to stderr as they
-/// would from `elmbox run`.
+/// what the app sent into `answer`: what it sent before it threw, too, but
+/// nothing of a call that failed otherwise, as `elmbox run` answers. Console
+/// lines go to stderr as they would from `elmbox run`.
 fn handle(
     event: &[u8],
     answer: &mut Vec<u8>,
@@ -60,14 +75,17 @@ fn handle(
     stdio: &StdioConfig,
 ) -> Result<(), AppError> {
     reply::begin();
-    let result = session::with_session(|session| {
-        session.dispatch(event)?;
-        if stdio.advance_ms > 0 {
-            session.advance(stdio.advance_ms as f64)?;
+    let dispatched = session::with_session(|session| session.dispatch(event));
+    let dispatch_end = reply::outputs_len();
+    let advanced = match dispatched {
+        Ok(()) if stdio.advance_ms > 0 => {
+            session::with_session(|session| session.advance(stdio.advance_ms as f64))
         }
-        Ok(())
-    });
+        _ => Ok(()),
+    };
     reply::finish::<AppError>(Ok(()));
+    let answered =
+        |result: &Result<(), AppError>| matches!(result, Ok(()) | Err(AppError::Threw(_)));
     let size = reply::last(|outputs, frames| {
         for (level, text) in console::frames(frames) {
             let line = Printed {
@@ -77,12 +95,16 @@ fn handle(
             };
             eprintln!("{line}");
         }
-        // What the app sent, also before it threw; nothing for other failures.
-        if matches!(result, Ok(()) | Err(AppError::Threw(_))) {
+        if answered(&dispatched) && answered(&advanced) {
             answer.extend_from_slice(outputs);
+        } else if answered(&dispatched) {
+            // The event's own answer; the clock's move failed.
+            answer.extend_from_slice(&outputs[..dispatch_end]);
+            answer.push(b']');
         }
         outputs.len() as u64
     });
+    let result = dispatched.and(advanced);
     result?;
     if size > stdio.max_output_bytes {
         answer.clear();

@@ -99,6 +99,17 @@ impl App {
         }
     }
 
+    /// What the app sent while it started, as the guest kept it since the
+    /// load: for a built module, whose load ran at build time.
+    pub(crate) fn kept_startup_outputs(&mut self) -> Result<Vec<Value>> {
+        let status = guest::call(&self.guest.startup, &mut self.store, ());
+        self.finish(status, parse_outputs)
+    }
+
+    pub(crate) fn set_startup_outputs(&mut self, outputs: Vec<Value>) {
+        self.startup_outputs = outputs;
+    }
+
     /// Sets what `Date.now()` reads at the app's current virtual instant.
     pub(crate) fn set_clock(&mut self, now_ms: f64) -> Result<()> {
         let result = guest::call(&self.guest.set_clock, &mut self.store, now_ms);
@@ -121,6 +132,16 @@ impl App {
     /// sent by timers that came due at this instant.
     pub fn dispatch(&mut self, event: impl AsRef<[u8]>) -> Result<Vec<Value>> {
         self.dispatch_with(event.as_ref(), parse_outputs)
+    }
+
+    /// For an app loaded with all ports ([`AppConfig::all_ports`]): sends
+    /// `value` to the incoming port `port`, and returns what the app sent on
+    /// all its outgoing ports, each as `{"port": NAME, "value": VALUE}`.
+    ///
+    /// [`AppConfig::all_ports`]: crate::AppConfig::all_ports
+    pub fn send(&mut self, port: &str, value: &Value) -> Result<Vec<Value>> {
+        let event = serde_json::json!({ "port": port, "value": value });
+        self.dispatch(event.to_string())
     }
 
     /// Like [`App::dispatch`], but returns the outputs as the JSON array text
@@ -167,7 +188,8 @@ impl App {
     }
 
     /// Values the app sent on its outgoing port while starting (from `init`'s
-    /// commands and the timers they armed).
+    /// commands and the timers they armed); for an instance of a built
+    /// module, those its build saw.
     pub fn startup_outputs(&self) -> &[Value] {
         &self.startup_outputs
     }
@@ -264,21 +286,18 @@ impl App {
                 reason: format!("unreadable error from guest: {e}"),
             },
         };
-        // JavaScript that could not get memory because of the cap: the app
-        // unwound cleanly and goes on, but say which limit it hit.
+        // JavaScript that could not get memory because of the cap: say which
+        // limit it hit. The app goes on if it unwound where its runtime can.
         let error = match (memory_refused, self.limits.max_memory_bytes, error) {
-            (
-                Some(_),
-                Some(limit),
-                Error::App {
-                    error: AppError::Threw(thrown),
-                    ..
-                },
-            ) => Error::MemoryCapReached {
-                limit,
-                detail: thrown.message,
-                fatal: false,
-            },
+            (Some(_), Some(limit), Error::App { error, .. })
+                if matches!(error, AppError::Threw(_) | AppError::Faulted { .. }) =>
+            {
+                Error::MemoryCapReached {
+                    limit,
+                    fatal: error.is_fatal(),
+                    detail: error.to_string(),
+                }
+            }
             (_, _, error) => error,
         };
         if error.is_fatal() {
@@ -322,8 +341,83 @@ fn json_text(bytes: &[u8]) -> Result<String> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// The outputs as JSON values. JavaScript strings may hold unpaired
+/// surrogates (Elm's `String.left 1 "😀"` gives one), which `JSON.stringify`
+/// writes as `\ud83d` escapes and serde_json refuses: those become U+FFFD,
+/// as in any conversion to UTF-8. The JSON text itself (`dispatch_json`)
+/// keeps them.
 fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Crashed {
-        reason: format!("guest produced invalid output JSON: {e}"),
-    })
+    serde_json::from_slice(bytes)
+        .or_else(|_| serde_json::from_slice(&replace_lone_surrogates(bytes)))
+        .map_err(|e| Error::Crashed {
+            reason: format!("guest produced invalid output JSON: {e}"),
+        })
+}
+
+/// `json` with every `\uXXXX` escape of a surrogate that is not half of a
+/// pair replaced by `\ufffd`. Escapes are found as JSON defines them: a
+/// backslash inside a string starts one, and `\\` is one escaped backslash.
+fn replace_lone_surrogates(json: &[u8]) -> Vec<u8> {
+    fn escape_at(json: &[u8], at: usize) -> Option<u16> {
+        let hex = json.get(at..at + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    }
+    let is_high = |u: u16| (0xD800..0xDC00).contains(&u);
+    let is_low = |u: u16| (0xDC00..0xE000).contains(&u);
+    let mut out = Vec::with_capacity(json.len());
+    let (mut i, mut in_string) = (0, false);
+    while i < json.len() {
+        let byte = json[i];
+        if !in_string {
+            in_string = byte == b'"';
+            out.push(byte);
+            i += 1;
+            continue;
+        }
+        match byte {
+            b'"' => in_string = false,
+            b'\\' => match escape_at(json, i) {
+                Some(high) if is_high(high) && escape_at(json, i + 6).is_some_and(is_low) => {
+                    out.extend_from_slice(&json[i..i + 12]);
+                    i += 12;
+                    continue;
+                }
+                Some(unit) if is_high(unit) || is_low(unit) => {
+                    out.extend_from_slice(b"\\ufffd");
+                    i += 6;
+                    continue;
+                }
+                // Any other escape: copy it whole, so `\\` is not read twice.
+                _ => {
+                    out.extend_from_slice(&json[i..(i + 2).min(json.len())]);
+                    i += 2;
+                    continue;
+                }
+            },
+            _ => {}
+        }
+        out.push(byte);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let parsed =
+            parse_outputs(br#"["\ud83d","a\ud83d\ude00b","\\ud83d","\ude00\ud83d"]"#).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                Value::from("\u{fffd}"),
+                Value::from("a😀b"),
+                Value::from("\\ud83d"),
+                Value::from("\u{fffd}\u{fffd}"),
+            ]
+        );
+    }
 }

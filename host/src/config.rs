@@ -26,8 +26,16 @@ pub struct AppConfig {
     pub name: String,
     /// The Elm module whose `init` starts the app (`Main`, or dotted `Foo.Bar`).
     pub module: String,
+    /// The incoming port events go to.
     pub in_port: String,
+    /// The outgoing port whose values answer them.
     pub out_port: String,
+    /// Every port at once, instead of `in_port` and `out_port`: each event
+    /// is `{"port": NAME, "value": VALUE}` for any incoming port
+    /// ([`App::send`](crate::App::send)), and every value sent on any
+    /// outgoing port comes back as `{"port": NAME, "value": VALUE}`, in the
+    /// order sent. `event_format` is then unused.
+    pub all_ports: bool,
     /// Passed as `init({ flags })`; `None` calls `init()`.
     pub flags: Option<Value>,
     pub event_format: EventFormat,
@@ -65,6 +73,7 @@ impl Default for AppConfig {
             module: "Main".to_string(),
             in_port: "onEvent".to_string(),
             out_port: "respond".to_string(),
+            all_ports: false,
             flags: None,
             event_format: EventFormat::Text,
             #[cfg(feature = "measure")]
@@ -94,6 +103,10 @@ impl AppConfig {
     }
     pub fn out_port(mut self, port: impl Into<String>) -> Self {
         self.out_port = port.into();
+        self
+    }
+    pub fn all_ports(mut self, all: bool) -> Self {
+        self.all_ports = all;
         self
     }
     pub fn flags(mut self, flags: Value) -> Self {
@@ -147,6 +160,7 @@ impl AppConfig {
             module: self.module.clone(),
             in_port: self.in_port.clone(),
             out_port: self.out_port.clone(),
+            all_ports: self.all_ports,
             flags: self.flags.as_ref().map(Value::to_string),
             event_format: self.event_format,
             epoch_ms,

@@ -2,7 +2,7 @@
 //! app's own errors are [`AppError`], worded once in `elmbox-abi` for the
 //! library and built modules alike; the rest are the host's.
 
-pub use elmbox_abi::{AppError, PortDirection, Thrown};
+pub use elmbox_abi::{AppError, FaultSite, PortDirection, Thrown};
 use serde_json::Value;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -31,6 +31,7 @@ pub(crate) struct GuestExports {
     pub(crate) collect_garbage: TypedFunc<(), ()>,
     pub(crate) set_stdio: TypedFunc<u32, u32>,
     pub(crate) settings: TypedFunc<(), u32>,
+    pub(crate) startup: TypedFunc<(), u32>,
     pub(crate) set_clock: TypedFunc<f64, ()>,
     reply_at: usize,
 }
@@ -86,6 +87,7 @@ impl GuestExports {
             collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
             set_stdio: instance.get_typed_func(&mut *store, "elmbox_set_stdio")?,
             settings: instance.get_typed_func(&mut *store, "elmbox_settings")?,
+            startup: instance.get_typed_func(&mut *store, "elmbox_startup")?,
             set_clock: instance.get_typed_func(&mut *store, "elmbox_set_clock")?,
             reply_at,
         })

@@ -4,6 +4,7 @@
 //! Instantiating one evaluates no JavaScript: its memory is the snapshot.
 
 use elmbox_abi::{AppSettings, ModuleSettings, StdioConfig};
+use serde_json::Value;
 use wasmtime::{InstancePre, Module};
 
 use crate::app::App;
@@ -25,6 +26,8 @@ pub struct AppImage {
     settings: ModuleSettings,
     /// Learnt from the first instance; see `GuestExports::bind`.
     reply_at: usize,
+    /// What the app sent while it started, at build time.
+    startup_outputs: Vec<Value>,
     console: Console,
 }
 
@@ -62,9 +65,11 @@ impl Runtime {
         let settings = probe.module_settings()?.ok_or_else(|| {
             bad_module("it holds no app: it is the bare guest, not the output of `elmbox build`")
         })?;
+        let startup_outputs = probe.kept_startup_outputs()?;
         Ok(AppImage {
             runtime: self.clone(),
             pre,
+            startup_outputs,
             reply_at: probe.reply_at(),
             settings,
             console: Console::default(),
@@ -99,6 +104,7 @@ impl AppImage {
         if !self.settings.app.fixed_epoch {
             app.set_clock(wall_clock_ms())?;
         }
+        app.set_startup_outputs(self.startup_outputs.clone());
         Ok(app)
     }
 

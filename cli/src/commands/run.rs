@@ -38,23 +38,30 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (mut app, origin) = args.app.open(&args.sandbox, DispatchMode::Call)?;
-    let advance_ms = match (args.advance_ms, origin) {
-        (Some(ms), _) => ms,
-        (None, Origin::Module { advance_ms }) => advance_ms,
-        (None, Origin::Source(_)) => 0,
+    let (advance_ms, all_ports) = match origin {
+        Origin::Module {
+            advance_ms,
+            all_ports,
+        } => (args.advance_ms.unwrap_or(advance_ms), all_ports),
+        Origin::Source(config) => (args.advance_ms.unwrap_or(0), config.all_ports),
     };
-    if !app.startup_outputs().is_empty() {
-        eprintln!(
-            "elmbox: sent while starting: {}",
-            Value::from(app.startup_outputs().to_vec())
-        );
+    // What `init` sent: with --ports it is the first line; with one pair of
+    // ports it is only reported.
+    let startup = Value::from(app.startup_outputs().to_vec()).to_string();
+    if !all_ports && !app.startup_outputs().is_empty() {
+        eprintln!("elmbox: sent while starting: {startup}");
     }
+    let first_line = all_ports.then_some(startup.as_bytes());
     let limit = app.limits().max_event_bytes;
     let mut input = BufReader::with_capacity(64 << 10, io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
-    let status = lines::serve(&mut input, &mut output, limit, |event, answer| {
-        handle(&mut app, event, advance_ms, answer)
-    });
+    let status = lines::serve(
+        &mut input,
+        &mut output,
+        limit,
+        first_line,
+        |event, answer| handle(&mut app, event, advance_ms, answer),
+    );
     Ok(ExitCode::from(status))
 }
 
