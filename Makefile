@@ -76,8 +76,12 @@ modules: build fixtures tools
 	$(ELMBOX) build $(FIXTURES)/timers.js -o $(MODULES)/timers.wasm --advance-ms 1000
 	printf 'hello\n{"id":2}\n' | $(WASMTIME_CLI) run $(MODULES)/counter.wasm
 
+## The guest's engine is tested natively in a cargo run of its own: with
+## the others, its dependencies' features would differ from `make build`'s
+## and wasmtime would be compiled twice.
 test: build fixtures tools
 	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-cli -p elmbox-tests
+	$(CARGO) test --release -p elmbox-guest
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it
 ## replaces, shorter, charted side by side into target/demo/modes.{png,svg}.

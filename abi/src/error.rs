@@ -268,6 +268,74 @@ mod tests {
         assert!(!e.is_fatal());
     }
 
+    /// One of every error, with every field set.
+    fn every_error() -> Vec<AppError> {
+        let thrown = || Thrown {
+            message: "Error: x".into(),
+            stack: Some("    at f (app.js:1:2)".into()),
+        };
+        vec![
+            AppError::BadConfig {
+                message: "m".into(),
+            },
+            AppError::AlreadyLoaded,
+            AppError::NotLoaded,
+            AppError::Syntax {
+                file: "a.js".into(),
+                message: "m".into(),
+                line: Some(3),
+                column: Some(4),
+            },
+            AppError::ScriptThrew {
+                file: "a.js".into(),
+                thrown: thrown(),
+            },
+            AppError::NotElm {
+                file: "a.js".into(),
+            },
+            AppError::ModuleNotFound {
+                module: "A.B".into(),
+                available: vec!["Main".into()],
+            },
+            AppError::PortNotFound {
+                port: "p".into(),
+                direction: PortDirection::Outgoing,
+                available: vec!["respond".into()],
+            },
+            AppError::InitThrew {
+                module: "Main".into(),
+                thrown: thrown(),
+            },
+            AppError::Threw(thrown()),
+            AppError::Faulted {
+                during: FaultSite::Timer,
+                thrown: thrown(),
+            },
+            AppError::NotAPortEvent {
+                message: "m".into(),
+            },
+            AppError::EventNotUtf8 { valid_up_to: 5 },
+            AppError::EventNotJson {
+                message: "m".into(),
+            },
+            AppError::EventTooLarge { size: 9, limit: 8 },
+            AppError::OutputTooLarge { size: 9, limit: 8 },
+            AppError::TimerStorm { limit: 7 },
+        ]
+    }
+
+    #[test]
+    fn every_error_round_trips_whole_through_json() {
+        for error in every_error() {
+            let json = serde_json::to_string(&error).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AppError>(&json).unwrap(),
+                error,
+                "{json}"
+            );
+        }
+    }
+
     #[test]
     fn errors_round_trip_as_tagged_json() {
         let e = AppError::Threw(Thrown {

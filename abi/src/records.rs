@@ -92,14 +92,51 @@ mod tests {
     #[test]
     fn records_decode_field_by_field() {
         let words: Vec<u8> = (1u32..=7).flat_map(|w| w.to_le_bytes()).collect();
-        let reply = Reply::from_le_bytes(&words).unwrap();
         assert_eq!(
-            (reply.status, reply.outputs_len, reply.error_len),
-            (1, 3, 7)
+            Reply::from_le_bytes(&words),
+            Some(Reply {
+                status: 1,
+                outputs_ptr: 2,
+                outputs_len: 3,
+                console_ptr: 4,
+                console_len: 5,
+                error_ptr: 6,
+                error_len: 7,
+            })
         );
         assert_eq!(Reply::from_le_bytes(&words[..27]), None);
         let fields: Vec<u8> = (10i64..19).flat_map(|f| f.to_le_bytes()).collect();
-        let memory = MemoryReport::from_le_bytes(&fields).unwrap();
-        assert_eq!((memory.malloc_size, memory.clock_ms), (10, 18));
+        assert_eq!(
+            MemoryReport::from_le_bytes(&fields),
+            Some(MemoryReport {
+                malloc_size: 10,
+                malloc_count: 11,
+                memory_used_size: 12,
+                obj_count: 13,
+                str_count: 14,
+                atom_count: 15,
+                js_func_count: 16,
+                pending_timers: 17,
+                clock_ms: 18,
+            })
+        );
+        assert_eq!(MemoryReport::from_le_bytes(&fields[..71]), None);
+    }
+
+    /// The guest hands the host its records by address: the bytes of a
+    /// record in memory must decode to the same record.
+    #[test]
+    fn records_decode_from_their_own_memory() {
+        let reply = Reply {
+            status: 0,
+            outputs_ptr: 0x1000,
+            outputs_len: 2,
+            console_ptr: 0x2000,
+            console_len: 0,
+            error_ptr: 0x3000,
+            error_len: u32::MAX,
+        };
+        let bytes: [u8; Reply::SIZE] = unsafe { std::mem::transmute(reply) };
+        assert_eq!(Reply::from_le_bytes(&bytes), Some(reply));
     }
 }

@@ -98,3 +98,53 @@ pub struct ModuleSettings {
     pub app: AppSettings,
     pub stdio: StdioConfig,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_settings_round_trip_whole_through_json() {
+        let settings = ModuleSettings {
+            app: AppSettings {
+                name: "app.js".into(),
+                module: "Main".into(),
+                in_port: "onEvent".into(),
+                out_port: "respond".into(),
+                all_ports: true,
+                flags: Some(r#"{"a":1}"#.into()),
+                event_format: EventFormat::Json,
+                epoch_ms: 1.5e12,
+                fixed_epoch: true,
+                gc_threshold: 1 << 20,
+                js_memory_limit: Some(16 << 20),
+                max_stack_size: 256 << 10,
+                same_instant_timer_limit: 1000,
+                mode: DispatchMode::Eval,
+            },
+            stdio: StdioConfig {
+                advance_ms: 10,
+                max_event_bytes: 32,
+                max_output_bytes: 64,
+            },
+        };
+        let json = serde_json::to_string(&settings).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ModuleSettings>(&json).unwrap(),
+            settings
+        );
+        // The names the host and guest agree on, in camelCase.
+        assert!(json.contains(r#""eventFormat":"json""#), "{json}");
+        assert!(json.contains(r#""sameInstantTimerLimit":1000"#), "{json}");
+        assert!(json.contains(r#""maxEventBytes":32"#), "{json}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let err = serde_json::from_str::<StdioConfig>(
+            r#"{"advanceMs":0,"maxEventBytes":1,"maxOutputBytes":1,"extra":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+}

@@ -46,24 +46,33 @@ fn run_with_json_events_and_flags() {
 #[test]
 fn bad_events_get_an_empty_line_an_error_and_exit_status_1() {
     let counter = fixture("counter");
-    let input = b"ok\n\xff\xfe\n{not json\n0123456789012345678901234567890123456789\nstill ok\n";
+    let input =
+        b"\"ok\"\n\xff\xfe\n{not json\n0123456789012345678901234567890123456789\n\"still ok\"\n";
     let out = elmbox(
         &["run", &counter, "--json-events", "--max-event-bytes", "32"],
         input,
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let got = lines(&out);
-    assert_eq!(got.len(), 5, "one line per event: {got:?}");
-    assert_eq!(got[1..4], [json!([]), json!([]), json!([])]);
+    // One line per event, and the app answers again after the bad ones.
+    assert_eq!(
+        lines(&out),
+        vec![
+            json!([{"count": 1, "event": "ok"}]),
+            json!([]),
+            json!([]),
+            json!([]),
+            json!([{"count": 2, "event": "still ok"}]),
+        ]
+    );
     let err = stderr(&out);
-    assert!(err.contains("event 1: event is not valid JSON"), "{err}");
+    assert!(!err.contains("event 1:"), "{err}");
+    assert!(!err.contains("event 5:"), "{err}");
     assert!(err.contains("event 2: event is not UTF-8"), "{err}");
     assert!(err.contains("event 3: event is not valid JSON"), "{err}");
     assert!(
         err.contains("event 4: event is 40 bytes, over the limit of 32 bytes"),
         "{err}"
     );
-    assert!(err.contains("event 5: event is not valid JSON"), "{err}");
 }
 
 #[test]
@@ -135,6 +144,11 @@ fn soak_prints_batches_throughput_and_a_verdict() {
             "2000",
             "--warmup",
             "1",
+            // RSS moves by whole 4 KiB pages: one more page over the 4,000
+            // judged events is 1 B/event. 16 B/event still flags the memo's
+            // leak (~250 B/event) and reload mode (~65 KB/event).
+            "--max-growth",
+            "16",
         ],
         b"",
     );
@@ -286,11 +300,13 @@ fn run_applies_the_limits_given_as_flags() {
     )
     .unwrap();
     let app = app.to_str().unwrap();
-    let out = elmbox(&["run", app, "--deadline-ms", "50"], b"a\nspin\nb\n");
+    // A deadline far above what loading and an event take on a busy
+    // machine, so that only the endless loop meets it.
+    let out = elmbox(&["run", app, "--deadline-ms", "1000"], b"a\nspin\nb\n");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(lines(&out), vec![json!(["a"]), json!([])]);
     assert!(
-        stderr(&out).contains("event 2: the app ran past its CPU deadline of 50 ms"),
+        stderr(&out).contains("event 2: the app ran past its CPU deadline of 1000 ms"),
         "{}",
         stderr(&out)
     );

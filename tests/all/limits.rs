@@ -14,6 +14,7 @@ fn unruly_app() -> String {
          function init() { return { ports: {
            onEvent: { send: function (v) {
              if (v === 'spin') { for (;;) {} }
+             if (v === 'busy') { var x = 0; for (var i = 0; i < 100000; i++) { x += i; } }
              if (v === 'hoard') { var h = []; for (;;) h.push(new Array(4096).fill(1)); }
              if (v === 'shout') { subs.forEach(function (s) { s('x'.repeat(1 << 20)); }); return; }
              subs.forEach(function (s) { s(v); });
@@ -42,8 +43,10 @@ fn neighbour_answers() {
 
 #[test]
 fn an_endless_loop_is_stopped_at_its_deadline() {
+    // Deadlines count wall time: far above what loading and a small event
+    // take on a busy machine, so only the endless loop meets it.
     let mut app = with_limits(SandboxLimits {
-        deadline: Some(Duration::from_millis(100)),
+        deadline: Some(Duration::from_millis(1000)),
         ..SandboxLimits::default()
     });
     assert_eq!(app.dispatch("ok").unwrap(), vec![json!("ok")]);
@@ -56,10 +59,10 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
         started.elapsed()
     );
     assert!(
-        matches!(err, Error::DeadlineExceeded { limit_ms: 100 }),
+        matches!(err, Error::DeadlineExceeded { limit_ms: 1000 }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("CPU deadline of 100 ms"), "{err}");
+    assert!(err.to_string().contains("CPU deadline of 1000 ms"), "{err}");
     assert!(matches!(app.dispatch("ok"), Err(Error::Failed { .. })));
     neighbour_answers();
 }
@@ -107,15 +110,19 @@ fn a_response_over_the_output_limit_is_refused() {
 
 #[test]
 fn a_deadline_does_not_touch_apps_that_keep_to_it() {
+    // The deadline is per call: events that each take a few ms keep to it
+    // however long they run in all. Run until they took three deadlines.
+    let deadline = Duration::from_millis(1000);
     let mut app = with_limits(SandboxLimits {
-        deadline: Some(Duration::from_millis(500)),
+        deadline: Some(deadline),
         ..SandboxLimits::default()
     });
-    for i in 0..2_000 {
-        assert_eq!(
-            app.dispatch(format!("e{i}")).unwrap(),
-            vec![json!(format!("e{i}"))]
-        );
+    let started = Instant::now();
+    let mut events = 0;
+    while started.elapsed() < 3 * deadline {
+        assert_eq!(app.dispatch("busy").unwrap(), vec![json!("busy")]);
+        events += 1;
+        assert!(events < 1_000_000, "busy events take no time");
     }
 }
 

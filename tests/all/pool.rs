@@ -153,12 +153,15 @@ fn unruly_app() -> String {
 /// that have seen a few events.
 fn unruly_pool(on_fault: FaultPolicy) -> Pool {
     let pool = pool(8, on_fault);
+    // The deadline is far above what a memory bomb up to the cap or a storm
+    // up to the timer limit takes on a busy machine, so each fault meets
+    // the limit it is meant to.
     let limits = SandboxLimits {
-        deadline: Some(Duration::from_millis(200)),
+        deadline: Some(Duration::from_millis(1000)),
         max_memory_bytes: Some(32 << 20),
         ..SandboxLimits::default()
     };
-    let config = config().0.same_instant_timer_limit(10_000);
+    let config = config().0.same_instant_timer_limit(1_000);
     pool.load("unruly", unruly_app(), config, limits).unwrap();
     let image = counter_image(&pool);
     for neighbour in ["north", "south"] {
@@ -186,7 +189,7 @@ fn each_fault_restores_the_app_from_its_snapshot_and_spares_its_neighbours() {
     let pool = unruly_pool(FaultPolicy::Restore);
     let mut neighbour_events = 3;
     for (restore, (event, limit)) in [
-        ("spin", "CPU deadline of 200 ms"),
+        ("spin", "CPU deadline of 1000 ms"),
         ("recurse", "stack overflow"),
         ("storm", "runaway timers"),
     ]
@@ -257,7 +260,7 @@ fn the_fail_policy_keeps_a_faulted_app_failed_until_unloaded() {
     let pool = unruly_pool(FaultPolicy::Fail);
     let err = pool.dispatch("unruly", "spin").expect_err("spin");
     assert!(
-        matches!(err, Error::DeadlineExceeded { limit_ms: 200 }),
+        matches!(err, Error::DeadlineExceeded { limit_ms: 1000 }),
         "{err}"
     );
     let err = pool.dispatch("unruly", "ok").expect_err("failed for good");
