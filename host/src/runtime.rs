@@ -1,12 +1,17 @@
-//! The runtime: one wasmtime `Engine`, the guest module compiled once (and,
-//! on first use, compiled again with Wizer's instrumentation for snapshots),
-//! a linker with WASI preview 1 pre-resolved into an `InstancePre`, and the
+//! The runtime: one wasmtime `Engine`, the guest module compiled once, a
+//! linker with WASI preview 1 pre-resolved into an `InstancePre`, and the
 //! sandbox limits its apps run under. Loading an app is then only
 //! instantiation plus evaluating its JavaScript once.
+//!
+//! The guest is compiled as Wizer instruments it: the same code, with its
+//! memory and mutable globals exported (`__wizer_*`), so that any app's
+//! sandbox can be snapshotted, as a built module (`snapshot.rs`) or as
+//! state to restore.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
+use wasmtime_wizer::Wizer;
 
 use crate::app::App;
 use crate::config::AppConfig;
@@ -32,15 +37,21 @@ struct CompiledGuest {
     engine: Engine,
     linker: Linker<StoreState>,
     pre: InstancePre<StoreState>,
-    /// The guest's bytes, which snapshots instrument (`snapshot.rs`).
+    /// The guest's bytes, as given (before instrumenting): snapshots parse
+    /// them again for Wizer (`snapshot.rs`).
     wasm: Box<[u8]>,
     /// Whether the engine has epoch interruption, so apps can have deadlines.
     deadlines: bool,
     /// The guest's linear memory at instantiation, the floor of any cap.
     initial_memory_bytes: usize,
-    /// The guest as instrumented for snapshots, compiled by `snapshot.rs`
-    /// on first use (`elmbox build`, [`Runtime::snapshot`]).
-    instrumented: OnceLock<InstancePre<StoreState>>,
+}
+
+/// Wizer as elmbox uses it: the guest's `elmbox_main` becomes a built
+/// module's `_start`. Instrumenting and snapshotting must agree on it.
+pub(crate) fn wizer() -> Wizer {
+    let mut wizer = Wizer::new();
+    wizer.func_rename("_start", "elmbox_main");
+    wizer
 }
 
 /// How to make a [`Runtime`]: which guest, which engine settings, whether
@@ -106,9 +117,11 @@ impl RuntimeBuilder {
             .async_stack_size(WASM_STACK_BYTES + (1 << 20))
             .epoch_interruption(deadlines);
         let engine = Engine::new(&config)?;
-        let module = Module::new(&engine, &wasm).map_err(|e| Error::BadModule {
+        let not_a_guest = |e: wasmtime::Error| Error::BadModule {
             reason: format!("the guest module does not compile: {e:#}"),
-        })?;
+        };
+        let (_, instrumented) = wizer().instrument(&wasm).map_err(not_a_guest)?;
+        let module = Module::new(&engine, &instrumented).map_err(not_a_guest)?;
         let initial_memory_bytes = module
             .exports()
             .find_map(|e| e.ty().memory().map(|m| m.minimum() as usize * 65536))
@@ -128,7 +141,6 @@ impl RuntimeBuilder {
                 wasm,
                 deadlines,
                 initial_memory_bytes,
-                instrumented: OnceLock::new(),
             }),
             limits: self.limits,
         })
@@ -213,11 +225,6 @@ impl Runtime {
     /// The guest module's bytes.
     pub(crate) fn guest_wasm(&self) -> &[u8] {
         &self.compiled.wasm
-    }
-
-    /// Where the guest instrumented for snapshots is kept once compiled.
-    pub(crate) fn instrumented(&self) -> &OnceLock<InstancePre<StoreState>> {
-        &self.compiled.instrumented
     }
 
     pub(crate) fn linker(&self) -> &Linker<StoreState> {

@@ -12,13 +12,12 @@
 use std::future::Future;
 
 use elmbox_abi::StdioConfig;
-use wasmtime::{Instance, InstancePre, Module, Store};
-use wasmtime_wizer::{InstanceState, ModuleContext, SnapshotVal, ValType, Wizer};
+use wasmtime::{Instance, Store};
+use wasmtime_wizer::{InstanceState, SnapshotVal, ValType};
 
-use crate::app::App;
 use crate::config::AppConfig;
 use crate::error::Result;
-use crate::runtime::Runtime;
+use crate::runtime::{wizer, Runtime};
 use crate::store::{run_to_completion, StoreState};
 
 /// How a built module serves stdio, besides what [`AppConfig`] says.
@@ -27,14 +26,6 @@ pub struct BuildOptions {
     /// Virtual milliseconds to advance after each event (as `elmbox run
     /// --advance-ms`), so timers fire between events.
     pub advance_ms: u64,
-}
-
-/// Wizer as elmbox uses it: the guest's `elmbox_main` becomes a built
-/// module's `_start`. Instrumenting and snapshotting must agree on it.
-fn wizer() -> Wizer {
-    let mut wizer = Wizer::new();
-    wizer.func_rename("_start", "elmbox_main");
-    wizer
 }
 
 impl Runtime {
@@ -54,24 +45,16 @@ impl Runtime {
         config: AppConfig,
         options: &BuildOptions,
     ) -> Result<Vec<u8>> {
-        let settings = config.settings()?;
-        let (context, pre) = self.instrumented_guest()?;
+        // The module context Wizer needs, parsed anew: it borrows the
+        // guest's bytes. The app's instance is of the runtime's own compiled
+        // guest, which was instrumented the same way.
+        let (context, _) = wizer().instrument(self.guest_wasm())?;
         let stdio = StdioConfig {
             advance_ms: options.advance_ms,
             max_event_bytes: self.limits().max_event_bytes as u64,
             max_output_bytes: self.limits().max_output_bytes as u64,
         };
-        let mut store = self.new_store();
-        let instance = run_to_completion(pre.instantiate_async(&mut store))?;
-        let mut app = App::attach(
-            store,
-            instance,
-            config.name,
-            self.limits().clone(),
-            config.console,
-            None,
-        )?;
-        app.load(&settings, source.as_ref())?;
+        let mut app = self.load(source, config)?;
         app.set_stdio(&stdio)?;
         let (mut store, instance) = app.into_parts();
         let mut state = SnapshotSource {
@@ -79,20 +62,6 @@ impl Runtime {
             instance,
         };
         Ok(run_to_completion(wizer().snapshot(&context, &mut state))?)
-    }
-
-    /// The guest with Wizer's instrumentation (its globals and memory
-    /// exported): the module context Wizer needs to snapshot an instance of
-    /// it, parsed anew each time (it borrows the guest's bytes), and the
-    /// instrumented module, compiled once per runtime.
-    fn instrumented_guest(&self) -> Result<(ModuleContext<'_>, InstancePre<StoreState>)> {
-        let (context, instrumented) = wizer().instrument(self.guest_wasm())?;
-        if let Some(pre) = self.instrumented().get() {
-            return Ok((context, pre.clone()));
-        }
-        let module = Module::new(self.engine(), instrumented)?;
-        let pre = self.linker().instantiate_pre(&module)?;
-        Ok((context, self.instrumented().get_or_init(|| pre).clone()))
     }
 }
 
