@@ -7,7 +7,7 @@ use wasmtime::{Instance, Store};
 
 use crate::console::Console;
 use crate::error::{Error, Result};
-use crate::guest::{self, GuestExports};
+use crate::guest::{self, GuestExports, GuestId};
 use crate::limits::SandboxLimits;
 use crate::stats::MemoryStats;
 use crate::store::{StoreState, WASM_STACK_BYTES};
@@ -18,6 +18,8 @@ pub struct App {
     store: Store<StoreState>,
     instance: Instance,
     guest: GuestExports,
+    /// The guest build it runs, which its state can only be restored into.
+    guest_id: GuestId,
     name: String,
     limits: SandboxLimits,
     console: Console,
@@ -32,6 +34,7 @@ impl App {
     pub(crate) fn attach(
         mut store: Store<StoreState>,
         instance: Instance,
+        guest_id: GuestId,
         name: String,
         limits: SandboxLimits,
         console: Console,
@@ -42,6 +45,7 @@ impl App {
             store,
             instance,
             guest,
+            guest_id,
             name,
             limits,
             console,
@@ -127,6 +131,13 @@ impl App {
         (self.store, self.instance)
     }
 
+    /// The wasm store and instance, to read or restore the sandbox's state
+    /// between calls; refused once the app failed (its state is suspect).
+    pub(crate) fn sandbox(&mut self) -> Result<(&mut Store<StoreState>, Instance)> {
+        self.check_alive()?;
+        Ok((&mut self.store, self.instance))
+    }
+
     /// Sends one event to the app's incoming port and returns every value the
     /// app sent on its outgoing port in response, in order, including those
     /// sent by timers that came due at this instant.
@@ -196,6 +207,11 @@ impl App {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The guest build the app runs in.
+    pub fn guest_id(&self) -> GuestId {
+        self.guest_id
     }
 
     /// The sandbox's bounds for this app.

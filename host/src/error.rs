@@ -59,6 +59,11 @@ pub enum Error {
     #[error("the app failed earlier and takes no more events: {reason}")]
     Failed { reason: String },
 
+    /// A sandbox state ([`SandboxState`](crate::SandboxState)) that cannot
+    /// be restored: damaged, not a snapshot, or from another guest build.
+    #[error("cannot restore this snapshot: {reason}")]
+    BadSnapshot { reason: String },
+
     /// A module given as a pre-initialised app that is not one.
     #[error("not an app module made by `elmbox build`: {reason}")]
     BadModule { reason: String },

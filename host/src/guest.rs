@@ -2,11 +2,29 @@
 //! typed handles on the exports, and decoding of the reply record.
 
 use elmbox_abi::{MemoryReport, Reply as ReplyRecord, ABI_VERSION};
+use sha2::{Digest, Sha256};
 use wasmtime::error::Context;
 use wasmtime::{bail, Result, WasmParams, WasmResults};
 use wasmtime::{Instance, Memory, Store, TypedFunc};
 
 use crate::store::{run_to_completion, StoreState};
+
+/// Identifies a guest build: the SHA-256 of its module's bytes. A state is
+/// only ever restored into the guest it was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GuestId(pub [u8; 32]);
+
+impl GuestId {
+    pub fn of(wasm: &[u8]) -> GuestId {
+        GuestId(Sha256::digest(wasm).into())
+    }
+}
+
+impl std::fmt::Display for GuestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
 
 /// Calls a guest export on a fiber stack.
 pub(crate) fn call<P: WasmParams + Sync, R: WasmResults + Sync>(

@@ -56,6 +56,7 @@ impl Runtime {
         let mut probe = App::attach(
             store,
             instance,
+            self.guest_id(),
             "app.wasm".into(),
             self.limits().clone(),
             Console::default(),
@@ -96,6 +97,7 @@ impl AppImage {
         let mut app = App::attach(
             store,
             instance,
+            self.runtime.guest_id(),
             self.settings.app.name.clone(),
             self.runtime.limits().clone(),
             self.console.clone(),

@@ -54,6 +54,7 @@ mod limits;
 mod pool;
 mod runtime;
 mod snapshot;
+mod state;
 pub mod stats;
 mod store;
 
@@ -64,6 +65,7 @@ pub use config::{AppConfig, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
 pub use elmbox_abi::{AppSettings, StdioConfig};
 pub use error::{AppError, Error, FaultSite, PortDirection, Result, Thrown};
+pub use guest::GuestId;
 pub use image::AppImage;
 pub use limits::SandboxLimits;
 pub use pool::{FaultPolicy, Pool, PoolConfig};
@@ -71,6 +73,7 @@ pub use pool::{FaultPolicy, Pool, PoolConfig};
 pub use runtime::GUEST_WASM;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use snapshot::BuildOptions;
+pub use state::{GlobalValue, SandboxState};
 pub use stats::{MemoryStats, Trend};
 pub use store::{EPOCH_TICK, WASM_STACK_BYTES};
 

@@ -16,6 +16,7 @@ use wasmtime_wizer::Wizer;
 use crate::app::App;
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
+use crate::guest::GuestId;
 use crate::limits::SandboxLimits;
 use crate::store::{self, run_to_completion, StoreState, WASM_STACK_BYTES};
 
@@ -42,6 +43,8 @@ struct CompiledGuest {
     wasm: Box<[u8]>,
     /// Whether the engine has epoch interruption, so apps can have deadlines.
     deadlines: bool,
+    /// Which guest build this is.
+    guest_id: GuestId,
     /// The guest's linear memory at instantiation, the floor of any cap.
     initial_memory_bytes: usize,
 }
@@ -133,6 +136,7 @@ impl RuntimeBuilder {
         if deadlines {
             store::start_epoch_ticker(&engine);
         }
+        let guest_id = GuestId::of(&wasm);
         Ok(Runtime {
             compiled: Arc::new(CompiledGuest {
                 engine,
@@ -141,6 +145,7 @@ impl RuntimeBuilder {
                 wasm,
                 deadlines,
                 initial_memory_bytes,
+                guest_id,
             }),
             limits: self.limits,
         })
@@ -213,6 +218,7 @@ impl Runtime {
         let mut app = App::attach(
             store,
             instance,
+            self.guest_id(),
             config.name,
             self.limits.clone(),
             config.console,
@@ -220,6 +226,16 @@ impl Runtime {
         )?;
         app.load(&settings, source.as_ref())?;
         Ok(app)
+    }
+
+    /// Which guest build this runtime runs.
+    pub fn guest_id(&self) -> GuestId {
+        self.compiled.guest_id
+    }
+
+    /// The compiled guest, ready to instantiate.
+    pub(crate) fn guest_pre(&self) -> &InstancePre<StoreState> {
+        &self.compiled.pre
     }
 
     /// The guest module's bytes.

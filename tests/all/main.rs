@@ -12,6 +12,7 @@ mod pool_thousand;
 mod ports;
 mod runtime;
 mod standalone;
+mod state;
 mod support;
 mod timers;
 mod wordcount;
