@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # compile-elm.sh OUT APP...: compiles examples/APP/src/Main.elm with the Elm
-# compiler from npm into OUT/APP.js (timers as a DEV build: it uses Debug.log).
-# Needs Elm's package server, or ELM_HOME holding elm/core, elm/json and
-# elm/time (with a registry.dat) for offline use.
+# compiler from npm (installed into target/elm-compiler) into OUT/APP.js,
+# with --optimize except timers (a DEV build: it uses Debug.log).
+# Needs Elm's package server, or for offline use an ELM_HOME holding
+# 0.19.1/packages/registry.dat and the packages' sources at
+# 0.19.1/packages/elm/{core/1.0.5,json/1.1.3,time/1.0.0,bytes/1.0.8}/, e.g.
+# each exported from a clone of its repository:
+#
+#   git -C elm-json archive 1.1.3 | tar x -C $ELM_HOME/0.19.1/packages/elm/json/1.1.3
+#
+# fixtures/compare.sh then checks the fixtures against what this wrote.
 set -euo pipefail
 out=${1:?usage: compile-elm.sh OUT APP...}
 shift

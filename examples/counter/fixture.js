@@ -1,23 +1,33 @@
+// build: optimize
 // counter: the memo's demo app. Counts events and answers each with the
 // count and the event echoed as received. Mirrors examples/counter/src/Main.elm
-// (an --optimize build).
+// as `elm make --optimize` compiles it: `Event` is unboxed (a single
+// constructor), flags and events are Json.Decode.Value.
 
-var respond = outgoingPort('respond');
-var onEvent = incomingPort('onEvent', decodeAnything);
+var Event = identity;
 
-function isInt(value) { return typeof value === 'number' && isFinite(value) && Math.floor(value) === value; }
+var init = function (flags) {
+	var start = call2(withDefault, 0,
+		call2(runDecoder, call2(decodeField, 'start', decodeInt), flags));
+	return pair(start, cmdNone);
+};
 
-exportElm({ Main: worker({
-	ports: { onEvent: onEvent, respond: respond },
-	// Flags are a Json.Decode.Value: anything is accepted.
-	decodeFlags: decodeAnything,
-	init: function (flags) {
-		var start = flags !== null && typeof flags === 'object' && isInt(flags.start) ? flags.start : 0;
-		return { model: start, cmd: none };
-	},
-	update: function (event, count) {
-		var next = count + 1;
-		return { model: next, cmd: respond.cmd({ count: next, event: event }) };
-	},
-	subscriptions: function (count) { return onEvent.sub(function (event) { return event; }); }
-}) });
+var onEvent = incomingPort('onEvent', decodeValue);
+var respond = outgoingPort('respond', identity);
+
+var update = curry2(function (msg, count) {
+	var event = msg;
+	var next = count + 1;
+	return pair(next, respond(encodeObject(listFromArray([
+		pair('count', encodeInt(next)),
+		pair('event', event)
+	]))));
+});
+
+var main = platformWorker({
+	init: init,
+	subscriptions: function (model) { return onEvent(Event); },
+	update: update
+});
+
+exportElm({ 'Main': { 'init': main(decodeValue)(0) } });

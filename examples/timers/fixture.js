@@ -1,37 +1,48 @@
+// build: dev
 // timers: Process.sleep, Time.every and Debug.log. Mirrors
-// examples/timers/src/Main.elm, a DEV build (Debug.log forbids --optimize).
+// examples/timers/src/Main.elm as `elm make` compiles it without --optimize
+// (Debug.log forbids it): a DEV build, whose values carry their
+// constructors' names and whose Json values are boxed.
 
-console.warn('Compiled in DEV mode. Follow the advice at https://elm-lang.org/0.19.1/optimize for better performance and smaller assets.');
-devMode = true;
+var Event = function (a) { return { $: 'Event', a: a }; };
+var Tick = function (a) { return { $: 'Tick', a: a }; };
 
-var respond = outgoingPort('respond');
+installManager('Time', timeManager);
+
 var onEvent = incomingPort('onEvent', decodeString);
 
-function Event(text) { return { tag: 'Event', text: text }; }
-function Delayed(text) { return { tag: 'Delayed', text: text }; }
-function Tick(posix) { return { tag: 'Tick', posix: posix }; }
+var Delayed = function (a) { return { $: 'Delayed', a: a }; };
 
-exportElm({ Main: worker({
-	ports: { onEvent: onEvent, respond: respond },
-	decodeFlags: function () { return { ok: true, value: null }; },
-	init: function () { return { model: { ticks: 0 }, cmd: none }; },
-	update: function (msg, model) {
-		switch (msg.tag) {
-			case 'Event':
-				debugLog('event', msg.text);
-				return {
-					model: model,
-					cmd: batch([
-						respond.cmd({ received: msg.text }),
-						taskPerform(function () { return Delayed(msg.text); }, processSleep(1000))
-					])
-				};
-			case 'Delayed':
-				return { model: model, cmd: respond.cmd({ delayed: msg.text }) };
-			case 'Tick':
-				var ticks = model.ticks + 1;
-				return { model: { ticks: ticks }, cmd: respond.cmd({ tick: ticks, posix: msg.posix }) };
-		}
+installManager('Task', taskManager);
+
+var respond = outgoingPort('respond', identity);
+
+var update = curry2(function (msg, model) {
+	switch (msg.$) {
+		case 'Event':
+			var text = msg.a;
+			var _logged = call2(debugLog, 'event', text);
+			return pair(model, batch(listFromArray([
+				respond(encodeObject(listFromArray([pair('received', encodeString(text))]))),
+				call2(taskPerform, function (_) { return Delayed(text); }, processSleep(1000))
+			])));
+		case 'Delayed':
+			return pair(model, respond(encodeObject(listFromArray([pair('delayed', encodeString(msg.a))]))));
+		default:
+			var ticks = model.ticks + 1;
+			return pair({ ticks: ticks }, respond(encodeObject(listFromArray([
+				pair('tick', encodeInt(ticks)),
+				pair('posix', encodeInt(posixToMillis(msg.a)))
+			]))));
+	}
+});
+
+var main = platformWorker({
+	init: function (flags) { return pair({ ticks: 0 }, cmdNone); },
+	subscriptions: function (model) {
+		return batch(listFromArray([onEvent(Event), call2(timeEvery, 500, Tick)]));
 	},
-	subscriptions: function () { return batch([onEvent.sub(Event), timeEvery(500, Tick)]); }
-}) });
+	update: update
+});
+
+exportElm({ 'Main': { 'init': main(decodeSucceed(unit))(0) } });

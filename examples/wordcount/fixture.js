@@ -1,57 +1,73 @@
+// build: optimize
 // wordcount: keeps word counts across events and answers with the top 3.
-// Mirrors examples/wordcount/src/Main.elm (an --optimize build).
+// Mirrors examples/wordcount/src/Main.elm as `elm make --optimize` compiles
+// it. The Dict String Int of the model is a Map here (copied, never changed
+// in place); what matters is what Elm's Dict gives: keys in ascending order.
 
-var respond = outgoingPort('respond');
+var Event = identity;
+
 var onEvent = incomingPort('onEvent', decodeString);
 
-// Json.Decode.decodeString (field "text" string)
-function decodeEvent(text) {
-	var value;
-	try {
-		value = JSON.parse(text);
-	} catch (e) {
-		return { ok: false, error: { path: [], message: 'This is not valid JSON! ' + e.message, value: text } };
-	}
-	if (typeof value !== 'object' || value === null || !('text' in value)) {
-		return { ok: false, error: { path: [], expecting: 'an OBJECT with a field named `text`', value: value } };
-	}
-	return decodeString(value.text).ok
-		? { ok: true, value: value.text }
-		: { ok: false, error: { path: ['text'], expecting: 'a STRING', value: value.text } };
+// List.sortWith byCountThenWord: by count, highest first, then by word.
+var byCountThenWord = curry2(function (first, second) {
+	var order = compareValues(second.b, first.b);
+	return order === ORDER_EQ ? compareValues(first.a, second.a) : order;
+});
+
+function dictToList(dict) {
+	return listFromArray(Array.from(dict.keys()).sort(function (x, y) {
+		return compareValues(x, y) === ORDER_LT ? -1 : 1;
+	}).map(function (key) { return pair(key, dict.get(key)); }));
 }
 
-// String.words, String.toLower, dropping the empty word of a blank text.
-function words(text) {
-	return text.trim().split(/\s+/g).map(function (w) { return w.toLowerCase(); })
-		.filter(function (w) { return w !== ''; });
-}
+var encode = function (model) {
+	var top = call2(listTake, 3, call2(listSortWith, byCountThenWord, dictToList(model.counts)));
+	var entry = function (wordCount) {
+		return encodeObject(listFromArray([
+			pair('word', encodeString(wordCount.a)),
+			pair('count', encodeInt(wordCount.b))
+		]));
+	};
+	return encodeObject(listFromArray([
+		pair('top', call2(encodeList, entry, top)),
+		pair('distinct', encodeInt(model.counts.size)),
+		pair('total', encodeInt(model.total))
+	]));
+};
 
-function compareStrings(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
+// Dict.update word (Just << (+) 1 << Maybe.withDefault 0), on the copy
+// that update made of the model's counts for this event.
+var increment = curry2(function (word, counts) {
+	counts.set(word, (counts.has(word) ? counts.get(word) : 0) + 1);
+	return counts;
+});
 
-exportElm({ Main: worker({
-	ports: { onEvent: onEvent, respond: respond },
-	decodeFlags: function () { return { ok: true, value: null }; },
-	init: function () { return { model: { counts: {}, distinct: 0, total: 0 }, cmd: none }; },
-	update: function (text, model) {
-		var decoded = decodeEvent(text);
-		if (!decoded.ok) {
-			return { model: model, cmd: respond.cmd({ error: errorToString(decoded.error) }) };
-		}
-		var counts = Object.assign({}, model.counts);
-		var distinct = model.distinct, total = model.total;
-		words(decoded.value).forEach(function (w) {
-			if (!Object.prototype.hasOwnProperty.call(counts, w)) { counts[w] = 0; distinct++; }
-			counts[w]++;
-			total++;
-		});
-		var top = Object.keys(counts)
-			.map(function (w) { return { word: w, count: counts[w] }; })
-			.sort(function (a, b) { return b.count - a.count || compareStrings(a.word, b.word); })
-			.slice(0, 3);
-		return {
-			model: { counts: counts, distinct: distinct, total: total },
-			cmd: respond.cmd({ top: top, distinct: distinct, total: total })
-		};
-	},
-	subscriptions: function () { return onEvent.sub(function (text) { return text; }); }
-}) });
+// String.words: trimmed, split on runs of whitespace.
+function words(text) { return listFromArray(text.trim().split(/\s+/g)); }
+
+var respond = outgoingPort('respond', identity);
+
+var update = curry2(function (msg, model) {
+	var json = msg;
+	var decoded = call2(runDecoderOnString, call2(decodeField, 'text', decodeString), json);
+	if (!isOk(decoded)) {
+		return pair(model, respond(encodeObject(listFromArray([
+			pair('error', encodeString(errorToString(decoded.a)))
+		]))));
+	}
+	var found = call2(listFilter, function (w) { return w !== ''; },
+		call2(listMap, function (w) { return w.toLowerCase(); }, words(decoded.a)));
+	var next = {
+		counts: call3(listFoldl, increment, new Map(model.counts), found),
+		total: model.total + listLength(found)
+	};
+	return pair(next, respond(encode(next)));
+});
+
+var main = platformWorker({
+	init: function (flags) { return pair({ counts: new Map(), total: 0 }, cmdNone); },
+	subscriptions: function (model) { return onEvent(Event); },
+	update: update
+});
+
+exportElm({ 'Main': { 'init': main(decodeSucceed(unit))(0) } });

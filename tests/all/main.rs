@@ -5,6 +5,7 @@
 mod cli;
 mod counter;
 mod errors;
+mod faults;
 mod limits;
 mod memory;
 mod pool;
