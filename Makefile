@@ -26,14 +26,16 @@ DEMO_APP ?= $(FIXTURES)/counter.js
 TOOLS := $(TARGET_DIR)/tools
 WASMTIME_CLI := $(TOOLS)/wasmtime
 MODULES := $(TARGET_DIR)/modules
+ELM_ANALYSE := $(TOOLS)/elm-analyse-0.16.5/package
 
 export WASI_SDK
 export ELMBOX_GUEST_WASM := $(GUEST_WASM)
 export ELMBOX_BIN := $(ELMBOX)
 export ELMBOX_FIXTURES := $(FIXTURES)
 export ELMBOX_WASMTIME := $(WASMTIME_CLI)
+export ELMBOX_ELM_ANALYSE := $(ELM_ANALYSE)
 
-.PHONY: all setup tools guest build fixtures modules test demo charts bench elm fuzz clean
+.PHONY: all setup tools elm-analyse guest build fixtures modules test demo charts bench elm fuzz clean
 
 all: build
 
@@ -51,6 +53,11 @@ tools: $(WASMTIME_CLI)
 
 $(WASMTIME_CLI): .ci/wasmtime-cli.sh
 	bash .ci/wasmtime-cli.sh $(TOOLS)
+
+## elm-analyse 0.16.5 from npm (a real Elm app we did not write), for its
+## test and benchmark; the script skips it when already installed.
+elm-analyse:
+	bash tests/elm-analyse/install.sh $(TOOLS)
 
 guest: setup
 	$(CARGO) build --release -p elmbox-guest --target wasm32-wasip1
@@ -79,7 +86,7 @@ modules: build fixtures tools
 ## The guest's engine is tested natively in a cargo run of its own: with
 ## the others, its dependencies' features would differ from `make build`'s
 ## and wasmtime would be compiled twice.
-test: build fixtures tools
+test: build fixtures tools elm-analyse
 	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-cli -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest
 
@@ -112,7 +119,7 @@ clean:
 
 ## Side-by-side benchmarks: criterion's call overhead first, then the runner,
 ## which reads criterion's figures and writes docs/BENCHMARKS.md.
-bench: build fixtures
+bench: build fixtures elm-analyse
 	bash .ci/apt-install.sh binaryen
 	$(CARGO) bench -p elmbox-bench --bench call_overhead -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) run --release -p elmbox-bench -- docs/BENCHMARKS.md

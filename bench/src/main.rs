@@ -9,7 +9,8 @@
 //! - Node.js (when `node` is installed) running `node-runner.js`, which hosts
 //!   the app the same way (virtual timers drained after each event).
 //!
-//! Then pre-initialised modules (`modules.rs`) and a pool of 1,000 apps
+//! Then a heavy real program, elm-analyse (`elm_analyse.rs`),
+//! pre-initialised modules (`modules.rs`) and a pool of 1,000 apps
 //! (`pool.rs`).
 
 use std::fmt::Write as _;
@@ -21,6 +22,7 @@ use anyhow::{bail, Context};
 use elmbox::{AppConfig, AppSettings, Console, DispatchMode, Runtime, Trend};
 use elmbox_guest::native::NativeApp;
 
+mod elm_analyse;
 mod modules;
 mod pool;
 
@@ -107,6 +109,9 @@ fn main() -> anyhow::Result<()> {
             )?;
         }
     }
+
+    writeln!(doc, "\n## A real program: elm-analyse\n")?;
+    doc.push_str(&elm_analyse::section(&root, &runtime)?);
 
     writeln!(doc, "\n## Start-up\n")?;
     let counter = std::fs::read(fixtures(&root).join("counter.js"))?;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod counter;
+mod elm_analyse;
 mod errors;
 mod faults;
 mod limits;
