@@ -130,13 +130,12 @@ impl AppArgs {
     /// The configuration for loading the app from JavaScript.
     pub fn config(&self) -> anyhow::Result<AppConfig> {
         let defaults = AppConfig::default();
-        let flags = match &self.flags {
-            Some(text) => Some(
-                serde_json::from_str(text)
-                    .with_context(|| format!("--flags is not JSON: {text}"))?,
-            ),
-            None => None,
-        };
+        // Passed on as written, so objects keep their key order.
+        if let Some(text) = &self.flags {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .with_context(|| format!("--flags is not JSON: {text}"))?;
+        }
+        let flags = self.flags.clone();
         let name = self
             .app
             .file_name()

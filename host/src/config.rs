@@ -36,8 +36,11 @@ pub struct AppConfig {
     /// outgoing port comes back as `{"port": NAME, "value": VALUE}`, in the
     /// order sent. `event_format` is then unused.
     pub all_ports: bool,
-    /// Passed as `init({ flags })`; `None` calls `init()`.
-    pub flags: Option<Value>,
+    /// Passed as `init({ flags })`, as JSON text; `None` calls `init()`.
+    /// Text, so that objects keep the key order they were written in (an
+    /// Elm decoder may depend on it; a `serde_json::Value` keeps it only
+    /// with serde_json's `preserve_order` feature).
+    pub flags: Option<String>,
     pub event_format: EventFormat,
     /// How events reach the app: elmbox's way, or one of the anti-patterns
     /// it replaces, for measuring them (`elmbox soak --mode`, `make bench`).
@@ -110,7 +113,12 @@ impl AppConfig {
         self
     }
     pub fn flags(mut self, flags: Value) -> Self {
-        self.flags = Some(flags);
+        self.flags = Some(flags.to_string());
+        self
+    }
+    /// Flags as JSON text, passed on as written (checked when the app loads).
+    pub fn flags_json(mut self, json: impl Into<String>) -> Self {
+        self.flags = Some(json.into());
         self
     }
     pub fn event_format(mut self, format: EventFormat) -> Self {
@@ -153,6 +161,10 @@ impl AppConfig {
                 "epoch_ms must be finite, got {epoch_ms}"
             )));
         }
+        if let Some(flags) = &self.flags {
+            serde_json::from_str::<Value>(flags)
+                .map_err(|e| Error::Config(format!("the flags are not JSON: {e}")))?;
+        }
         // The guest is wasm32: its usize::MAX ("never", "no limit") is u32::MAX.
         let clamp = |bytes: usize| u32::try_from(bytes).unwrap_or(u32::MAX);
         Ok(AppSettings {
@@ -161,7 +173,7 @@ impl AppConfig {
             in_port: self.in_port.clone(),
             out_port: self.out_port.clone(),
             all_ports: self.all_ports,
-            flags: self.flags.as_ref().map(Value::to_string),
+            flags: self.flags.clone(),
             event_format: self.event_format,
             epoch_ms,
             fixed_epoch: self.epoch_ms.is_some(),
