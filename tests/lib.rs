@@ -88,6 +88,24 @@ pub fn elm_like(body: &str) -> String {
     )
 }
 
+/// An app whose answers draw on `Math.random` and the clock: each event is
+/// answered with its number, a draw and `Date.now()`, and again with a draw
+/// from a timer 1 s later. What a restored or replayed app must repeat.
+pub fn dicey_app() -> String {
+    elm_like(
+        "var subs = [], n = 0;
+         function emit(v) { subs.forEach(function (s) { s(v); }); }
+         function init() { return { ports: {
+           onEvent: { send: function (v) {
+             n++;
+             var mine = n;
+             emit({ n: mine, draw: Math.random(), now: Date.now() });
+             setTimeout(function () { emit({ later: mine, draw: Math.random(), now: Date.now() }); }, 1000);
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    )
+}
+
 /// Path of the `elmbox` binary built by `make build`.
 pub fn elmbox_bin() -> PathBuf {
     let bin = std::env::var_os("ELMBOX_BIN")

@@ -73,6 +73,10 @@ pub struct AppSettings {
     /// Timer callbacks allowed at one virtual instant before the app is
     /// declared runaway (a `setTimeout(f, 0)` that re-arms itself forever).
     pub same_instant_timer_limit: u32,
+    /// `Math.random`'s seed; `None` seeds it from the host's randomness.
+    /// Either way its state lives in linear memory from load on.
+    #[serde(default)]
+    pub random_seed: Option<u64>,
     #[serde(default)]
     pub mode: DispatchMode,
 }
@@ -120,6 +124,7 @@ mod tests {
                 js_memory_limit: Some(16 << 20),
                 max_stack_size: 256 << 10,
                 same_instant_timer_limit: 1000,
+                random_seed: Some(42),
                 mode: DispatchMode::Eval,
             },
             stdio: StdioConfig {

@@ -106,7 +106,7 @@ impl SandboxArgs {
     }
 
     /// `limits` with the memory cap and deadline given here.
-    fn apply(&self, limits: SandboxLimits) -> SandboxLimits {
+    pub fn apply(&self, limits: SandboxLimits) -> SandboxLimits {
         SandboxLimits {
             max_memory_bytes: self.max_memory_mb.map(|mb| mb << 20),
             deadline: self.deadline_ms.map(std::time::Duration::from_millis),

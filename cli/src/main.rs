@@ -1,7 +1,8 @@
 //! The `elmbox` command: `run` an Elm app on stdin events, `build` it into a
 //! standalone pre-initialised module, `soak` it with millions of generated
 //! events while watching memory, and `chart` the memory reports of several
-//! soaks side by side. One file per subcommand under `commands/`; the
+//! soaks side by side, and show what a `--state` directory holds. One file
+//! per subcommand under `commands/`; the
 //! library `elmbox` does the work.
 
 mod app_args;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{build, chart, run, soak};
+use commands::{build, chart, run, soak, state};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,7 @@ enum Command {
     Build(build::BuildArgs),
     Soak(soak::SoakArgs),
     Chart(chart::ChartArgs),
+    State(state::StateArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::build(args),
         Command::Soak(args) => soak::soak(args),
         Command::Chart(args) => chart::chart(args),
+        Command::State(args) => state::state(args),
     };
     match result {
         Ok(code) => code,

@@ -21,7 +21,7 @@
 //! events on stdin with the app already evaluated and started.
 //!
 //! Modules: `session` (the loaded app and its event loop), `elm` (port
-//! glue), `quickjs` (raw QuickJS calls), `timers` (virtual clock),
+//! glue), `quickjs` (raw QuickJS calls), `timers` (virtual clock), `random` (`Math.random` in linear memory),
 //! `console`, `reply`, `input`, `error`, `standalone` (the line protocol on
 //! stdio); `native` runs the same engine without Wasm, for benchmarks.
 
@@ -31,6 +31,7 @@ mod error;
 mod input;
 pub mod native;
 mod quickjs;
+mod random;
 mod reply;
 mod session;
 mod standalone;
@@ -172,6 +173,13 @@ pub extern "C" fn elmbox_set_clock(now_ms: f64) {
     if now_ms.is_finite() {
         timers::rebase(now_ms);
     }
+}
+
+/// Starts `Math.random` over from `seed`: for an instance of a built module,
+/// so that it does not draw what every other instance draws.
+#[no_mangle]
+pub extern "C" fn elmbox_reseed(seed: u64) {
+    random::reseed(seed);
 }
 
 /// The built module's `_start` (renamed by `elmbox build`): serves the line

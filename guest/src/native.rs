@@ -67,6 +67,7 @@ mod tests {
             js_memory_limit: None,
             max_stack_size: 256 << 10,
             same_instant_timer_limit: 1000,
+            random_seed: Some(7),
             mode: DispatchMode::Call,
         }
     }

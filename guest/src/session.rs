@@ -11,6 +11,7 @@ use crate::console;
 use crate::elm::{self, ElmApp};
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::quickjs::{self, run_jobs, run_script};
+use crate::random;
 use crate::timers;
 
 thread_local! {
@@ -83,6 +84,7 @@ impl Session {
             };
             console::install(&ctx).map_err(setup)?;
             timers::install(&ctx, settings.epoch_ms).map_err(setup)?;
+            random::install(&ctx, settings.random_seed).map_err(setup)?;
             run_script(&ctx, source, &settings.name)?;
             let elm = ctx
                 .globals()

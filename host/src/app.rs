@@ -114,6 +114,12 @@ impl App {
         self.startup_outputs = outputs;
     }
 
+    /// Starts `Math.random` over from `seed`.
+    pub(crate) fn reseed(&mut self, seed: u64) -> Result<()> {
+        let result = guest::call(&self.guest.reseed, &mut self.store, seed);
+        result.map_err(|e| self.crashed(e))
+    }
+
     /// Sets what `Date.now()` reads at the app's current virtual instant.
     pub(crate) fn set_clock(&mut self, now_ms: f64) -> Result<()> {
         let result = guest::call(&self.guest.set_clock, &mut self.store, now_ms);

@@ -60,6 +60,10 @@ pub struct AppConfig {
     /// Timer callbacks allowed at one virtual instant before the app is
     /// declared runaway (a `setTimeout(f, 0)` that re-arms itself forever).
     pub same_instant_timer_limit: u32,
+    /// `Math.random`'s seed (`None`: from the host's randomness). Its state
+    /// lives in the sandbox's memory from load on, so snapshots and
+    /// replays draw the same numbers either way.
+    pub random_seed: Option<u64>,
     /// QuickJS's JavaScript stack limit, in bytes. Only the native engine
     /// (benchmarks) honours it: QuickJS-ng turns its stack limit off on
     /// WASI, so in the sandbox recursion is bounded by the wasm stack
@@ -85,6 +89,7 @@ impl Default for AppConfig {
             gc_threshold: 1 << 20,
             js_memory_limit: None,
             same_instant_timer_limit: 100_000,
+            random_seed: None,
             max_stack_size: 256 << 10,
             console: Console::default(),
         }
@@ -146,6 +151,10 @@ impl AppConfig {
         self.same_instant_timer_limit = callbacks;
         self
     }
+    pub fn random_seed(mut self, seed: u64) -> Self {
+        self.random_seed = Some(seed);
+        self
+    }
     pub fn console(mut self, console: Console) -> Self {
         self.console = console;
         self
@@ -181,12 +190,19 @@ impl AppConfig {
             js_memory_limit: self.js_memory_limit.map(clamp),
             max_stack_size: clamp(self.max_stack_size),
             same_instant_timer_limit: self.same_instant_timer_limit,
+            random_seed: self.random_seed,
             #[cfg(feature = "measure")]
             mode: self.dispatch_mode,
             #[cfg(not(feature = "measure"))]
             mode: elmbox_abi::DispatchMode::Call,
         })
     }
+}
+
+/// A seed from the host's randomness.
+pub(crate) fn host_random() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(SystemTime::now())
 }
 
 /// Milliseconds since the Unix epoch, now.

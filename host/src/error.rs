@@ -64,6 +64,46 @@ pub enum Error {
     #[error("cannot restore this snapshot: {reason}")]
     BadSnapshot { reason: String },
 
+    /// A state directory that cannot be used: not one, not writable, or
+    /// its store is damaged.
+    #[error("cannot use the state in {dir}: {reason}")]
+    BadState { dir: String, reason: String },
+
+    /// Another process holds the state directory.
+    #[error("the state in {dir} is in use by {holder}")]
+    StateLocked { dir: String, holder: String },
+
+    /// Writing the state failed (a full or failing disk): nothing after it
+    /// is durable, so nothing after it is answered.
+    #[error("cannot write the state: {reason}")]
+    StateWrite { reason: String },
+
+    /// An app's log is damaged where it cannot simply be cut.
+    #[error("the event log is damaged: {reason}")]
+    BadLog { reason: String },
+
+    /// The app's code or settings differ from the recorded ones, and no
+    /// deploy was asked for.
+    #[error(
+        "the app's code differs from the recorded one (recorded {recorded}, given {given}): \
+         deploy it (replaying the log through it) or start it fresh"
+    )]
+    CodeChanged { recorded: String, given: String },
+
+    /// A new version failed on a logged event, so it was not deployed; the
+    /// old version runs on.
+    #[error("the new version was not deployed: on logged event {seq} it {error}")]
+    DeployRefused { seq: u64, error: String },
+
+    /// Replaying the log gave another outcome than the one recorded: the app
+    /// is not deterministic, or its state is not what the log says.
+    #[error("replaying the log diverged at event {seq}: recorded {recorded}, replay gave {now}")]
+    Diverged {
+        seq: u64,
+        recorded: String,
+        now: String,
+    },
+
     /// A module given as a pre-initialised app that is not one.
     #[error("not an app module made by `elmbox build`: {reason}")]
     BadModule { reason: String },
@@ -97,7 +137,10 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         match self {
             Error::App { error, .. } => error.is_fatal(),
-            Error::Crashed { .. } | Error::Failed { .. } | Error::DeadlineExceeded { .. } => true,
+            Error::Crashed { .. }
+            | Error::Failed { .. }
+            | Error::DeadlineExceeded { .. }
+            | Error::StateWrite { .. } => true,
             Error::MemoryCapReached { fatal, .. } => *fatal,
             _ => false,
         }

@@ -51,6 +51,7 @@ pub(crate) struct GuestExports {
     pub(crate) settings: TypedFunc<(), u32>,
     pub(crate) startup: TypedFunc<(), u32>,
     pub(crate) set_clock: TypedFunc<f64, ()>,
+    pub(crate) reseed: TypedFunc<u64, ()>,
     reply_at: usize,
 }
 
@@ -107,6 +108,7 @@ impl GuestExports {
             settings: instance.get_typed_func(&mut *store, "elmbox_settings")?,
             startup: instance.get_typed_func(&mut *store, "elmbox_startup")?,
             set_clock: instance.get_typed_func(&mut *store, "elmbox_set_clock")?,
+            reseed: instance.get_typed_func(&mut *store, "elmbox_reseed")?,
             reply_at,
         })
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use wasmtime::{InstancePre, Module};
 
 use crate::app::App;
-use crate::config::{wall_clock_ms, AppConfig};
+use crate::config::{host_random, wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::limits::SandboxLimits;
@@ -105,6 +105,11 @@ impl AppImage {
         )?;
         if !self.settings.app.fixed_epoch {
             app.set_clock(wall_clock_ms())?;
+        }
+        // Unless the build fixed the seed, each instance draws its own
+        // numbers, not the ones every instance of the snapshot would.
+        if self.settings.app.random_seed.is_none() {
+            app.reseed(host_random())?;
         }
         app.set_startup_outputs(self.startup_outputs.clone());
         Ok(app)

@@ -47,6 +47,7 @@
 mod app;
 mod config;
 mod console;
+pub mod durable;
 mod error;
 mod guest;
 mod image;
@@ -63,6 +64,7 @@ pub use app::App;
 pub use config::DispatchMode;
 pub use config::{AppConfig, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
+pub use durable::{DurableApp, DurableOptions, OnNewCode, Opened};
 pub use elmbox_abi::{AppSettings, StdioConfig};
 pub use error::{AppError, Error, FaultSite, PortDirection, Result, Thrown};
 pub use guest::GuestId;

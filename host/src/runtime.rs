@@ -14,7 +14,10 @@ use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
 use wasmtime_wizer::Wizer;
 
 use crate::app::App;
+use elmbox_abi::AppSettings;
+
 use crate::config::AppConfig;
+use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::guest::GuestId;
 use crate::limits::SandboxLimits;
@@ -213,18 +216,30 @@ impl Runtime {
     /// sandbox, the script evaluated once, `init` called, ports connected.
     pub fn load(&self, source: impl AsRef<[u8]>, config: AppConfig) -> Result<App> {
         let settings = config.settings()?;
+        self.load_settings(source.as_ref(), &settings, config.name, config.console)
+    }
+
+    /// [`Runtime::load`] with the settings as the guest takes them (a
+    /// durable app's recorded ones, its clock's epoch included).
+    pub(crate) fn load_settings(
+        &self,
+        source: &[u8],
+        settings: &AppSettings,
+        name: String,
+        console: Console,
+    ) -> Result<App> {
         let mut store = self.new_store();
         let instance = run_to_completion(self.compiled.pre.instantiate_async(&mut store))?;
         let mut app = App::attach(
             store,
             instance,
             self.guest_id(),
-            config.name,
+            name,
             self.limits.clone(),
-            config.console,
+            console,
             None,
         )?;
-        app.load(&settings, source.as_ref())?;
+        app.load(settings, source)?;
         Ok(app)
     }
 

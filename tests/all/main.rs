@@ -4,6 +4,7 @@
 
 mod cli;
 mod counter;
+mod durable;
 mod elm_analyse;
 mod errors;
 mod faults;

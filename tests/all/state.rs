@@ -4,25 +4,8 @@
 //! states are refused.
 
 use elmbox::{Error, GuestId, SandboxState};
-use elmbox_tests::{config, elm_like, load, runtime, sources};
+use elmbox_tests::{config, dicey_app, elm_like, load, runtime, sources};
 use serde_json::json;
-
-/// Answers each event with a count and a `Math.random()` draw, and arms a
-/// timer that answers 1 s later.
-fn dicey_app() -> String {
-    elm_like(
-        "var subs = [], n = 0;
-         function emit(v) { subs.forEach(function (s) { s(v); }); }
-         function init() { return { ports: {
-           onEvent: { send: function (v) {
-             n++;
-             var mine = n;
-             emit({ n: mine, draw: Math.random(), now: Date.now() });
-             setTimeout(function () { emit({ later: mine, now: Date.now() }); }, 1000);
-           } },
-           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
-    )
-}
 
 #[test]
 fn a_restored_state_answers_as_the_original_goes_on() {

@@ -4,3 +4,4 @@ pub mod build;
 pub mod chart;
 pub mod run;
 pub mod soak;
+pub mod state;

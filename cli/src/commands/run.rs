@@ -3,14 +3,22 @@
 //! one a built module runs; this file only hands each event to the app.
 
 use std::io::{self, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::{bail, Context};
 use clap::Args;
-use elmbox::{App, AppError, DispatchMode, Error};
+use elmbox::durable::commit::Committer;
+use elmbox::durable::sqlite::SqliteStore;
+use elmbox::durable::store::StateStore;
+use elmbox::{
+    App, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode, SandboxLimits,
+};
 use elmbox_abi::lines;
 use serde_json::Value;
 
-use crate::app_args::{AppArgs, Origin, SandboxArgs};
+use crate::app_args::{AppArgs, AppFile, Origin, SandboxArgs};
 
 /// Feed events from stdin, one per line, and print, for each, one line on
 /// stdout: the JSON array of the values the app sent on its outgoing port.
@@ -34,9 +42,44 @@ pub struct RunArgs {
     /// --advance-ms` set for a built module].
     #[arg(long, value_name = "MS")]
     advance_ms: Option<u64>,
+
+    #[command(flatten)]
+    durable: DurableArgs,
+}
+
+/// Keeping the app's state across runs.
+#[derive(Args)]
+pub struct DurableArgs {
+    /// Keep the app's state in DIR: every event in a log, with snapshots of
+    /// the sandbox. A new DIR records the app; a DIR with state restores it
+    /// and carries on. Each answer is written once its event is durable.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// With --state, when APP differs from the recorded app: deploy it by
+    /// replaying the whole log through it (refused if it fails on any).
+    #[arg(long, requires = "state", conflicts_with = "fresh")]
+    pub deploy: bool,
+
+    /// With --state, when APP differs from the recorded app: start it from
+    /// its init, leaving the old state behind.
+    #[arg(long, requires = "state")]
+    pub fresh: bool,
+
+    /// With --state, a snapshot after this many events.
+    #[arg(
+        long,
+        requires = "state",
+        value_name = "EVENTS",
+        default_value_t = 10_000
+    )]
+    pub snapshot_every: u64,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.durable.state {
+        return run_durable(&args, dir);
+    }
     let (mut app, origin) = args.app.open(&args.sandbox, DispatchMode::Call)?;
     let (advance_ms, all_ports) = match origin {
         Origin::Module {
@@ -63,6 +106,103 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         |event, answer| handle(&mut app, event, advance_ms, answer),
     );
     Ok(ExitCode::from(status))
+}
+
+/// `run --state DIR`: the app restored from (or recorded into) DIR, each
+/// answer written by the commit thread once its event is durable.
+fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+    let AppFile::JavaScript(source) = args.app.read()? else {
+        bail!(
+            "--state takes the app's JavaScript; {} is a built module",
+            args.app.app.display()
+        );
+    };
+    let config = args.app.config()?;
+    let name = config.name.clone();
+    let all_ports = config.all_ports;
+    let limits = args
+        .sandbox
+        .apply(args.app.size_limits(SandboxLimits::default()));
+    let runtime = args.sandbox.runtime()?.with_limits(limits)?;
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
+    let committer = Arc::new(Committer::start(
+        store.clone(),
+        Some(Box::new(io::stdout())),
+    ));
+    let options = DurableOptions {
+        on_new_code: match (args.durable.deploy, args.durable.fresh) {
+            (true, _) => OnNewCode::Replay,
+            (_, true) => OnNewCode::Fresh,
+            _ => OnNewCode::Refuse,
+        },
+        snapshot_every_inputs: args.durable.snapshot_every.max(1),
+        ..DurableOptions::default()
+    };
+    let (mut durable, opened) = DurableApp::open(
+        &runtime,
+        store,
+        committer.clone(),
+        &name,
+        &source,
+        config,
+        options,
+    )
+    .with_context(|| format!("cannot open {name} in {}", dir.display()))?;
+    for note in &opened.passed_over {
+        eprintln!("elmbox: {note}; passed over");
+    }
+    if opened.cut > 0 {
+        eprintln!(
+            "elmbox: cut {} damaged record(s) from the end of the log (a write torn by a crash)",
+            opened.cut
+        );
+    }
+    match (opened.created, opened.snapshot) {
+        (true, _) => eprintln!("elmbox: recording {name} in {}", dir.display()),
+        (false, Some(seq)) => eprintln!(
+            "elmbox: restored {name} from the snapshot after event {seq}, replayed {} event(s)",
+            opened.replayed
+        ),
+        (false, None) => eprintln!(
+            "elmbox: restored {name} by replaying {} event(s) from the start",
+            opened.replayed
+        ),
+    }
+    if let Some(how) = opened.deployed {
+        eprintln!("elmbox: deployed the new version ({how:?})");
+    }
+    eprintln!("elmbox: at event {}", durable.seq());
+    let advance_ms = args.advance_ms.unwrap_or(0);
+    let startup = Value::from(durable.startup_outputs().to_vec()).to_string();
+    let first_line = all_ports.then_some(startup.as_bytes());
+    let limit = durable.limits().max_event_bytes;
+    let mut input = BufReader::with_capacity(64 << 10, io::stdin().lock());
+    let mut output = committer.gated_output();
+    let status = lines::serve(
+        &mut input,
+        &mut output,
+        limit,
+        first_line,
+        |event, answer| {
+            let sent = durable.submit_event(event)?.ungated()?;
+            answer.extend_from_slice(sent.as_bytes());
+            if advance_ms > 0 {
+                let later = durable.submit_advance(advance_ms)?.ungated()?;
+                append_array(answer, later.as_bytes());
+            }
+            Ok::<(), Error>(())
+        },
+    );
+    // A run that already failed says why; closing must not hide it.
+    let closed = durable.close().and_then(|()| committer.finish());
+    match closed {
+        Err(e) if status == lines::EXIT_OK => Err(e.into()),
+        Err(e) => {
+            eprintln!("elmbox: {e}");
+            Ok(ExitCode::from(status))
+        }
+        Ok(()) => Ok(ExitCode::from(status)),
+    }
 }
 
 /// Dispatches one event, then advances the clock by `advance_ms`; writes

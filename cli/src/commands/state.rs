@@ -1,0 +1,55 @@
+//! `elmbox state DIR`: what a state directory holds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use elmbox::durable::sqlite::SqliteStore;
+use elmbox::durable::store::StateStore;
+
+/// Show what a state directory (`elmbox run --state DIR`) holds: its apps,
+/// their events, log size and snapshots. Reads it without taking it from a
+/// process that runs it.
+#[derive(Args)]
+pub struct StateArgs {
+    /// The state directory.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+pub fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open_read_only(&args.dir)?;
+    let apps = store.apps()?;
+    if apps.is_empty() {
+        println!("{}: no apps", args.dir.display());
+    }
+    for app in apps {
+        let snapshot_bytes: u64 = app.snapshots.iter().map(|s| s.bytes).sum();
+        println!("{}", app.app.name);
+        println!("  code          {}", app.app.code);
+        println!(
+            "  events        {} ({} of log)",
+            app.records,
+            size(app.log_bytes)
+        );
+        match app.snapshots.first() {
+            Some(newest) => println!(
+                "  snapshots     {} ({}), newest after event {} ({})",
+                app.snapshots.len(),
+                size(snapshot_bytes),
+                newest.seq,
+                size(newest.bytes)
+            ),
+            None => println!("  snapshots     none"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} bytes"),
+    }
+}

@@ -1,0 +1,647 @@
+//! Durable apps ([`DurableApp`]): an app whose every input is kept in an
+//! event log, with snapshots of its sandbox now and then, so that its state
+//! outlives the process. An Elm app's model *is* its data: `update` is pure
+//! and time is virtual, so the same inputs from the same state give the
+//! same answers, and the state can always be rebuilt.
+//!
+//! - Restore: the newest snapshot taken from this guest build (and after
+//!   the last deploy), then the log after it replayed, each outcome checked
+//!   against the recorded one.
+//! - Output gate: an answer is released only once its input is durable; the
+//!   [`Committer`] gathers many inputs into one commit.
+//! - Faults: the faulty input is recorded as such and skipped on every
+//!   replay; the app is restored to the input before it.
+//! - Deploys: a new version replays the whole log (or starts fresh); if it
+//!   fails on a logged input, it is refused and the old one runs on.
+
+pub mod commit;
+pub mod log;
+pub mod sqlite;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use elmbox_abi::AppSettings;
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::config::{host_random, AppConfig};
+use crate::console::Console;
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use crate::state::SandboxState;
+use crate::stats::MemoryStats;
+
+use commit::Committer;
+use log::{answer_checksum, Input, Outcome, Record};
+use store::{StateStore, Write};
+
+/// What to do when the app's code or settings differ from the recorded ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnNewCode {
+    /// Refuse to open it ([`Error::CodeChanged`]).
+    #[default]
+    Refuse,
+    /// Deploy it by replaying the whole log through it (the state is what
+    /// the new version makes of every input so far).
+    Replay,
+    /// Deploy it from its `init`, leaving the old state behind.
+    Fresh,
+}
+
+/// How a durable app is opened and snapshotted.
+#[derive(Debug, Clone)]
+pub struct DurableOptions {
+    pub on_new_code: OnNewCode,
+    /// A snapshot after this many inputs...
+    pub snapshot_every_inputs: u64,
+    /// ...or this long after the last one, whichever comes first.
+    pub snapshot_every: Duration,
+}
+
+impl Default for DurableOptions {
+    fn default() -> Self {
+        DurableOptions {
+            on_new_code: OnNewCode::Refuse,
+            snapshot_every_inputs: 10_000,
+            snapshot_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How an app was brought back, for the record (`elmbox run --state` says
+/// it on stderr).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// The store had no such app: it was created.
+    pub created: bool,
+    /// The snapshot restored from (the input it was taken after).
+    pub snapshot: Option<u64>,
+    /// Inputs replayed after it.
+    pub replayed: u64,
+    /// Damaged records cut from the log's end (a write a crash tore).
+    pub cut: u64,
+    /// Snapshots passed over, and why.
+    pub passed_over: Vec<String>,
+    /// A new version was deployed.
+    pub deployed: Option<OnNewCode>,
+}
+
+/// An app whose state lives in a [`StateStore`].
+pub struct DurableApp {
+    app: App,
+    runtime: Runtime,
+    name: String,
+    /// The content hash of the code and settings it runs.
+    code: String,
+    console: Console,
+    settings: AppSettings,
+    source: Vec<u8>,
+    store: Arc<dyn StateStore>,
+    committer: Arc<Committer>,
+    options: DurableOptions,
+    /// The last input recorded.
+    seq: u64,
+    /// The app's virtual clock, in ms since it was loaded.
+    clock_ms: u64,
+    since_snapshot: u64,
+    snapshot_at: Instant,
+    restores: u64,
+}
+
+/// An input handled, whose answer waits for the input to be durable.
+pub struct Submitted {
+    pub seq: u64,
+    result: Result<String>,
+    committer: Arc<Committer>,
+}
+
+impl Submitted {
+    /// The answer, once its input is durable.
+    pub fn wait(self) -> Result<String> {
+        self.committer.ticket()?.wait()?;
+        self.result
+    }
+
+    /// The answer now, before its input is durable: only for output that
+    /// the committer itself releases ([`Committer::gated_output`]).
+    pub fn ungated(self) -> Result<String> {
+        self.result
+    }
+}
+
+/// The settings and code of an app as the store keeps them: the settings'
+/// JSON, a newline, the source.
+fn encode_code(settings: &AppSettings, source: &[u8]) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(settings).map_err(|e| Error::Config(e.to_string()))?;
+    bytes.push(b'\n');
+    bytes.extend_from_slice(source);
+    Ok(bytes)
+}
+
+fn decode_code(bytes: &[u8]) -> Result<(AppSettings, Vec<u8>)> {
+    let split = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let settings = serde_json::from_slice(&bytes[..split]).map_err(|e| Error::BadLog {
+        reason: format!("the recorded settings do not read back: {e}"),
+    })?;
+    Ok((
+        settings,
+        bytes.get(split + 1..).unwrap_or_default().to_vec(),
+    ))
+}
+
+/// What makes two versions the same app: code and settings, but not what
+/// the first load drew for the run (the clock's epoch when it came from the
+/// wall clock, `Math.random`'s seed).
+fn identity(settings: &AppSettings, source: &[u8]) -> String {
+    let mut settings = settings.clone();
+    if !settings.fixed_epoch {
+        settings.epoch_ms = 0.0;
+    }
+    settings.random_seed = None;
+    let mut hash = Sha256::new();
+    hash.update(serde_json::to_vec(&settings).unwrap_or_default());
+    hash.update(b"\n");
+    hash.update(source);
+    hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl DurableApp {
+    /// Opens the app `name` of `store`: created from `source` and `config`
+    /// if the store has no such app, otherwise restored from its snapshot
+    /// and log (and deployed anew if `source` or `config` differ, as
+    /// `options.on_new_code` says).
+    pub fn open(
+        runtime: &Runtime,
+        store: Arc<dyn StateStore>,
+        committer: Arc<Committer>,
+        name: &str,
+        source: &[u8],
+        config: AppConfig,
+        options: DurableOptions,
+    ) -> Result<(DurableApp, Opened)> {
+        let mut given = config.settings()?;
+        // Recorded with the app, so a replay from its start draws what the
+        // first run drew.
+        given.random_seed = given.random_seed.or_else(|| Some(host_random()));
+        let console = config.console.clone();
+        let Some(stored) = store.app(name)? else {
+            let app = runtime.load_settings(source, &given, name.to_string(), console.clone())?;
+            let code = store.put_code(&encode_code(&given, source)?)?;
+            let mut durable = DurableApp::new(
+                app, runtime, name, &code, console, given, source, store, committer, options,
+            );
+            durable.committer.write(Write::App {
+                name: name.to_string(),
+                code,
+            })?;
+            durable.snapshot()?;
+            durable.committer.ticket()?.wait()?;
+            let opened = Opened {
+                created: true,
+                snapshot: Some(0),
+                ..Opened::default()
+            };
+            return Ok((durable, opened));
+        };
+        let (recorded, recorded_source) = decode_code(&store.code(&stored.code)?)?;
+        let (mut durable, mut opened) = DurableApp::restore(
+            runtime,
+            store,
+            committer,
+            name,
+            &stored.code,
+            recorded.clone(),
+            recorded_source.clone(),
+            console.clone(),
+            options.clone(),
+        )?;
+        if identity(&recorded, &recorded_source) == identity(&given, source) {
+            return Ok((durable, opened));
+        }
+        match options.on_new_code {
+            OnNewCode::Refuse => Err(Error::CodeChanged {
+                recorded: identity(&recorded, &recorded_source),
+                given: identity(&given, source),
+            }),
+            how => {
+                durable.deploy(source, given, how)?;
+                opened.deployed = Some(how);
+                Ok((durable, opened))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        app: App,
+        runtime: &Runtime,
+        name: &str,
+        code: &str,
+        console: Console,
+        settings: AppSettings,
+        source: &[u8],
+        store: Arc<dyn StateStore>,
+        committer: Arc<Committer>,
+        options: DurableOptions,
+    ) -> DurableApp {
+        DurableApp {
+            app,
+            runtime: runtime.clone(),
+            name: name.to_string(),
+            code: code.to_string(),
+            console,
+            settings,
+            source: source.to_vec(),
+            store,
+            committer,
+            options,
+            seq: 0,
+            clock_ms: 0,
+            since_snapshot: 0,
+            snapshot_at: Instant::now(),
+            restores: 0,
+        }
+    }
+
+    /// The app as the store has it: its newest usable snapshot (taken from
+    /// this guest build, running the current code), then the log after it;
+    /// without one, the current code from its start (its `init`, or the
+    /// last fresh deploy) and the whole log.
+    #[allow(clippy::too_many_arguments)]
+    fn restore(
+        runtime: &Runtime,
+        store: Arc<dyn StateStore>,
+        committer: Arc<Committer>,
+        name: &str,
+        code: &str,
+        settings: AppSettings,
+        source: Vec<u8>,
+        console: Console,
+        options: DurableOptions,
+    ) -> Result<(DurableApp, Opened)> {
+        let mut opened = Opened::default();
+        let mut from_snapshot = None;
+        for snapshot in store.snapshots(name)? {
+            if snapshot.code != code {
+                continue;
+            }
+            if snapshot.guest != runtime.guest_id() {
+                opened.passed_over.push(format!(
+                    "the snapshot after event {} is from another guest build",
+                    snapshot.seq
+                ));
+                continue;
+            }
+            let restored = store
+                .snapshot(name, snapshot.seq)
+                .and_then(|bytes| SandboxState::decode(&bytes))
+                .and_then(|state| {
+                    runtime.restore(
+                        &state,
+                        AppConfig::default().name(name).console(console.clone()),
+                    )
+                });
+            match restored {
+                Ok(app) => {
+                    from_snapshot = Some((snapshot.seq, app));
+                    break;
+                }
+                Err(e) => opened
+                    .passed_over
+                    .push(format!("the snapshot after event {}: {e}", snapshot.seq)),
+            }
+        }
+        let mut log = store.log(
+            name,
+            from_snapshot
+                .as_ref()
+                .map_or(0, |(seq, _)| seq.saturating_sub(1)),
+        )?;
+        opened.cut = log.cut;
+        // The snapshot's own record must be in the log: a snapshot is
+        // committed with or after it, so only damage can take it away.
+        if let Some((seq, _)) = from_snapshot.as_ref().filter(|(seq, _)| *seq > 0) {
+            if log.records.first().map(|r| r.seq) != Some(*seq) {
+                opened.passed_over.push(format!(
+                    "the snapshot after event {seq} is ahead of the log's last sound record"
+                ));
+                from_snapshot = None;
+                log = store.log(name, 0)?;
+            }
+        }
+        // From the start, the current code replays every input since the
+        // last fresh start; those before the last deploy were answered by
+        // an older version, so only later ones must come out as recorded.
+        let deploys = |fresh_only: bool| {
+            log.records
+                .iter()
+                .filter(|r| matches!(r.input, Input::Deploy { fresh, .. } if fresh || !fresh_only))
+                .map(|r| r.seq)
+                .max()
+                .unwrap_or(0)
+        };
+        let (from, checked_after, app) = match from_snapshot {
+            Some((seq, app)) => {
+                opened.snapshot = Some(seq);
+                (seq, seq, app)
+            }
+            None => (
+                deploys(true),
+                deploys(false),
+                runtime.load_settings(&source, &settings, name.to_string(), console.clone())?,
+            ),
+        };
+        let mut durable = DurableApp::new(
+            app, runtime, name, code, console, settings, &source, store, committer, options,
+        );
+        durable.clock_ms = durable.app.memory()?.clock_ms;
+        for record in log.records.iter().filter(|r| r.seq > from) {
+            durable.replay(record, record.seq > checked_after)?;
+            opened.replayed += 1;
+        }
+        durable.seq = log.records.last().map_or(from, |r| r.seq.max(from));
+        Ok((durable, opened))
+    }
+
+    /// Applies one logged input again; with `check`, it must come out as
+    /// recorded.
+    fn replay(&mut self, record: &Record, check: bool) -> Result<()> {
+        if record.outcome == Outcome::Faulted {
+            // Skipped last time, and again.
+            return Ok(());
+        }
+        let result = match &record.input {
+            Input::Event(event) => self.app.dispatch_json(event),
+            Input::Advance(ms) => self.app.advance_time_json(*ms),
+            // Deploys are replayed by running the newest code from the start.
+            Input::Deploy { .. } => return Ok(()),
+        };
+        if let Input::Advance(ms) = record.input {
+            self.clock_ms += ms;
+        }
+        let now = outcome(&result);
+        if check && record.outcome != now {
+            return Err(Error::Diverged {
+                seq: record.seq,
+                recorded: describe(record.outcome),
+                now: match &result {
+                    Err(e) => format!("{} ({e})", describe(now)),
+                    Ok(_) => describe(now),
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+fn outcome(result: &Result<String>) -> Outcome {
+    match result {
+        Ok(answer) => Outcome::Answered {
+            answer: answer_checksum(answer),
+        },
+        Err(e) if e.is_fatal() => Outcome::Faulted,
+        Err(_) => Outcome::Refused,
+    }
+}
+
+fn describe(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Answered { answer } => format!("an answer (checksum {answer:08x})"),
+        Outcome::Refused => "a refusal".into(),
+        Outcome::Faulted => "a fault".into(),
+    }
+}
+
+impl DurableApp {
+    /// Sends one event to the app and records it; the answer is released by
+    /// [`Submitted::wait`] once the event is durable.
+    pub fn submit_event(&mut self, event: &[u8]) -> Result<Submitted> {
+        self.submit(Input::Event(event.to_vec()))
+    }
+
+    /// Moves the app's clock and records it, as [`DurableApp::submit_event`].
+    pub fn submit_advance(&mut self, ms: u64) -> Result<Submitted> {
+        self.submit(Input::Advance(ms))
+    }
+
+    /// One event, answered once it is durable (one commit, shared with
+    /// whatever else is committing at the time).
+    pub fn dispatch_json(&mut self, event: impl AsRef<[u8]>) -> Result<String> {
+        self.submit_event(event.as_ref())?.wait()
+    }
+
+    /// The clock moved, answered once durable.
+    pub fn advance_time_json(&mut self, ms: u64) -> Result<String> {
+        self.submit_advance(ms)?.wait()
+    }
+
+    fn submit(&mut self, input: Input) -> Result<Submitted> {
+        self.committer.check()?;
+        let clock_ms = self.clock_ms;
+        let result = match &input {
+            Input::Event(event) => self.app.dispatch_json(event),
+            Input::Advance(ms) => self.app.advance_time_json(*ms),
+            Input::Deploy { .. } => unreachable!("deploys are not submitted"),
+        };
+        if let Input::Advance(ms) = input {
+            self.clock_ms += ms;
+        }
+        let outcome = outcome(&result);
+        self.seq += 1;
+        let seq = self.seq;
+        self.committer.write(Write::Record {
+            app: self.name.clone(),
+            record: Record {
+                seq,
+                clock_ms,
+                input,
+                outcome,
+            },
+        })?;
+        let result = match result {
+            Err(cause) if outcome == Outcome::Faulted => {
+                // Restore from what is durable: the fault's own record first.
+                self.committer.ticket()?.wait()?;
+                self.restore_after_fault(cause)
+            }
+            result => {
+                self.since_snapshot += 1;
+                if self.since_snapshot >= self.options.snapshot_every_inputs
+                    || self.snapshot_at.elapsed() >= self.options.snapshot_every
+                {
+                    self.snapshot()?;
+                }
+                result
+            }
+        };
+        Ok(Submitted {
+            seq,
+            result,
+            committer: self.committer.clone(),
+        })
+    }
+
+    /// After a fault: the app as it was before the faulty input, from the
+    /// store; the input's answer is the fault, and the app goes on.
+    fn restore_after_fault(&mut self, cause: Error) -> Result<String> {
+        let (restored, _) = DurableApp::restore(
+            &self.runtime,
+            self.store.clone(),
+            self.committer.clone(),
+            &self.name,
+            &self.code.clone(),
+            self.settings.clone(),
+            self.source.clone(),
+            self.console.clone(),
+            self.options.clone(),
+        )?;
+        let restores = self.restores + 1;
+        *self = DurableApp {
+            restores,
+            ..restored
+        };
+        Err(Error::Restored {
+            cause: Box::new(cause),
+            restores,
+        })
+    }
+
+    /// Takes a snapshot of the sandbox now, after the last recorded input.
+    pub fn snapshot(&mut self) -> Result<()> {
+        let state = self.app.state()?;
+        self.committer.write(Write::Snapshot {
+            app: self.name.clone(),
+            seq: self.seq,
+            guest: state.guest,
+            code: self.code.clone(),
+            bytes: state.encode()?,
+        })?;
+        self.since_snapshot = 0;
+        self.snapshot_at = Instant::now();
+        Ok(())
+    }
+
+    /// Deploys `source` with `settings`: replaying the whole log through it
+    /// (refused at the first logged input it fails on) or from its `init`.
+    fn deploy(&mut self, source: &[u8], settings: AppSettings, how: OnNewCode) -> Result<()> {
+        // The new version keeps the clock's epoch: replayed inputs must see
+        // the times they saw.
+        let settings = AppSettings {
+            epoch_ms: if how == OnNewCode::Fresh {
+                settings.epoch_ms
+            } else {
+                self.settings.epoch_ms
+            },
+            fixed_epoch: settings.fixed_epoch || how != OnNewCode::Fresh,
+            random_seed: settings.random_seed.or(self.settings.random_seed),
+            ..settings
+        };
+        let app = self.runtime.load_settings(
+            source,
+            &settings,
+            self.name.clone(),
+            self.console.clone(),
+        )?;
+        let code = self.store.put_code(&encode_code(&settings, source)?)?;
+        let mut next = DurableApp::new(
+            app,
+            &self.runtime,
+            &self.name,
+            &code,
+            self.console.clone(),
+            settings.clone(),
+            source,
+            self.store.clone(),
+            self.committer.clone(),
+            self.options.clone(),
+        );
+        if how == OnNewCode::Replay {
+            let log = self.store.log(&self.name, 0)?;
+            let fresh_at = log
+                .records
+                .iter()
+                .filter(|r| matches!(r.input, Input::Deploy { fresh: true, .. }))
+                .map(|r| r.seq)
+                .max()
+                .unwrap_or(0);
+            for record in log.records.iter().filter(|r| r.seq > fresh_at) {
+                if record.outcome == Outcome::Faulted {
+                    continue;
+                }
+                let result = match &record.input {
+                    Input::Event(event) => next.app.dispatch_json(event),
+                    Input::Advance(ms) => next.app.advance_time_json(*ms),
+                    Input::Deploy { .. } => continue,
+                };
+                if let Some(e) = result.as_ref().err().filter(|e| e.is_fatal()) {
+                    return Err(Error::DeployRefused {
+                        seq: record.seq,
+                        error: e.to_string(),
+                    });
+                }
+            }
+            next.clock_ms = next.app.memory()?.clock_ms;
+        }
+        next.seq = self.seq + 1;
+        self.committer.write(Write::App {
+            name: self.name.clone(),
+            code: code.clone(),
+        })?;
+        self.committer.write(Write::Record {
+            app: self.name.clone(),
+            record: Record {
+                seq: next.seq,
+                clock_ms: next.clock_ms,
+                input: Input::Deploy {
+                    code,
+                    fresh: how == OnNewCode::Fresh,
+                },
+                outcome: Outcome::Answered { answer: 0 },
+            },
+        })?;
+        next.snapshot()?;
+        self.committer.ticket()?.wait()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// The last input recorded (0: none yet).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// What the app sent while it started.
+    pub fn startup_outputs(&self) -> &[serde_json::Value] {
+        self.app.startup_outputs()
+    }
+
+    /// The sandbox's limits.
+    pub fn limits(&self) -> &crate::SandboxLimits {
+        self.app.limits()
+    }
+
+    pub fn memory(&mut self) -> Result<MemoryStats> {
+        self.app.memory()
+    }
+
+    /// How often the app was restored after a fault.
+    pub fn restores(&self) -> u64 {
+        self.restores
+    }
+
+    /// Takes a last snapshot and waits until everything is durable.
+    pub fn close(mut self) -> Result<()> {
+        if self.since_snapshot > 0 {
+            self.snapshot()?;
+        }
+        self.committer.ticket()?.wait()
+    }
+}

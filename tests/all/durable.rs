@@ -1,0 +1,412 @@
+//! Durable apps (`elmbox run --state DIR`, `DurableApp`): every event in a
+//! log, snapshots of the sandbox, restore and replay. Real processes killed
+//! with SIGKILL, real damage to the store, real locks and real full disks.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use elmbox::durable::commit::Committer;
+use elmbox::durable::sqlite::SqliteStore;
+use elmbox::durable::store::StateStore;
+use elmbox::{AppConfig, DurableApp, DurableOptions, Error, OnNewCode};
+use elmbox_tests::{
+    config, dicey_app, elm_like, elmbox, elmbox_bin, fixture, json_lines, runtime, stderr,
+};
+use serde_json::{json, Value};
+
+/// A fresh, empty scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("durable-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<u8> {
+    range
+        .map(|i| format!("e{i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The counter's answer to event `e{i}` when it is the app's i-th event.
+fn answer(i: u64) -> Value {
+    json!([{"count": i, "event": format!("e{i}")}])
+}
+
+/// The event the restarted app reports it is at (`elmbox: at event N`).
+fn at_event(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("elmbox: at event "))
+        .unwrap_or_else(|| panic!("no `at event` in: {stderr}"));
+    line.trim().parse().unwrap()
+}
+
+#[test]
+fn a_state_directory_carries_the_app_across_runs() {
+    let dir = scratch("across-runs");
+    let state = dir.join("state");
+    let state = state.to_str().unwrap();
+    let counter = fixture("counter");
+    let first = elmbox(&["run", &counter, "--state", state], &events(1..4));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(json_lines(&first), (1..4).map(answer).collect::<Vec<_>>());
+    let second = elmbox(&["run", &counter, "--state", state], &events(4..6));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(json_lines(&second), (4..6).map(answer).collect::<Vec<_>>());
+    assert_eq!(at_event(&stderr(&second)), 3);
+    let shown = elmbox(&["state", state], b"");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(text.contains("counter.js"), "{text}");
+    assert!(text.contains("events        5"), "{text}");
+}
+
+/// Starts `elmbox run --state`, feeding `input` from a thread.
+fn start(counter: &str, state: &str, input: Vec<u8>) -> Child {
+    let mut child = Command::new(elmbox_bin())
+        .args(["run", counter, "--state", state, "--snapshot-every", "97"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        // The child may be killed before it reads everything.
+        let _ = stdin.write_all(&input);
+    });
+    child
+}
+
+#[test]
+fn kill_9_loses_nothing_that_was_answered() {
+    let dir = scratch("kill-9");
+    let state = dir.join("state").display().to_string();
+    let counter = fixture("counter");
+    // Deterministic "random" kill points, spread over the run.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let total = 4_000u64;
+    let mut applied = 0u64;
+    for round in 0..6 {
+        let mut child = start(&counter, &state, events(applied + 1..total + 1));
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let stop_after = next() % 600 + 1;
+        let mut answered = 0u64;
+        let mut line = String::new();
+        while answered < stop_after {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            answered += 1;
+            // Every answer is the one an uninterrupted run gives.
+            let got: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(got, answer(applied + answered), "round {round}");
+        }
+        child.kill().unwrap(); // SIGKILL
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        // The restart says where the app is: at least every answered event
+        // is in its state, and none twice (the counter counts them).
+        let check = Command::new(elmbox_bin())
+            .args(["run", &counter, "--state", &state])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let at = at_event(&String::from_utf8_lossy(&check.stderr));
+        assert!(
+            at >= applied + answered,
+            "round {round}: answered up to {} but restored at {at}\n{err}",
+            applied + answered
+        );
+        applied = at;
+    }
+    // The rest, uninterrupted: the answers go on where the state is.
+    let rest = elmbox(
+        &["run", &counter, "--state", &state],
+        &events(applied + 1..applied + 11),
+    );
+    assert!(rest.status.success(), "{}", stderr(&rest));
+    assert_eq!(
+        json_lines(&rest),
+        (applied + 1..applied + 11).map(answer).collect::<Vec<_>>()
+    );
+}
+
+fn open(
+    dir: &Path,
+    js: &str,
+    options: DurableOptions,
+) -> elmbox::Result<(DurableApp, elmbox::Opened, Arc<Committer>)> {
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
+    let committer = Arc::new(Committer::start(store.clone(), None));
+    let (app, opened) = DurableApp::open(
+        runtime(),
+        store,
+        committer.clone(),
+        "app",
+        js.as_bytes(),
+        // One seed for every store here, so two stores draw alike; within a
+        // store the recorded seed keeps replays deterministic anyway.
+        config().0.random_seed(42),
+        options,
+    )?;
+    Ok((app, opened, committer))
+}
+
+/// Drives `app` through `steps` (an event, then a clock move) and returns
+/// every answer.
+fn drive(app: &mut DurableApp, steps: std::ops::Range<u64>) -> Vec<String> {
+    let mut answers = Vec::new();
+    for i in steps {
+        answers.push(app.dispatch_json(format!("e{i}")).unwrap());
+        answers.push(app.advance_time_json(600).unwrap());
+    }
+    answers
+}
+
+#[test]
+fn replay_gives_the_same_answers_as_an_uninterrupted_run() {
+    let js = dicey_app();
+    let once = scratch("replay-once");
+    let (mut uninterrupted, _, _) = open(&once, &js, DurableOptions::default()).unwrap();
+    let expected = drive(&mut uninterrupted, 0..20);
+
+    // The same inputs, stopped twice: restored once from a snapshot and
+    // once by replaying the log from the start.
+    let twice = scratch("replay-twice");
+    let rarely = DurableOptions {
+        snapshot_every_inputs: 1_000_000,
+        ..DurableOptions::default()
+    };
+    let (mut app, _, committer) = open(&twice, &js, rarely.clone()).unwrap();
+    let mut got = drive(&mut app, 0..7);
+    drop(app); // no close: no snapshot, so the next open replays the log
+    committer.finish().unwrap();
+    drop(committer);
+    let (mut app, opened, committer) = open(&twice, &js, rarely.clone()).unwrap();
+    assert_eq!((opened.snapshot, opened.replayed), (Some(0), 14));
+    got.extend(drive(&mut app, 7..13));
+    app.close().unwrap();
+    committer.finish().unwrap();
+    drop(committer);
+    let (mut app, opened, _) = open(&twice, &js, rarely).unwrap();
+    assert_eq!((opened.snapshot, opened.replayed), (Some(26), 0));
+    got.extend(drive(&mut app, 13..20));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_torn_log_tail_is_cut_and_a_damaged_snapshot_passed_over() {
+    let dir = scratch("damage");
+    let state = dir.join("state");
+    let counter = fixture("counter");
+    let run = |input: &[u8]| {
+        elmbox(
+            &["run", &counter, "--state", state.to_str().unwrap()],
+            input,
+        )
+    };
+    assert!(run(&events(1..11)).status.success());
+    // Damage the last record and the newest snapshot, as a crash or a bad
+    // disk might.
+    {
+        let db = rusqlite::Connection::open(state.join("elmbox.sqlite")).unwrap();
+        db.execute(
+            "UPDATE log SET record = substr(record, 1, length(record) - 3) WHERE seq = 10",
+            [],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE snapshots SET bytes = zeroblob(length(bytes)) WHERE seq = 10",
+            [],
+        )
+        .unwrap();
+    }
+    let out = run(&events(10..12));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cut 1 damaged record"), "{err}");
+    assert!(err.contains("the snapshot after event 10"), "{err}");
+    assert_eq!(at_event(&err), 9, "{err}");
+    assert_eq!(json_lines(&out), (10..12).map(answer).collect::<Vec<_>>());
+}
+
+#[test]
+fn one_process_holds_a_state_directory_at_a_time() {
+    let dir = scratch("lock");
+    let held = SqliteStore::open(&dir).unwrap();
+    let out = elmbox(
+        &["run", &fixture("counter"), "--state", dir.to_str().unwrap()],
+        b"e1\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let me = format!("process {}", std::process::id());
+    assert!(stderr(&out).contains(&me), "{}", stderr(&out));
+    drop(held);
+    let out = elmbox(
+        &["run", &fixture("counter"), "--state", dir.to_str().unwrap()],
+        b"e1\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn what_is_not_a_state_directory_is_refused() {
+    let dir = scratch("not-state");
+    let file = dir.join("file");
+    std::fs::write(&file, "x").unwrap();
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    for (path, why) in [
+        (&file, "it is not a directory"),
+        (&other, "it holds other files (notes.txt)"),
+    ] {
+        match SqliteStore::open(path) {
+            Err(Error::BadState { reason, .. }) => assert!(reason.contains(why), "{reason}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("{} accepted", path.display()),
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+/// Mounts a tmpfs of `size` at `dir` (read-only with `ro`); unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, options: &str) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root, as CI has");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_or_full_disk_stops_the_answers_not_the_truth() {
+    let counter = fixture("counter");
+    let dir = scratch("read-only");
+    let _ro = Tmpfs::mount(&dir, "ro,size=1m");
+    let out = elmbox(
+        &["run", &counter, "--state", dir.to_str().unwrap()],
+        b"e1\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot use the state"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+
+    // A disk that fills up mid-run: the answers stop where durability
+    // stops, the run fails, and what was answered is all restored.
+    let dir = scratch("full");
+    let _full = Tmpfs::mount(&dir, "size=1200k");
+    let state = dir.to_str().unwrap();
+    let out = elmbox(&["run", &counter, "--state", state], &events(1..200_001));
+    assert_ne!(out.status.code(), Some(0), "a full disk went unnoticed");
+    assert!(
+        stderr(&out).contains("cannot write the state"),
+        "{}",
+        stderr(&out)
+    );
+    let answered = json_lines(&out);
+    assert!(!answered.is_empty() && answered.len() < 200_000);
+    for (i, got) in answered.iter().enumerate() {
+        assert_eq!(got, &answer(i as u64 + 1));
+    }
+}
+
+#[test]
+fn a_new_version_is_deployed_by_replay_or_refused() {
+    let dir = scratch("deploy");
+    let v1 = elm_like(
+        "var subs = [], n = 0;
+         function init() { return { ports: {
+           onEvent: { send: function (v) { n++; subs.forEach(function (s) { s({ n: n }); }); } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    );
+    // v2 keeps the same count and answers in another shape.
+    let v2 = v1.replace("s({ n: n })", "s({ count: n, v: 2 })");
+    // v3 crashes on the second event it ever sees.
+    let v3 = v1.replace(
+        "n++;",
+        "n++; if (n === 2) { throw new Error('v3 breaks'); }",
+    );
+    let (mut app, _, committer) = open(&dir, &v1, DurableOptions::default()).unwrap();
+    for _ in 0..3 {
+        app.dispatch_json("x").unwrap();
+    }
+    app.close().unwrap();
+    committer.finish().unwrap();
+    drop(committer);
+
+    match open(&dir, &v2, DurableOptions::default()) {
+        Err(Error::CodeChanged { .. }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("new code taken without a deploy"),
+    }
+    let deploy = DurableOptions {
+        on_new_code: OnNewCode::Replay,
+        ..DurableOptions::default()
+    };
+    match open(&dir, &v3, deploy.clone()) {
+        Err(Error::DeployRefused { seq, error }) => {
+            assert_eq!(seq, 2);
+            assert!(error.contains("v3 breaks"), "{error}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a version that fails on the log was deployed"),
+    }
+    // Still v1.
+    let (mut app, _, committer) = open(&dir, &v1, DurableOptions::default()).unwrap();
+    assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"n":4}]"#);
+    app.close().unwrap();
+    committer.finish().unwrap();
+    drop(committer);
+    let (mut app, opened, committer) = open(&dir, &v2, deploy).unwrap();
+    assert_eq!(opened.deployed, Some(OnNewCode::Replay));
+    assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":5,"v":2}]"#);
+    app.close().unwrap();
+    committer.finish().unwrap();
+    drop(committer);
+    // v2 is now the recorded app, and restores without a deploy.
+    let (mut app, _, _) = open(&dir, &v2, DurableOptions::default()).unwrap();
+    assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":6,"v":2}]"#);
+    // Fresh: from init.
+    let fresh = DurableOptions {
+        on_new_code: OnNewCode::Fresh,
+        ..DurableOptions::default()
+    };
+    drop(app);
+    let v4 = v2.replace("v: 2", "v: 4");
+    let (mut app, opened, _) = open(&dir, &v4, fresh).unwrap();
+    assert_eq!(opened.deployed, Some(OnNewCode::Fresh));
+    assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":1,"v":4}]"#);
+    let _ = AppConfig::default();
+}
