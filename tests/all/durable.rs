@@ -410,3 +410,93 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
     assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":1,"v":4}]"#);
     let _ = AppConfig::default();
 }
+
+#[test]
+fn a_fault_is_recorded_skipped_and_the_app_restored_to_the_event_before() {
+    let dir = scratch("fault");
+    let state = dir.join("state").display().to_string();
+    let faults = fixture("faults");
+    // crash-later answers, then faults 100 ms later (on the clock's move):
+    // the app is restored to before that move and goes on; the restart
+    // replays the log skipping the faulty move.
+    let out = elmbox(
+        &["run", &faults, "--state", &state, "--advance-ms", "200"],
+        b"a\ncrash-later\nb\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("faulted in a timer callback"), "{err}");
+    assert!(err.contains("restored"), "{err}");
+    assert_eq!(
+        json_lines(&out),
+        vec![
+            json!([{"count": 1, "event": "a"}]),
+            json!([{"count": 2, "event": "crash-later"}]),
+            json!([{"count": 3, "event": "b"}]),
+        ]
+    );
+    let again = elmbox(&["run", &faults, "--state", &state], b"c\n");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        json_lines(&again),
+        vec![json!([{"count": 4, "event": "c"}])]
+    );
+}
+
+#[test]
+fn a_replay_that_diverges_from_the_log_is_refused() {
+    let dir = scratch("diverge");
+    let js = dicey_app();
+    let (mut app, _, committer) = open(&dir, &js, DurableOptions::default()).unwrap();
+    drive(&mut app, 0..5);
+    drop(app); // no close: the next open replays from the load's snapshot
+    committer.finish().unwrap();
+    drop(committer);
+    // Say the third record answered otherwise than it did.
+    {
+        let db = rusqlite::Connection::open(dir.join("elmbox.sqlite")).unwrap();
+        let bytes: Vec<u8> = db
+            .query_row("SELECT record FROM log WHERE seq = 3", [], |r| r.get(0))
+            .unwrap();
+        let mut record = elmbox::durable::log::Record::decode(&bytes).unwrap();
+        record.outcome = elmbox::durable::log::Outcome::Answered { answer: 12345 };
+        db.execute(
+            "UPDATE log SET record = ?1 WHERE seq = 3",
+            [record.encode()],
+        )
+        .unwrap();
+    }
+    match open(&dir, &js, DurableOptions::default()) {
+        Err(Error::Diverged { seq, .. }) => assert_eq!(seq, 3),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a diverging replay was accepted"),
+    }
+}
+
+#[test]
+fn a_snapshot_from_another_guest_build_is_passed_over_and_the_log_replayed() {
+    let dir = scratch("other-guest");
+    let state = dir.join("state");
+    let counter = fixture("counter");
+    let run = |input: &[u8]| {
+        elmbox(
+            &["run", &counter, "--state", state.to_str().unwrap()],
+            input,
+        )
+    };
+    assert!(run(&events(1..6)).status.success());
+    {
+        let db = rusqlite::Connection::open(state.join("elmbox.sqlite")).unwrap();
+        db.execute("UPDATE snapshots SET guest = 'ff' || substr(guest, 3)", [])
+            .unwrap();
+    }
+    let out = run(&events(6..8));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("from another guest build; passed over"),
+        "{err}"
+    );
+    assert!(err.contains("replaying 5 event(s) from the start"), "{err}");
+    assert_eq!(json_lines(&out), (6..8).map(answer).collect::<Vec<_>>());
+}
