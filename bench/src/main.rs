@@ -22,6 +22,7 @@ use anyhow::{bail, Context};
 use elmbox::{AppConfig, AppSettings, Console, DispatchMode, Runtime, Trend};
 use elmbox_guest::native::NativeApp;
 
+mod durable;
 mod elm_analyse;
 mod modules;
 mod pool;
@@ -257,6 +258,10 @@ fn main() -> anyhow::Result<()> {
     eprintln!("bench: pre-initialised modules");
     doc.push_str(&modules::section(&root, &runtime)?);
 
+    writeln!(doc, "\n## Durable apps (`--state`)\n")?;
+    eprintln!("bench: durable apps");
+    doc.push_str(&durable::section(&root, &runtime)?);
+
     writeln!(doc, "\n## Many apps in one process (`Pool`)\n")?;
     eprintln!("bench: a pool of apps");
     doc.push_str(&pool::section(&root)?);
@@ -272,7 +277,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const MB: f64 = 1024.0 * 1024.0;
+pub(crate) const MB: f64 = 1024.0 * 1024.0;
 
 fn fixtures(root: &Path) -> PathBuf {
     std::env::var_os("ELMBOX_FIXTURES")

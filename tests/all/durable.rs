@@ -187,6 +187,7 @@ fn replay_gives_the_same_answers_as_an_uninterrupted_run() {
     let twice = scratch("replay-twice");
     let rarely = DurableOptions {
         snapshot_every_inputs: 1_000_000,
+        snapshot_after_work: std::time::Duration::from_secs(3600),
         ..DurableOptions::default()
     };
     let (mut app, _, committer) = open(&twice, &js, rarely.clone()).unwrap();

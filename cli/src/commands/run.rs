@@ -66,14 +66,11 @@ pub struct DurableArgs {
     #[arg(long, requires = "state")]
     pub fresh: bool,
 
-    /// With --state, a snapshot after this many events.
-    #[arg(
-        long,
-        requires = "state",
-        value_name = "EVENTS",
-        default_value_t = 10_000
-    )]
-    pub snapshot_every: u64,
+    /// With --state, a snapshot after at most this many events [default:
+    /// once the app has spent 150 ms handling events since the last one,
+    /// which bounds a restart's replay whatever the app's speed].
+    #[arg(long, requires = "state", value_name = "EVENTS")]
+    pub snapshot_every: Option<u64>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -135,7 +132,12 @@ fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
             (_, true) => OnNewCode::Fresh,
             _ => OnNewCode::Refuse,
         },
-        snapshot_every_inputs: args.durable.snapshot_every.max(1),
+        snapshot_every_inputs: args
+            .durable
+            .snapshot_every
+            .map_or(DurableOptions::default().snapshot_every_inputs, |n| {
+                n.max(1)
+            }),
         ..DurableOptions::default()
     };
     let (mut durable, opened) = DurableApp::open(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::state::SandboxState;
 
 use super::store::{StateStore, Write};
 
@@ -20,6 +21,13 @@ const BATCH: usize = 4096;
 
 enum Job {
     Write(Write),
+    /// A snapshot to encode, then write as [`Write::Snapshot`].
+    Snapshot {
+        app: String,
+        seq: u64,
+        code: String,
+        state: SandboxState,
+    },
     /// Told once the writes handed over before it are durable.
     Notify(Sender<Result<(), String>>),
     /// Written to the gated output once the writes before it are durable.
@@ -74,6 +82,17 @@ impl Committer {
     /// Hands `write` over; it is durable once a later ticket says so.
     pub fn write(&self, write: Write) -> Result<()> {
         self.send(Job::Write(write))
+    }
+
+    /// Hands over a snapshot of `app` after record `seq`, running `code`:
+    /// encoded (compressed) on the commit thread, then written.
+    pub fn snapshot(&self, app: &str, seq: u64, code: &str, state: SandboxState) -> Result<()> {
+        self.send(Job::Snapshot {
+            app: app.to_string(),
+            seq,
+            code: code.to_string(),
+            state,
+        })
     }
 
     /// A ticket for everything handed over so far.
@@ -154,6 +173,24 @@ fn run(
         for job in batch {
             match job {
                 Job::Write(write) => writes.push(write),
+                Job::Snapshot {
+                    app,
+                    seq,
+                    code,
+                    state,
+                } => match state.encode() {
+                    Ok(bytes) => writes.push(Write::Snapshot {
+                        app,
+                        seq,
+                        guest: state.guest,
+                        code,
+                        bytes,
+                    }),
+                    // A snapshot that cannot be made is only a slower restart.
+                    Err(e) => {
+                        eprintln!("elmbox: a snapshot of {app} after event {seq} failed: {e}")
+                    }
+                },
                 other => waiting.push(other),
             }
         }
@@ -167,7 +204,7 @@ fn run(
         let mut wrote = false;
         for job in waiting {
             match job {
-                Job::Write(_) => unreachable!("writes were taken out"),
+                Job::Write(_) | Job::Snapshot { .. } => unreachable!("writes were taken out"),
                 Job::Notify(tell) => {
                     let _ = tell.send(failed.clone().map_or(Ok(()), Err));
                 }

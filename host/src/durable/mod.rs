@@ -54,9 +54,13 @@ pub enum OnNewCode {
 #[derive(Debug, Clone)]
 pub struct DurableOptions {
     pub on_new_code: OnNewCode,
-    /// A snapshot after this many inputs...
+    /// A snapshot once the app has spent this long handling inputs since
+    /// the last one: what bounds a restart's replay, whatever the app's
+    /// speed...
+    pub snapshot_after_work: Duration,
+    /// ...or after this many inputs, or this long after the last one,
+    /// whichever comes first.
     pub snapshot_every_inputs: u64,
-    /// ...or this long after the last one, whichever comes first.
     pub snapshot_every: Duration,
 }
 
@@ -64,7 +68,8 @@ impl Default for DurableOptions {
     fn default() -> Self {
         DurableOptions {
             on_new_code: OnNewCode::Refuse,
-            snapshot_every_inputs: 10_000,
+            snapshot_after_work: Duration::from_millis(150),
+            snapshot_every_inputs: 100_000,
             snapshot_every: Duration::from_secs(60),
         }
     }
@@ -106,6 +111,8 @@ pub struct DurableApp {
     /// The app's virtual clock, in ms since it was loaded.
     clock_ms: u64,
     since_snapshot: u64,
+    /// Time spent handling inputs since the last snapshot: a replay's cost.
+    work_since_snapshot: Duration,
     snapshot_at: Instant,
     restores: u64,
 }
@@ -266,6 +273,7 @@ impl DurableApp {
             seq: 0,
             clock_ms: 0,
             since_snapshot: 0,
+            work_since_snapshot: Duration::ZERO,
             snapshot_at: Instant::now(),
             restores: 0,
         }
@@ -446,6 +454,7 @@ impl DurableApp {
     fn submit(&mut self, input: Input) -> Result<Submitted> {
         self.committer.check()?;
         let clock_ms = self.clock_ms;
+        let started = Instant::now();
         let result = match &input {
             Input::Event(event) => self.app.dispatch_json(event),
             Input::Advance(ms) => self.app.advance_time_json(*ms),
@@ -474,7 +483,9 @@ impl DurableApp {
             }
             result => {
                 self.since_snapshot += 1;
-                if self.since_snapshot >= self.options.snapshot_every_inputs
+                self.work_since_snapshot += started.elapsed();
+                if self.work_since_snapshot >= self.options.snapshot_after_work
+                    || self.since_snapshot >= self.options.snapshot_every_inputs
                     || self.snapshot_at.elapsed() >= self.options.snapshot_every
                 {
                     self.snapshot()?;
@@ -516,15 +527,13 @@ impl DurableApp {
 
     /// Takes a snapshot of the sandbox now, after the last recorded input.
     pub fn snapshot(&mut self) -> Result<()> {
+        // Copying the memory is the app's; compressing it is the commit
+        // thread's.
         let state = self.app.state()?;
-        self.committer.write(Write::Snapshot {
-            app: self.name.clone(),
-            seq: self.seq,
-            guest: state.guest,
-            code: self.code.clone(),
-            bytes: state.encode()?,
-        })?;
+        self.committer
+            .snapshot(&self.name, self.seq, &self.code, state)?;
         self.since_snapshot = 0;
+        self.work_since_snapshot = Duration::ZERO;
         self.snapshot_at = Instant::now();
         Ok(())
     }

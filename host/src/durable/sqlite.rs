@@ -20,6 +20,8 @@ use super::store::{AppSummary, LogRead, StateStore, StoredApp, StoredSnapshot, W
 const DATABASE: &str = "elmbox.sqlite";
 const LOCK: &str = "elmbox.lock";
 const SCHEMA_VERSION: i64 = 1;
+/// Snapshots kept per app: the newest, and one to fall back on.
+const KEEP_SNAPSHOTS: i64 = 3;
 
 /// A state directory, open and locked by this process.
 pub struct SqliteStore {
@@ -326,11 +328,22 @@ impl StateStore for SqliteStore {
                     guest,
                     code,
                     bytes,
-                } => tx.execute(
-                    "INSERT OR REPLACE INTO snapshots (app, seq, guest, code, bytes)
+                } => tx
+                    .execute(
+                        "INSERT OR REPLACE INTO snapshots (app, seq, guest, code, bytes)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![app, *seq as i64, guest_text(*guest), code, bytes],
-                ),
+                        params![app, *seq as i64, guest_text(*guest), code, bytes],
+                    )
+                    // Keep the newest few: older ones only slow a restart down
+                    // that a newer one serves, unless it is damaged.
+                    .and_then(|_| {
+                        tx.execute(
+                            "DELETE FROM snapshots WHERE app = ?1 AND seq < (
+                             SELECT min(seq) FROM (SELECT seq FROM snapshots WHERE app = ?1
+                                                   ORDER BY seq DESC LIMIT ?2))",
+                            params![app, KEEP_SNAPSHOTS],
+                        )
+                    }),
             };
             done.map_err(|e| self.failed("writing", e))?;
         }
