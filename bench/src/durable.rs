@@ -158,7 +158,7 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     writeln!(
         doc,
-        "\nOne client alone, waiting for each answer ({LATENCY_EVENTS} events): median {:.0} µs, \
+        "One client alone, waiting for each answer ({LATENCY_EVENTS} events): median {:.0} µs, \
          99th percentile {:.0} µs per event (a commit of its own each time).\n",
         at(0.5).as_secs_f64() * 1e6,
         at(0.99).as_secs_f64() * 1e6
