@@ -368,7 +368,7 @@ fn json_text(bytes: &[u8]) -> Result<String> {
 /// writes as `\ud83d` escapes and serde_json refuses: those become U+FFFD,
 /// as in any conversion to UTF-8. The JSON text itself (`dispatch_json`)
 /// keeps them.
-fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {
+pub(crate) fn parse_outputs(bytes: &[u8]) -> Result<Vec<Value>> {
     serde_json::from_slice(bytes)
         .or_else(|_| serde_json::from_slice(&replace_lone_surrogates(bytes)))
         .map_err(|e| Error::Crashed {

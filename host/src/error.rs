@@ -40,11 +40,17 @@ pub enum Error {
     #[error("the app's sandbox crashed: {reason}")]
     Crashed { reason: String },
 
-    /// In a [`Pool`](crate::Pool) whose fault policy is to restore: the
-    /// app's instance faulted (`cause`), and the pool started it again from
-    /// its image. Its state is now the state right after `init`.
-    #[error("{cause}; the app was restored from its snapshot (state reset to after init; restore {restores})")]
-    Restored { cause: Box<Error>, restores: u64 },
+    /// The app's instance faulted (`cause`) and was started again: in a
+    /// [`Pool`](crate::Pool) whose fault policy is to restore, from its
+    /// image, with the state right after `init` (`after` is `None`); a
+    /// [`DurableApp`](crate::DurableApp), from its store, with the state
+    /// it had before the faulty event, number `before`, which is skipped.
+    #[error("{cause}; {}", restored(.before, .restores))]
+    Restored {
+        cause: Box<Error>,
+        restores: u64,
+        before: Option<u64>,
+    },
 
     #[error("no app named `{name}` in the pool")]
     NoSuchApp { name: String },
@@ -151,5 +157,17 @@ impl Error {
 impl elmbox_abi::lines::EventFailure for Error {
     fn is_fatal(&self) -> bool {
         Error::is_fatal(self)
+    }
+}
+
+/// How [`Error::Restored`] says where the app was restored to.
+fn restored(before: &Option<u64>, restores: &u64) -> String {
+    match before {
+        None => format!(
+            "the app was restored from its snapshot (state reset to after init; restore {restores})"
+        ),
+        Some(seq) => format!(
+            "the app was restored from its store to its state before event {seq}, which is skipped (restore {restores})"
+        ),
     }
 }

@@ -19,6 +19,13 @@
 //!
 //! Errors that leave the app sound (it threw, a bad event, an output over its
 //! limit) change nothing: the app keeps its state.
+//!
+//! ## Durable apps
+//! An app loaded with [`Pool::load_durable`] keeps its state in a store
+//! ([`DurableApp`]): each event is answered once it is durable (apps that
+//! share a [`Committer`] share its commits), a fault restores the app from
+//! its store to its state before the faulty event whatever the policy, and
+//! loading it again, in this process or the next, carries on where it was.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -26,8 +33,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use serde_json::Value;
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::app::App;
+use crate::app::{parse_outputs, App};
 use crate::config::AppConfig;
+use crate::durable::commit::Committer;
+use crate::durable::store::StateStore;
+use crate::durable::{DurableApp, DurableOptions, Opened};
 use crate::error::{Error, Result};
 use crate::image::AppImage;
 use crate::limits::SandboxLimits;
@@ -80,11 +90,17 @@ pub struct Pool {
 
 type Apps = HashMap<String, Arc<Mutex<Tenant>>>;
 
-/// One loaded app, with the image it restarts from.
-struct Tenant {
-    image: AppImage,
-    app: App,
-    restores: u64,
+/// One loaded app. (One per app, behind its own lock: its size is no matter.)
+#[allow(clippy::large_enum_variant)]
+enum Tenant {
+    /// Started from an image, and started from it again after a fault.
+    Image {
+        image: AppImage,
+        app: App,
+        restores: u64,
+    },
+    /// Kept in a store, and restored from it after a fault (or a restart).
+    Durable(Box<DurableApp>),
 }
 
 impl Pool {
@@ -156,7 +172,7 @@ impl Pool {
         let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
         // Checked again under the write lock: another thread may have won.
         self.room_for(name, &apps)?;
-        let tenant = Tenant {
+        let tenant = Tenant::Image {
             image,
             app,
             restores: 0,
@@ -165,32 +181,112 @@ impl Pool {
         Ok(())
     }
 
-    /// Removes the app; its slot is free once a call in flight on it ends.
-    pub fn unload(&self, name: &str) -> Result<()> {
+    /// Loads `name` as a durable app kept in `store` (see [`DurableApp`]):
+    /// created from `source` if the store has no such app, otherwise
+    /// restored from it. Its events are answered once durable, through
+    /// `committer`, which apps of one store share so that their events
+    /// share commits. After a fault it is restored from its store, with
+    /// its state up to the event before the fault, whatever the pool's
+    /// fault policy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load_durable(
+        &self,
+        name: &str,
+        source: impl AsRef<[u8]>,
+        config: AppConfig,
+        limits: SandboxLimits,
+        store: Arc<dyn StateStore>,
+        committer: Arc<Committer>,
+        options: DurableOptions,
+    ) -> Result<Opened> {
+        self.room_for(name, &self.read_apps())?;
+        let runtime = self.runtime.with_limits(self.within_slot(limits))?;
+        let (app, opened) = DurableApp::open(
+            &runtime,
+            store,
+            committer,
+            name,
+            source.as_ref(),
+            config,
+            options,
+        )?;
         let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
-        apps.remove(name)
-            .map(drop)
-            .ok_or_else(|| Error::NoSuchApp { name: name.into() })
+        self.room_for(name, &apps)?;
+        apps.insert(
+            name.to_string(),
+            Arc::new(Mutex::new(Tenant::Durable(Box::new(app)))),
+        );
+        Ok(opened)
     }
 
-    /// Sends one event to the app `name` (see [`App::dispatch`]).
+    /// Removes the app; its slot is free once a call in flight on it ends.
+    /// A durable app is checkpointed first ([`DurableApp::checkpoint`]), so
+    /// that loading it again replays nothing; it is removed even if that
+    /// fails (its log holds every answered event anyway), and the failure
+    /// is returned.
+    pub fn unload(&self, name: &str) -> Result<()> {
+        let tenant = self
+            .apps
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
+        let mut tenant = lock(&tenant);
+        match &mut *tenant {
+            Tenant::Durable(app) => app.checkpoint(),
+            Tenant::Image { .. } => Ok(()),
+        }
+    }
+
+    /// Sends one event to the app `name` (see [`App::dispatch`]); a
+    /// durable app answers once the event is durable.
     pub fn dispatch(&self, name: &str, event: impl AsRef<[u8]>) -> Result<Vec<Value>> {
-        self.with_app(name, |app| app.dispatch(event.as_ref()))
+        let event = event.as_ref();
+        self.call(
+            name,
+            |app| app.dispatch(event),
+            |app| parse_outputs(app.dispatch_json(event)?.as_bytes()),
+        )
     }
 
     /// Like [`Pool::dispatch`], with the outputs as JSON array text.
     pub fn dispatch_json(&self, name: &str, event: impl AsRef<[u8]>) -> Result<String> {
-        self.with_app(name, |app| app.dispatch_json(event.as_ref()))
+        let event = event.as_ref();
+        self.call(
+            name,
+            |app| app.dispatch_json(event),
+            |app| app.dispatch_json(event),
+        )
     }
 
     /// Moves the app's virtual clock (see [`App::advance_time`]).
     pub fn advance_time(&self, name: &str, ms: u64) -> Result<Vec<Value>> {
-        self.with_app(name, |app| app.advance_time(ms))
+        self.call(
+            name,
+            |app| app.advance_time(ms),
+            |app| parse_outputs(app.advance_time_json(ms)?.as_bytes()),
+        )
     }
 
     /// Runs `f` on the app `name`, alone: other calls to the same app wait;
     /// calls to other apps do not. A fault is handled by the pool's policy.
+    /// Not for durable apps, whose every input must go into their log.
     pub fn with_app<T>(&self, name: &str, f: impl FnOnce(&mut App) -> Result<T>) -> Result<T> {
+        self.call(name, f, |_| {
+            Err(Error::Config(format!(
+                "`{name}` is durable: its events go through dispatch, so that each is logged"
+            )))
+        })
+    }
+
+    /// Runs `image` on an app started from an image, `durable` on a durable
+    /// one, alone.
+    fn call<T>(
+        &self,
+        name: &str,
+        image: impl FnOnce(&mut App) -> Result<T>,
+        durable: impl FnOnce(&mut DurableApp) -> Result<T>,
+    ) -> Result<T> {
         let tenant = {
             self.read_apps()
                 .get(name)
@@ -198,16 +294,24 @@ impl Pool {
                 .ok_or_else(|| Error::NoSuchApp { name: name.into() })?
         };
         let mut tenant = lock(&tenant);
-        let result = f(&mut tenant.app);
-        match result {
+        let (image_of, app, restores) = match &mut *tenant {
+            Tenant::Durable(app) => return durable(app),
+            Tenant::Image {
+                image,
+                app,
+                restores,
+            } => (image, app, restores),
+        };
+        match image(app) {
             Err(cause) if self.config.on_fault == FaultPolicy::Restore && faulted(&cause) => {
-                match tenant.image.instantiate() {
+                match image_of.instantiate() {
                     Ok(fresh) => {
-                        tenant.app = fresh;
-                        tenant.restores += 1;
+                        *app = fresh;
+                        *restores += 1;
                         Err(Error::Restored {
                             cause: Box::new(cause),
-                            restores: tenant.restores,
+                            restores: *restores,
+                            before: None,
                         })
                     }
                     // The failed instance stays, and says why from now on.
@@ -220,13 +324,16 @@ impl Pool {
         }
     }
 
-    /// How often the app has been restored from its image after a fault.
+    /// How often the app has been restored after a fault.
     pub fn restores(&self, name: &str) -> Result<u64> {
         let apps = self.read_apps();
         let tenant = apps
             .get(name)
             .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
-        let restores = lock(tenant).restores;
+        let restores = match &*lock(tenant) {
+            Tenant::Image { restores, .. } => *restores,
+            Tenant::Durable(app) => app.restores(),
+        };
         Ok(restores)
     }
 

@@ -203,7 +203,7 @@ fn write_state(
         .get_memory(&mut *store, MEMORY_EXPORT)
         .ok_or_else(|| Error::Config("the instance exports no memory to restore".into()))?;
     let have = memory.data_size(&*store);
-    if state.memory.len() % 65536 != 0 || state.memory.len() < have {
+    if !state.memory.len().is_multiple_of(65536) || state.memory.len() < have {
         return Err(Error::BadSnapshot {
             reason: format!(
                 "its memory ({} bytes) does not fit the guest, which starts at {have} bytes",

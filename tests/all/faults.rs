@@ -184,7 +184,10 @@ fn a_pool_restores_a_faulted_app_and_its_neighbours_never_notice() {
         4
     );
     let err = pool.advance_time("crashy", 100).unwrap_err();
-    let Error::Restored { cause, restores } = &err else {
+    let Error::Restored {
+        cause, restores, ..
+    } = &err
+    else {
         panic!("not restored: {err}");
     };
     assert_eq!(fault_site(cause), Some(FaultSite::Timer), "{cause}");

@@ -7,7 +7,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use elmbox::{AppImage, Console, Error, FaultPolicy, Pool, PoolConfig, SandboxLimits};
+use elmbox::durable::commit::Committer;
+use elmbox::durable::sqlite::SqliteStore;
+use elmbox::durable::store::StateStore;
+use elmbox::{
+    AppImage, Console, DurableOptions, Error, FaultPolicy, Pool, PoolConfig, SandboxLimits,
+};
 use elmbox_tests::{config, elm_like, fixture};
 use serde_json::Value;
 
@@ -207,7 +212,10 @@ fn each_fault_restores_the_app_from_its_snapshot_and_spares_its_neighbours() {
             "{event} took {:?}",
             started.elapsed()
         );
-        let Error::Restored { cause, restores } = &err else {
+        let Error::Restored {
+            cause, restores, ..
+        } = &err
+        else {
             panic!("{event}: not restored: {err}");
         };
         assert_eq!(*restores, restore as u64 + 1);
@@ -293,4 +301,94 @@ fn pool_errors_name_the_app() {
     let err = pool.load_image("c", &elsewhere).unwrap_err();
     assert!(err.to_string().contains("made by another runtime"), "{err}");
     assert_eq!(pool.names(), ["a"]);
+}
+
+#[test]
+fn durable_apps_in_a_pool_keep_their_state_through_faults_and_restarts() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pool-durable");
+    let _ = std::fs::remove_dir_all(&dir);
+    let limits = SandboxLimits {
+        deadline: Some(Duration::from_millis(1000)),
+        max_memory_bytes: Some(32 << 20),
+        ..SandboxLimits::default()
+    };
+    // Two durable apps sharing one store (and so their commits), next to
+    // an app started from an image; the process "restarts" twice.
+    let open = |round: u32| {
+        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&dir).unwrap());
+        let committer = Arc::new(Committer::start(store.clone(), None));
+        let pool = pool(4, FaultPolicy::Restore);
+        for (name, js) in [
+            ("unruly", unruly_app().into_bytes()),
+            ("counter", counter_js()),
+        ] {
+            let opened = pool
+                .load_durable(
+                    name,
+                    js,
+                    config().0,
+                    limits.clone(),
+                    store.clone(),
+                    committer.clone(),
+                    DurableOptions::default(),
+                )
+                .unwrap();
+            assert_eq!(opened.created, round == 0, "{name}, round {round}");
+        }
+        pool.load_image("plain", &counter_image(&pool)).unwrap();
+        (pool, committer)
+    };
+
+    let (pool, committer) = open(0);
+    assert_eq!(count(&pool.dispatch("unruly", "one").unwrap()), 1);
+    assert_eq!(count(&pool.dispatch("unruly", "two").unwrap()), 2);
+    let err = pool.dispatch("unruly", "recurse").expect_err("a fault");
+    let Error::Restored {
+        cause,
+        restores,
+        before,
+    } = &err
+    else {
+        panic!("not restored: {err}");
+    };
+    assert!(cause.is_fatal(), "{cause}");
+    assert_eq!((*restores, *before), (1, Some(3)));
+    assert!(err.to_string().contains("state before event 3"), "{err}");
+    assert_eq!(pool.restores("unruly").unwrap(), 1);
+    // The state before the faulty event, not the state after init.
+    assert_eq!(count(&pool.dispatch("unruly", "three").unwrap()), 3);
+    for i in 1..=5 {
+        assert_eq!(count(&pool.dispatch("counter", "c").unwrap()), i);
+    }
+    // Every input of a durable app goes through its log.
+    let err = pool.with_app("counter", |_| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("`counter` is durable"), "{err}");
+    assert!(matches!(
+        pool.load_durable(
+            "counter",
+            counter_js(),
+            config().0,
+            SandboxLimits::default(),
+            Arc::new(SqliteStore::open(dir.join("elsewhere")).unwrap()),
+            committer.clone(),
+            DurableOptions::default(),
+        ),
+        Err(Error::AppExists { .. })
+    ));
+    pool.unload("counter").unwrap();
+    // Gone as by kill -9 for `unruly` (no last snapshot), cleanly for
+    // `counter`; the image app's state goes with the process.
+    drop(pool);
+    committer.finish().unwrap();
+    drop(committer);
+
+    let (pool, committer) = open(1);
+    assert_eq!(count(&pool.dispatch("unruly", "four").unwrap()), 4);
+    assert_eq!(count(&pool.dispatch("counter", "c").unwrap()), 6);
+    assert_eq!(count(&pool.dispatch("plain", "c").unwrap()), 1);
+    assert_eq!(pool.restores("unruly").unwrap(), 0);
+    drop(pool);
+    drop(committer);
+    let (pool, _committer) = open(2);
+    assert_eq!(count(&pool.dispatch("unruly", "five").unwrap()), 5);
 }

@@ -125,7 +125,7 @@ pub fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
                     first_error.get_or_insert_with(|| format!("event {number}: {e}"));
                 }
             }
-            if number % 4096 == 0 {
+            if number.is_multiple_of(4096) {
                 progress.set_position(number);
             }
         }

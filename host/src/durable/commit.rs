@@ -135,9 +135,9 @@ impl Committer {
     fn send(&self, job: Job) -> Result<()> {
         self.check()?;
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let sent = jobs.as_ref().map(|jobs| jobs.send(job));
+        let sent = jobs.as_ref().map(|jobs| jobs.send(job).is_ok());
         match sent {
-            Some(Ok(())) => Ok(()),
+            Some(true) => Ok(()),
             _ => Err(Error::StateWrite {
                 reason: "the commit thread has stopped".into(),
             }),

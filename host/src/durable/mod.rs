@@ -515,6 +515,7 @@ impl DurableApp {
             self.options.clone(),
         )?;
         let restores = self.restores + 1;
+        let faulty = self.seq;
         *self = DurableApp {
             restores,
             ..restored
@@ -522,6 +523,7 @@ impl DurableApp {
         Err(Error::Restored {
             cause: Box::new(cause),
             restores,
+            before: Some(faulty),
         })
     }
 
@@ -646,11 +648,17 @@ impl DurableApp {
         self.restores
     }
 
-    /// Takes a last snapshot and waits until everything is durable.
-    pub fn close(mut self) -> Result<()> {
+    /// Takes a snapshot if there were inputs since the last one, and waits
+    /// until everything is durable: a restart then replays nothing.
+    pub fn checkpoint(&mut self) -> Result<()> {
         if self.since_snapshot > 0 {
             self.snapshot()?;
         }
         self.committer.ticket()?.wait()
+    }
+
+    /// [`DurableApp::checkpoint`], then the app is gone.
+    pub fn close(mut self) -> Result<()> {
+        self.checkpoint()
     }
 }
