@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use elmbox::{App, AppConfig, DispatchMode, EventFormat, Runtime, SandboxLimits};
+use elmbox::{App, AppConfig, DispatchMode, EventFormat, Runtime, SandboxLimits, StdioConfig};
 
 /// What the app is and how it starts. For a module made by `elmbox build`
 /// all of these were fixed at build time, except the size limits.
@@ -68,6 +68,16 @@ pub struct AppArgs {
     pub epoch_ms: Option<f64>,
 }
 
+/// The size limits a built module applies on the wasmtime CLI: `elmbox run`
+/// applies them too, unless tightened, so both answer alike.
+pub fn built_limits(stdio: &StdioConfig) -> SandboxLimits {
+    SandboxLimits {
+        max_event_bytes: usize::try_from(stdio.max_event_bytes).unwrap_or(usize::MAX),
+        max_output_bytes: usize::try_from(stdio.max_output_bytes).unwrap_or(usize::MAX),
+        ..SandboxLimits::default()
+    }
+}
+
 /// Bounds the host puts on the sandbox, for a loaded app or a built module.
 #[derive(Args)]
 pub struct SandboxArgs {
@@ -127,6 +137,13 @@ impl AppArgs {
         })
     }
 
+    /// The app's name: its file's.
+    pub fn name(&self) -> String {
+        self.app
+            .file_name()
+            .map_or_else(|| "app.js".into(), |n| n.to_string_lossy().into_owned())
+    }
+
     /// The configuration for loading the app from JavaScript.
     pub fn config(&self) -> anyhow::Result<AppConfig> {
         let defaults = AppConfig::default();
@@ -136,12 +153,8 @@ impl AppArgs {
                 .with_context(|| format!("--flags is not JSON: {text}"))?;
         }
         let flags = self.flags.clone();
-        let name = self
-            .app
-            .file_name()
-            .map_or_else(|| "app.js".into(), |n| n.to_string_lossy().into_owned());
         Ok(AppConfig {
-            name,
+            name: self.name(),
             module: self.module.clone().unwrap_or(defaults.module),
             in_port: self.in_port.clone().unwrap_or(defaults.in_port),
             out_port: self.out_port.clone().unwrap_or(defaults.out_port),
@@ -194,14 +207,8 @@ impl AppArgs {
                     .with_context(|| format!("cannot load {}", self.app.display()))?;
                 // The size limits the module applies on the wasmtime CLI,
                 // unless tightened here, so both answer alike.
-                let stdio = image.stdio();
-                let built = SandboxLimits {
-                    max_event_bytes: usize::try_from(stdio.max_event_bytes).unwrap_or(usize::MAX),
-                    max_output_bytes: usize::try_from(stdio.max_output_bytes).unwrap_or(usize::MAX),
-                    ..SandboxLimits::default()
-                };
-                let limits = sandbox.apply(self.size_limits(built));
-                let advance_ms = stdio.advance_ms;
+                let limits = sandbox.apply(self.size_limits(built_limits(image.stdio())));
+                let advance_ms = image.stdio().advance_ms;
                 let all_ports = image.settings().all_ports;
                 let app = image.with_limits(limits)?.instantiate()?;
                 Ok((
@@ -217,7 +224,7 @@ impl AppArgs {
 
     /// A built module fixed these when it was made; saying them again for
     /// one would silently not apply, so it is an error.
-    fn refuse_build_options(&self) -> anyhow::Result<()> {
+    pub fn refuse_build_options(&self) -> anyhow::Result<()> {
         let given: Vec<&str> = [
             ("--module", self.module.is_some()),
             ("--in-port", self.in_port.is_some()),

@@ -238,5 +238,16 @@ fn write_state(
                 reason: format!("its global {index} does not fit the guest: {e:#}"),
             })?;
     }
+    if instance
+        .get_global(&mut *store, &global_name(state.globals.len()))
+        .is_some()
+    {
+        return Err(Error::BadSnapshot {
+            reason: format!(
+                "it has fewer globals ({}) than the guest",
+                state.globals.len()
+            ),
+        });
+    }
     Ok(())
 }

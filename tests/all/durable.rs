@@ -61,7 +61,8 @@ fn a_state_directory_carries_the_app_across_runs() {
     let shown = elmbox(&["state", state], b"");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success(), "{}", stderr(&shown));
-    assert!(text.contains("counter.js"), "{text}");
+    // Named after the file, less its extension.
+    assert!(text.starts_with("counter\n"), "{text}");
     assert!(text.contains("events        5"), "{text}");
 }
 
@@ -143,9 +144,11 @@ fn kill_9_loses_nothing_that_was_answered() {
     );
 }
 
+/// Opens the app of the store in `dir` from `source`: JavaScript, or a
+/// module made by `elmbox build`.
 fn open(
     dir: &Path,
-    js: &str,
+    source: impl AsRef<[u8]>,
     options: DurableOptions,
 ) -> elmbox::Result<(DurableApp, elmbox::Opened, Arc<Committer>)> {
     let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
@@ -155,7 +158,7 @@ fn open(
         store,
         committer.clone(),
         "app",
-        js.as_bytes(),
+        source.as_ref(),
         // One seed for every store here, so two stores draw alike; within a
         // store the recorded seed keeps replays deterministic anyway.
         config().0.random_seed(42),
@@ -181,30 +184,108 @@ fn replay_gives_the_same_answers_as_an_uninterrupted_run() {
     let once = scratch("replay-once");
     let (mut uninterrupted, _, _) = open(&once, &js, DurableOptions::default()).unwrap();
     let expected = drive(&mut uninterrupted, 0..20);
+    stopped_twice("replay-twice-js", js.as_bytes(), &expected);
+    // A module built from the same app, with the same clock and seed,
+    // answers alike, and replays alike.
+    let module = runtime()
+        .build(
+            &js,
+            config().0.random_seed(42),
+            &elmbox::BuildOptions::default(),
+        )
+        .unwrap();
+    stopped_twice("replay-twice-wasm", &module, &expected);
+}
 
-    // The same inputs, stopped twice: restored once from a snapshot and
-    // once by replaying the log from the start.
-    let twice = scratch("replay-twice");
+/// `source` driven through the inputs of `expected`, stopped twice on the
+/// way: restored once by replaying the log, once from a snapshot.
+fn stopped_twice(name: &str, source: &[u8], expected: &[String]) {
+    let twice = scratch(name);
     let rarely = DurableOptions {
         snapshot_every_inputs: 1_000_000,
         snapshot_after_work: std::time::Duration::from_secs(3600),
         ..DurableOptions::default()
     };
-    let (mut app, _, committer) = open(&twice, &js, rarely.clone()).unwrap();
+    let (mut app, _, committer) = open(&twice, source, rarely.clone()).unwrap();
     let mut got = drive(&mut app, 0..7);
     drop(app); // no close: no snapshot, so the next open replays the log
     committer.finish().unwrap();
     drop(committer);
-    let (mut app, opened, committer) = open(&twice, &js, rarely.clone()).unwrap();
-    assert_eq!((opened.snapshot, opened.replayed), (Some(0), 14));
+    let (mut app, opened, committer) = open(&twice, source, rarely.clone()).unwrap();
+    assert_eq!((opened.snapshot, opened.replayed), (Some(0), 14), "{name}");
     got.extend(drive(&mut app, 7..13));
     app.close().unwrap();
     committer.finish().unwrap();
     drop(committer);
-    let (mut app, opened, _) = open(&twice, &js, rarely).unwrap();
-    assert_eq!((opened.snapshot, opened.replayed), (Some(26), 0));
+    let (mut app, opened, _) = open(&twice, source, rarely).unwrap();
+    assert_eq!((opened.snapshot, opened.replayed), (Some(26), 0), "{name}");
     got.extend(drive(&mut app, 13..20));
-    assert_eq!(got, expected);
+    assert_eq!(got, expected, "{name}");
+}
+
+#[test]
+fn a_built_module_is_kept_in_a_state_directory_and_deployed_like_its_javascript() {
+    let dir = scratch("module");
+    let state = dir.join("state").display().to_string();
+    let counter = fixture("counter");
+    let module = dir.join("counter.wasm").display().to_string();
+    let built = elmbox(&["build", &counter, "-o", &module], b"");
+    assert!(built.status.success(), "{}", stderr(&built));
+
+    let first = elmbox(&["run", &module, "--state", &state], &events(1..4));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(json_lines(&first), (1..4).map(answer).collect::<Vec<_>>());
+    let again = elmbox(&["run", &module, "--state", &state], &events(4..6));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(json_lines(&again), (4..6).map(answer).collect::<Vec<_>>());
+    assert_eq!(at_event(&stderr(&again)), 3);
+
+    // `counter.js` is the same app (by name), in another version: refused,
+    // then deployed by replaying the module's log through the JavaScript.
+    let refused = elmbox(&["run", &counter, "--state", &state], &events(6..7));
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("the app's code differs from the recorded one"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(json_lines(&refused).is_empty());
+    let deployed = elmbox(
+        &["run", &counter, "--state", &state, "--deploy"],
+        &events(6..8),
+    );
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    assert_eq!(
+        json_lines(&deployed),
+        (6..8).map(answer).collect::<Vec<_>>()
+    );
+
+    // Options the build fixed are refused, as for a plain run.
+    let fixed = elmbox(&["run", &module, "--state", &state, "--json-events"], b"");
+    assert_eq!(fixed.status.code(), Some(2), "{}", stderr(&fixed));
+    assert!(
+        stderr(&fixed).contains("fixed when it was built"),
+        "{}",
+        stderr(&fixed)
+    );
+}
+
+#[test]
+fn a_module_not_built_from_this_guest_is_refused_by_name() {
+    // A valid module with one memory and no code: not an elmbox build.
+    let stranger = b"\0asm\x01\0\0\0\x05\x03\x01\x00\x01";
+    let err = runtime().module_state(stranger).unwrap_err();
+    assert!(err.to_string().contains("built by another elmbox"), "{err}");
+    let err = runtime().module_state(b"\0asm\x01\0\0\0").unwrap_err();
+    assert!(err.to_string().contains("0 memories"), "{err}");
+    let err = runtime().module_state(b"\0asm\x01\0\0\0\x05").unwrap_err();
+    assert!(err.to_string().contains("not valid WebAssembly"), "{err}");
+    // The bare guest has the code, but no app in it.
+    let dir = scratch("stranger");
+    let err = open(&dir, elmbox::GUEST_WASM, DurableOptions::default())
+        .err()
+        .expect("the bare guest is no app");
+    assert!(err.to_string().contains("holds no app"), "{err}");
 }
 
 #[test]

@@ -7,18 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use elmbox::durable::commit::Committer;
 use elmbox::durable::sqlite::SqliteStore;
 use elmbox::durable::store::StateStore;
 use elmbox::{
-    App, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode, SandboxLimits,
+    App, AppConfig, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode,
+    SandboxLimits,
 };
 use elmbox_abi::lines;
 use serde_json::Value;
 
-use crate::app_args::{AppArgs, AppFile, Origin, SandboxArgs};
+use crate::app_args::{built_limits, AppArgs, AppFile, Origin, SandboxArgs};
 
 /// Feed events from stdin, one per line, and print, for each, one line on
 /// stdout: the JSON array of the values the app sent on its outgoing port.
@@ -66,6 +67,12 @@ pub struct DurableArgs {
     #[arg(long, requires = "state")]
     pub fresh: bool,
 
+    /// With --state, the app's name in DIR [default: APP's file name without
+    /// its extension, so that `app.js` and the `app.wasm` built from it are
+    /// one app].
+    #[arg(long, requires = "state", value_name = "NAME")]
+    pub name: Option<String>,
+
     /// With --state, a snapshot after at most this many events [default:
     /// once the app has spent 150 ms handling events since the last one,
     /// which bounds a restart's replay whatever the app's speed].
@@ -108,19 +115,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// `run --state DIR`: the app restored from (or recorded into) DIR, each
 /// answer written by the commit thread once its event is durable.
 fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
-    let AppFile::JavaScript(source) = args.app.read()? else {
-        bail!(
-            "--state takes the app's JavaScript; {} is a built module",
-            args.app.app.display()
-        );
+    let runtime = args.sandbox.runtime()?;
+    let (source, config, advance_ms, limits) = match args.app.read()? {
+        AppFile::JavaScript(source) => {
+            let config = args.app.config()?;
+            let limits = args.app.size_limits(SandboxLimits::default());
+            (source, config, args.advance_ms.unwrap_or(0), limits)
+        }
+        // Restored into the runtime's guest from its state, so it can be
+        // snapshotted like an app loaded from JavaScript.
+        AppFile::Module(wasm) => {
+            args.app.refuse_build_options()?;
+            let built = runtime
+                .module_settings(&wasm)
+                .with_context(|| format!("cannot load {}", args.app.app.display()))?;
+            let config = AppConfig::default()
+                .name(args.app.name())
+                .all_ports(built.app.all_ports);
+            let advance_ms = args.advance_ms.unwrap_or(built.stdio.advance_ms);
+            let limits = args.app.size_limits(built_limits(&built.stdio));
+            (wasm, config, advance_ms, limits)
+        }
     };
-    let config = args.app.config()?;
-    let name = config.name.clone();
+    let name = args.durable.name.clone().unwrap_or_else(|| {
+        let file = Path::new(&config.name);
+        file.file_stem()
+            .unwrap_or(file.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    });
     let all_ports = config.all_ports;
-    let limits = args
-        .sandbox
-        .apply(args.app.size_limits(SandboxLimits::default()));
-    let runtime = args.sandbox.runtime()?.with_limits(limits)?;
+    let runtime = runtime.with_limits(args.sandbox.apply(limits))?;
     let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
     let committer = Arc::new(Committer::start(
         store.clone(),
@@ -174,7 +199,6 @@ fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         eprintln!("elmbox: deployed the new version ({how:?})");
     }
     eprintln!("elmbox: at event {}", durable.seq());
-    let advance_ms = args.advance_ms.unwrap_or(0);
     let startup = Value::from(durable.startup_outputs().to_vec()).to_string();
     let first_line = all_ports.then_some(startup.as_bytes());
     let limit = durable.limits().max_event_bytes;

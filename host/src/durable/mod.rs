@@ -26,7 +26,7 @@ use elmbox_abi::AppSettings;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::config::{host_random, AppConfig};
+use crate::config::{host_random, wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -161,14 +161,52 @@ fn decode_code(bytes: &[u8]) -> Result<(AppSettings, Vec<u8>)> {
     ))
 }
 
-/// What makes two versions the same app: code and settings, but not what
-/// the first load drew for the run (the clock's epoch when it came from the
-/// wall clock, `Math.random`'s seed).
+/// A module made by `elmbox build`, not JavaScript.
+fn is_module(source: &[u8]) -> bool {
+    source.starts_with(b"\0asm")
+}
+
+/// A built module's settings, as fixed when it was built. Unless the build fixed the clock's epoch,
+/// the clock starts now, as for any instance of the module.
+fn module_settings(runtime: &Runtime, wasm: &[u8]) -> Result<AppSettings> {
+    let mut settings = runtime.module_settings(wasm)?.app;
+    if !settings.fixed_epoch {
+        settings.epoch_ms = wall_clock_ms();
+    }
+    Ok(settings)
+}
+
+/// The app at its start, with `settings`: its JavaScript loaded and `init`
+/// run, or a built module's state restored and given the recorded clock and
+/// seed.
+fn start(
+    runtime: &Runtime,
+    source: &[u8],
+    settings: &AppSettings,
+    name: &str,
+    console: &Console,
+) -> Result<App> {
+    if !is_module(source) {
+        return runtime.load_settings(source, settings, name.to_string(), console.clone());
+    }
+    let config = AppConfig::default().name(name).console(console.clone());
+    let mut app = runtime.restore(&runtime.module_state(source)?, config)?;
+    app.set_clock(settings.epoch_ms)?;
+    if let Some(seed) = settings.random_seed {
+        app.reseed(seed)?;
+    }
+    let startup = app.kept_startup_outputs()?;
+    app.set_startup_outputs(startup);
+    Ok(app)
+}
+
+/// What makes two versions the same app: code and settings, but not where
+/// its history started (the clock's epoch, which a deploy by replay keeps,
+/// and `Math.random`'s seed, drawn by the first load).
 fn identity(settings: &AppSettings, source: &[u8]) -> String {
     let mut settings = settings.clone();
-    if !settings.fixed_epoch {
-        settings.epoch_ms = 0.0;
-    }
+    settings.epoch_ms = 0.0;
+    settings.fixed_epoch = false;
     settings.random_seed = None;
     let mut hash = Sha256::new();
     hash.update(serde_json::to_vec(&settings).unwrap_or_default());
@@ -185,6 +223,10 @@ impl DurableApp {
     /// if the store has no such app, otherwise restored from its snapshot
     /// and log (and deployed anew if `source` or `config` differ, as
     /// `options.on_new_code` says).
+    ///
+    /// `source` is the app's JavaScript, or a module made by `elmbox build`
+    /// from this runtime's guest; a module's settings were fixed when it
+    /// was built, so only `config`'s console applies to it.
     pub fn open(
         runtime: &Runtime,
         store: Arc<dyn StateStore>,
@@ -194,13 +236,16 @@ impl DurableApp {
         config: AppConfig,
         options: DurableOptions,
     ) -> Result<(DurableApp, Opened)> {
-        let mut given = config.settings()?;
+        let console = config.console.clone();
+        let mut given = match is_module(source) {
+            true => module_settings(runtime, source)?,
+            false => config.settings()?,
+        };
         // Recorded with the app, so a replay from its start draws what the
         // first run drew.
         given.random_seed = given.random_seed.or_else(|| Some(host_random()));
-        let console = config.console.clone();
         let Some(stored) = store.app(name)? else {
-            let app = runtime.load_settings(source, &given, name.to_string(), console.clone())?;
+            let app = start(runtime, source, &given, name, &console)?;
             let code = store.put_code(&encode_code(&given, source)?)?;
             let mut durable = DurableApp::new(
                 app, runtime, name, &code, console, given, source, store, committer, options,
@@ -364,7 +409,7 @@ impl DurableApp {
             None => (
                 deploys(true),
                 deploys(false),
-                runtime.load_settings(&source, &settings, name.to_string(), console.clone())?,
+                start(runtime, &source, &settings, name, &console)?,
             ),
         };
         let mut durable = DurableApp::new(
@@ -555,12 +600,7 @@ impl DurableApp {
             random_seed: settings.random_seed.or(self.settings.random_seed),
             ..settings
         };
-        let app = self.runtime.load_settings(
-            source,
-            &settings,
-            self.name.clone(),
-            self.console.clone(),
-        )?;
+        let app = start(&self.runtime, source, &settings, &self.name, &self.console)?;
         let code = self.store.put_code(&encode_code(&settings, source)?)?;
         let mut next = DurableApp::new(
             app,
@@ -635,7 +675,7 @@ impl DurableApp {
     }
 
     /// The sandbox's limits.
-    pub fn limits(&self) -> &crate::SandboxLimits {
+    pub fn limits(&self) -> &crate::limits::SandboxLimits {
         self.app.limits()
     }
 
