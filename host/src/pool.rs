@@ -200,9 +200,8 @@ impl Pool {
         options: DurableOptions,
     ) -> Result<Opened> {
         self.room_for(name, &self.read_apps())?;
-        let runtime = self.runtime.with_limits(self.within_slot(limits))?;
         let (app, opened) = DurableApp::open(
-            &runtime,
+            &self.durable_runtime(limits)?,
             store,
             committer,
             name,
@@ -210,13 +209,82 @@ impl Pool {
             config,
             options,
         )?;
+        self.insert_durable(app)?;
+        Ok(opened)
+    }
+
+    /// The runtime to open a durable app of this pool with (for
+    /// [`Pool::insert_durable`]), under `limits` capped at the pool's slot.
+    pub fn durable_runtime(&self, limits: SandboxLimits) -> Result<Runtime> {
+        self.runtime.with_limits(self.within_slot(limits))
+    }
+
+    /// Adds a durable app opened with [`Pool::durable_runtime`], under its
+    /// name.
+    pub fn insert_durable(&self, app: DurableApp) -> Result<()> {
+        if !wasmtime::Engine::same(app.runtime().engine(), self.runtime.engine()) {
+            return Err(Error::Config(
+                "the app was opened with another runtime: open it with pool.durable_runtime()"
+                    .into(),
+            ));
+        }
         let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
-        self.room_for(name, &apps)?;
+        self.room_for(app.name(), &apps)?;
         apps.insert(
-            name.to_string(),
+            app.name().to_string(),
             Arc::new(Mutex::new(Tenant::Durable(Box::new(app)))),
         );
-        Ok(opened)
+        Ok(())
+    }
+
+    /// Takes the durable app `name` out of the pool, once a call in flight
+    /// on it ends, and hands it over (to close, or remove from its store).
+    pub fn take_durable(&self, name: &str) -> Result<DurableApp> {
+        let mut tenant = self
+            .apps
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
+        if matches!(*lock(&tenant), Tenant::Image { .. }) {
+            // Put back, unless a load took the name in the meantime.
+            let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
+            apps.entry(name.to_string()).or_insert(tenant);
+            return Err(Error::Config(format!(
+                "`{name}` is not durable: unload it instead"
+            )));
+        }
+        // Other holders are calls in flight; none can start any more.
+        loop {
+            match Arc::try_unwrap(tenant) {
+                Ok(tenant) => match tenant.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                    Tenant::Durable(app) => return Ok(*app),
+                    Tenant::Image { .. } => unreachable!("checked above"),
+                },
+                Err(shared) => {
+                    drop(lock(&shared));
+                    std::thread::yield_now();
+                    tenant = shared;
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the durable app `name`, alone (see [`Pool::with_app`]).
+    pub fn with_durable<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut DurableApp) -> Result<T>,
+    ) -> Result<T> {
+        self.call(
+            name,
+            |_| {
+                Err(Error::Config(format!(
+                    "`{name}` is not durable: it has no log to write to"
+                )))
+            },
+            f,
+        )
     }
 
     /// Removes the app; its slot is free once a call in flight on it ends.

@@ -28,8 +28,8 @@ enum Job {
         code: String,
         state: SandboxState,
     },
-    /// Told once the writes handed over before it are durable.
-    Notify(Sender<Result<(), String>>),
+    /// Called once the writes handed over before it are durable (or not).
+    Notify(Box<dyn FnOnce(Result<(), String>) + Send>),
     /// Written to the gated output once the writes before it are durable.
     Line(Vec<u8>),
 }
@@ -98,8 +98,19 @@ impl Committer {
     /// A ticket for everything handed over so far.
     pub fn ticket(&self) -> Result<Ticket> {
         let (send, receive) = channel();
-        self.send(Job::Notify(send))?;
+        self.send(Job::Notify(Box::new(move |durable| {
+            let _ = send.send(durable);
+        })))?;
         Ok(Ticket(receive))
+    }
+
+    /// Calls `tell`, on the commit thread, once everything handed over so
+    /// far is durable, or with the reason it cannot be: for callers that
+    /// must not block, such as an async server.
+    pub fn when_durable(&self, tell: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
+        self.send(Job::Notify(Box::new(move |durable: Result<(), String>| {
+            tell(durable.map_err(|reason| Error::StateWrite { reason }))
+        })))
     }
 
     /// A writer whose lines reach the output only once everything handed
@@ -205,9 +216,7 @@ fn run(
         for job in waiting {
             match job {
                 Job::Write(_) | Job::Snapshot { .. } => unreachable!("writes were taken out"),
-                Job::Notify(tell) => {
-                    let _ = tell.send(failed.clone().map_or(Ok(()), Err));
-                }
+                Job::Notify(tell) => tell(failed.clone().map_or(Ok(()), Err)),
                 // Never released if its writes were not durable.
                 Job::Line(line) if failed.is_none() => {
                     if let Some(out) = output.as_mut() {

@@ -131,6 +131,15 @@ impl Submitted {
         self.result
     }
 
+    /// Calls `tell` with the answer once its input is durable, on the
+    /// commit thread (which `tell` must not hold up): for callers that must
+    /// not block, such as an async server.
+    pub fn when_durable(self, tell: impl FnOnce(Result<String>) + Send + 'static) -> Result<()> {
+        let result = self.result;
+        self.committer
+            .when_durable(move |durable| tell(durable.and(result)))
+    }
+
     /// The answer now, before its input is durable: only for output that
     /// the committer itself releases ([`Committer::gated_output`]).
     pub fn ungated(self) -> Result<String> {
@@ -289,6 +298,34 @@ impl DurableApp {
                 Ok((durable, opened))
             }
         }
+    }
+
+    /// Opens the app `name` of `store` with the code it recorded (after a
+    /// restart, say); `None` if the store has no such app.
+    pub fn open_recorded(
+        runtime: &Runtime,
+        store: Arc<dyn StateStore>,
+        committer: Arc<Committer>,
+        name: &str,
+        console: Console,
+        options: DurableOptions,
+    ) -> Result<Option<(DurableApp, Opened)>> {
+        let Some(stored) = store.app(name)? else {
+            return Ok(None);
+        };
+        let (settings, source) = decode_code(&store.code(&stored.code)?)?;
+        DurableApp::restore(
+            runtime,
+            store,
+            committer,
+            name,
+            &stored.code,
+            settings,
+            source,
+            console,
+            options,
+        )
+        .map(Some)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -662,6 +699,35 @@ impl DurableApp {
         self.committer.ticket()?.wait()?;
         *self = next;
         Ok(())
+    }
+
+    /// Removes the app from its store, log and snapshots and all, once
+    /// what was handed over before is durable.
+    pub fn remove(self) -> Result<()> {
+        self.committer.write(Write::Remove {
+            app: self.name.clone(),
+        })?;
+        self.committer.ticket()?.wait()
+    }
+
+    /// The runtime it runs in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The app's name in its store.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The content hash of the code and settings it runs.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings
     }
 
     /// The last input recorded (0: none yet).

@@ -168,6 +168,8 @@ fn setup(db: &Connection) -> rusqlite::Result<()> {
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS code (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS apps (name TEXT PRIMARY KEY, code TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS host_options (app TEXT PRIMARY KEY, options TEXT NOT NULL)
+             WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS log (
              app TEXT NOT NULL, seq INTEGER NOT NULL, record BLOB NOT NULL,
              PRIMARY KEY (app, seq)) WITHOUT ROWID;
@@ -268,6 +270,17 @@ impl StateStore for SqliteStore {
             .map_err(|e| self.failed("reading the app", e))
     }
 
+    fn host_options(&self, app: &str) -> Result<Option<String>> {
+        self.db()
+            .query_row(
+                "SELECT options FROM host_options WHERE app = ?1",
+                [app],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.failed("reading the app's host options", e))
+    }
+
     fn apps(&self) -> Result<Vec<AppSummary>> {
         let names: Vec<StoredApp> = {
             let db = self.db();
@@ -318,6 +331,18 @@ impl StateStore for SqliteStore {
                      ON CONFLICT (name) DO UPDATE SET code = excluded.code",
                     params![name, code],
                 ),
+                Write::HostOptions { app, options } => tx.execute(
+                    "INSERT OR REPLACE INTO host_options (app, options) VALUES (?1, ?2)",
+                    params![app, options],
+                ),
+                Write::Remove { app } => [
+                    "DELETE FROM log WHERE app = ?1",
+                    "DELETE FROM snapshots WHERE app = ?1",
+                    "DELETE FROM host_options WHERE app = ?1",
+                    "DELETE FROM apps WHERE name = ?1",
+                ]
+                .into_iter()
+                .try_fold(0, |n, sql| Ok(n + tx.execute(sql, [app])?)),
                 Write::Record { app, record } => tx.execute(
                     "INSERT INTO log (app, seq, record) VALUES (?1, ?2, ?3)",
                     params![app, record.seq as i64, record.encode()],

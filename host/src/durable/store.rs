@@ -24,6 +24,13 @@ pub enum Write {
     App { name: String, code: String },
     /// The next record of the app's log.
     Record { app: String, record: Record },
+    /// What the host that runs the app keeps with it (a server's limits
+    /// for it, say): opaque to the store, read back by
+    /// [`StateStore::host_options`].
+    HostOptions { app: String, options: String },
+    /// The app is gone: its log, snapshots and host options with it (its
+    /// code stays, under its hash).
+    Remove { app: String },
     /// A snapshot of the app's sandbox after record `seq` (0: after load),
     /// taken from `guest` running the code stored under `code`.
     Snapshot {
@@ -68,6 +75,8 @@ pub trait StateStore: Send + Sync {
     /// The bytes stored under `hash`.
     fn code(&self, hash: &str) -> Result<Vec<u8>>;
     fn app(&self, name: &str) -> Result<Option<StoredApp>>;
+    /// What [`Write::HostOptions`] last kept for the app.
+    fn host_options(&self, app: &str) -> Result<Option<String>>;
     fn apps(&self) -> Result<Vec<AppSummary>>;
     /// Makes `writes` durable, all or none: when this returns, they survive
     /// a crash of the process and of the machine.
