@@ -87,7 +87,7 @@ modules: build fixtures tools
 ## the others, its dependencies' features would differ from `make build`'s
 ## and wasmtime would be compiled twice.
 test: build fixtures tools elm-analyse
-	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-cli -p elmbox-tests
+	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-server -p elmbox-cli -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it

@@ -159,3 +159,20 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// An app with a count, and a few ways to break its limits, chosen by the event.
+pub fn unruly_app() -> String {
+    elm_like(
+        "var subs = [], count = 0;
+         function init() { return { ports: {
+           onEvent: { send: function (v) {
+             count++;
+             if (v === 'spin') { for (;;) {} }
+             if (v === 'hoard') { var h = []; for (;;) h.push(new Array(4096).fill(count)); }
+             if (v === 'recurse') { (function deeper(n) { return deeper(n + 1) + 1; })(0); }
+             if (v === 'storm') { (function again() { setTimeout(again, 0); })(); }
+             subs.forEach(function (s) { s({ count: count, event: v }); });
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    )
+}

@@ -1,7 +1,8 @@
 //! The `elmbox` command: `run` an Elm app on stdin events, `build` it into a
 //! standalone pre-initialised module, `soak` it with millions of generated
 //! events while watching memory, and `chart` the memory reports of several
-//! soaks side by side, and show what a `--state` directory holds. One file
+//! soaks side by side, show what a `--state` directory holds, and `serve`
+//! apps over HTTP (crate `elmbox-server`). One file
 //! per subcommand under `commands/`; the
 //! library `elmbox` does the work.
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{build, chart, run, soak, state};
+use commands::{build, chart, run, serve, soak, state};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,7 @@ enum Command {
     Soak(soak::SoakArgs),
     Chart(chart::ChartArgs),
     State(state::StateArgs),
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Soak(args) => soak::soak(args),
         Command::Chart(args) => chart::chart(args),
         Command::State(args) => state::state(args),
+        Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@ mod pool;
 mod pool_thousand;
 mod ports;
 mod runtime;
+mod serve;
 mod standalone;
 mod state;
 mod support;

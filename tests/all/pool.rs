@@ -13,7 +13,7 @@ use elmbox::durable::store::StateStore;
 use elmbox::{
     AppImage, Console, DurableOptions, Error, FaultPolicy, Pool, PoolConfig, SandboxLimits,
 };
-use elmbox_tests::{config, elm_like, fixture};
+use elmbox_tests::{config, elm_like, fixture, unruly_app};
 use serde_json::Value;
 
 fn counter_js() -> Vec<u8> {
@@ -135,23 +135,6 @@ fn one_app_takes_one_event_at_a_time_in_order() {
         (1..=1000).collect::<Vec<i64>>(),
         "events lost or merged"
     );
-}
-
-/// An app with a count, and a few ways to break its limits, chosen by the event.
-fn unruly_app() -> String {
-    elm_like(
-        "var subs = [], count = 0;
-         function init() { return { ports: {
-           onEvent: { send: function (v) {
-             count++;
-             if (v === 'spin') { for (;;) {} }
-             if (v === 'hoard') { var h = []; for (;;) h.push(new Array(4096).fill(count)); }
-             if (v === 'recurse') { (function deeper(n) { return deeper(n + 1) + 1; })(0); }
-             if (v === 'storm') { (function again() { setTimeout(again, 0); })(); }
-             subs.forEach(function (s) { s({ count: count, event: v }); });
-           } },
-           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
-    )
 }
 
 /// A pool with one unruly app under tight limits and two counter neighbours

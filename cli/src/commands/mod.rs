@@ -3,5 +3,6 @@
 pub mod build;
 pub mod chart;
 pub mod run;
+pub mod serve;
 pub mod soak;
 pub mod state;

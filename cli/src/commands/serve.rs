@@ -1,0 +1,87 @@
+//! `elmbox serve`: the HTTP server (crate `elmbox-server`), on a tokio
+//! runtime, until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use elmbox::PoolConfig;
+use elmbox_server::{ServeConfig, Server};
+
+/// Serve Elm apps over HTTP: deploy them through the admin API
+/// (`PUT /_elmbox/apps/NAME` with the app's JavaScript or built module),
+/// send them events (`POST /apps/NAME/events`). Every event is kept in DIR
+/// (as with `run --state`), and answered once it is durable. SIGTERM lets
+/// requests in flight finish, snapshots every app and exits 0.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The state directory: the apps, their event logs and snapshots.
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+
+    /// Address to listen on (port 0: any free port, printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Token the admin API requires (`Authorization: Bearer TOKEN`);
+    /// without one the admin API refuses every call.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ELMBOX_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+
+    /// In HTTP mode (`http=true`), how long a request waits for the app's
+    /// response before it gets 504, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    response_timeout_ms: u64,
+
+    /// Apps served at once.
+    #[arg(long, value_name = "N", default_value_t = PoolConfig::default().max_apps)]
+    max_apps: u32,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = ServeConfig {
+        state: args.state,
+        listen: args.listen,
+        admin_token: args.admin_token,
+        pool: PoolConfig {
+            max_apps: args.max_apps,
+            ..PoolConfig::default()
+        },
+        response_timeout: std::time::Duration::from_millis(args.response_timeout_ms),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        // Scripts and tests read the address from this line.
+        eprintln!("elmbox: listening on http://{}", server.local_addr()?);
+        server.run(shutdown()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight, then a snapshot of every app");
+}

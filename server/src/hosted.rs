@@ -1,0 +1,467 @@
+//! The apps being served ([`Hosted`]): durable apps in one [`Pool`], kept
+//! in one state directory whose commit thread they share, each with an
+//! owner thread that takes its events in the order they came, so that an
+//! app handles one event at a time while different apps run in parallel.
+//! The owner does not wait for an event to be durable before the next: the
+//! commit thread releases each answer when its event is.
+//!
+//! Everything here blocks (loading an app compiles nothing, but replays its
+//! log); the routes call it from tokio's blocking threads, except
+//! [`Hosted::send`], which only queues.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use elmbox::durable::commit::Committer;
+use elmbox::durable::sqlite::SqliteStore;
+use elmbox::durable::store::{StateStore, Write};
+use elmbox::{
+    Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode, Pool,
+    PoolConfig,
+};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::http_mode::Pending;
+use crate::options::{AppOptions, Deploy};
+
+/// Why a call on the hosted apps failed, by what the client did.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("no app named `{0}`")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// Try again shortly: the app is being deployed or removed.
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The answer to one event, once the event is durable.
+pub type Answer = oneshot::Receiver<Result<String, Error>>;
+
+/// What `GET /_elmbox/apps/{name}` shows.
+#[derive(Debug, Serialize)]
+pub struct AppInfo {
+    pub name: String,
+    /// The content hash of the code and settings it runs.
+    pub code: String,
+    pub options: AppOptions,
+    /// Events (and clock moves, deploys) in its log.
+    pub events: u64,
+    pub restores: u64,
+    pub memory: MemoryInfo,
+    /// The event the newest snapshot was taken after.
+    pub last_snapshot: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemoryInfo {
+    pub linear_memory_bytes: u64,
+    pub js_heap_bytes: u64,
+    pub js_used_bytes: u64,
+}
+
+impl From<MemoryStats> for MemoryInfo {
+    fn from(stats: MemoryStats) -> Self {
+        MemoryInfo {
+            linear_memory_bytes: stats.linear_memory_bytes,
+            js_heap_bytes: stats.js_heap_bytes,
+            js_used_bytes: stats.js_used_bytes,
+        }
+    }
+}
+
+pub struct Hosted {
+    pool: Arc<Pool>,
+    store: Arc<dyn StateStore>,
+    committer: Arc<Committer>,
+    apps: Mutex<HashMap<String, Slot>>,
+    /// Deploys and removals, one at a time.
+    admin: Mutex<()>,
+}
+
+enum Slot {
+    Serving(Owner),
+    /// Being deployed or removed: events are turned away until it is done.
+    Busy,
+}
+
+/// An app's owner thread, and how the app is served.
+struct Owner {
+    events: mpsc::Sender<Event>,
+    thread: JoinHandle<()>,
+    options: AppOptions,
+    /// In HTTP mode, the requests waiting for a response.
+    pending: Option<Arc<Pending>>,
+}
+
+struct Event {
+    body: Vec<u8>,
+    reply: oneshot::Sender<Result<String, Error>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn internal(e: impl std::fmt::Display) -> HostError {
+    HostError::Internal(e.to_string())
+}
+
+impl Hosted {
+    /// Opens the state directory `dir` and loads every app it holds; an app
+    /// that no longer loads is reported and left in the store, unserved.
+    pub fn open(dir: &Path, pool: PoolConfig) -> Result<Hosted, Error> {
+        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
+        let committer = Arc::new(Committer::start(store.clone(), None));
+        let hosted = Hosted {
+            pool: Arc::new(Pool::new(pool)?),
+            store: store.clone(),
+            committer,
+            apps: Mutex::default(),
+            admin: Mutex::default(),
+        };
+        for summary in store.apps()? {
+            let name = summary.app.name;
+            match hosted.reopen(&name) {
+                Ok(()) => tracing::info!(app = %name, "serving"),
+                Err(e) => tracing::error!(app = %name, error = %e, "not served: it does not load"),
+            }
+        }
+        Ok(hosted)
+    }
+
+    /// Opens the stored app `name` with its recorded code and options.
+    fn reopen(&self, name: &str) -> Result<(), Error> {
+        let options: AppOptions = match self.store.host_options(name)? {
+            Some(kept) => serde_json::from_str(&kept).map_err(|e| Error::BadState {
+                dir: "the state directory".into(),
+                reason: format!("the options kept for `{name}` do not read back: {e}"),
+            })?,
+            // Recorded by `elmbox run --state`: served with the defaults.
+            None => AppOptions::default(),
+        };
+        let runtime = self.pool.durable_runtime(options.limits())?;
+        let (app, opened) = DurableApp::open_recorded(
+            &runtime,
+            self.store.clone(),
+            self.committer.clone(),
+            name,
+            Console::default(),
+            DurableOptions::default(),
+        )?
+        .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
+        for note in &opened.passed_over {
+            tracing::warn!(app = %name, "{note}; passed over");
+        }
+        self.serve(app, options)
+    }
+
+    /// Hands `app` to the pool and starts its owner.
+    fn serve(&self, app: DurableApp, options: AppOptions) -> Result<(), Error> {
+        let name = app.name().to_string();
+        self.pool.insert_durable(app)?;
+        let (events, queue) = mpsc::channel();
+        let pool = self.pool.clone();
+        let owner_name = name.clone();
+        let pending = options.http.then(|| Arc::new(Pending::new()));
+        let routes = pending.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("app {name}"))
+            .spawn(move || own(&pool, &owner_name, queue, routes))
+            .map_err(|e| Error::Config(format!("cannot start the app's thread: {e}")))?;
+        lock(&self.apps).insert(
+            name,
+            Slot::Serving(Owner {
+                events,
+                thread,
+                options,
+                pending,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Whether `name` is served in HTTP mode, with its waiting requests.
+    pub fn http(&self, name: &str) -> Result<Option<Arc<Pending>>, HostError> {
+        match lock(&self.apps).get(name) {
+            None => Err(HostError::NotFound(name.into())),
+            Some(Slot::Busy) => Err(HostError::Busy(format!(
+                "`{name}` is being deployed; try again"
+            ))),
+            Some(Slot::Serving(owner)) => Ok(owner.pending.clone()),
+        }
+    }
+
+    /// Queues one event for the app `name`; the answer comes once the
+    /// event is durable.
+    pub fn send(&self, name: &str, body: Vec<u8>) -> Result<Answer, HostError> {
+        let apps = lock(&self.apps);
+        let owner = match apps.get(name) {
+            None => return Err(HostError::NotFound(name.into())),
+            Some(Slot::Busy) => {
+                return Err(HostError::Busy(format!(
+                    "`{name}` is being deployed; try again"
+                )))
+            }
+            Some(Slot::Serving(owner)) => owner,
+        };
+        let limit = owner.options.limits().max_event_bytes;
+        if body.len() > limit {
+            return Err(HostError::TooLarge(format!(
+                "event is {} bytes, over the limit of {limit} bytes",
+                body.len()
+            )));
+        }
+        let (reply, answer) = oneshot::channel();
+        owner
+            .events
+            .send(Event { body, reply })
+            .map_err(|_| HostError::Busy(format!("`{name}` has stopped; try again")))?;
+        Ok(answer)
+    }
+
+    /// Deploys `source` (JavaScript, or a module made by `elmbox build`)
+    /// as `name`: a new app, or a new version of one, deployed by replaying
+    /// its log (or from `init` with `fresh`). Returns whether it is new.
+    /// If the new version does not load or fails on a logged event, the
+    /// old one goes on serving.
+    pub fn deploy(&self, name: &str, source: &[u8], deploy: Deploy) -> Result<bool, HostError> {
+        if name.is_empty() || name.starts_with('_') || name.contains('/') {
+            return Err(HostError::BadRequest(format!(
+                "`{name}` cannot name an app: names are not empty, have no `/` and do not \
+                 start with `_`"
+            )));
+        }
+        let is_module = source.starts_with(b"\0asm");
+        let fixed = deploy.options.fixed_by_build();
+        if is_module && !fixed.is_empty() {
+            return Err(HostError::BadRequest(format!(
+                "the app is a built module: {} {} fixed when it was built",
+                fixed.join(", "),
+                if fixed.len() == 1 { "was" } else { "were" }
+            )));
+        }
+        if is_module && deploy.options.http {
+            let built = self
+                .pool
+                .runtime()
+                .module_settings(source)
+                .map_err(|e| HostError::BadRequest(e.to_string()))?;
+            if built.app.event_format != EventFormat::Json {
+                return Err(HostError::BadRequest(
+                    "http=true takes requests as JSON: build the module with --json-events".into(),
+                ));
+            }
+        }
+        let _admin = lock(&self.admin);
+        let old = self.stop(name)?;
+        let runtime = match self.pool.durable_runtime(deploy.options.limits()) {
+            Ok(runtime) => runtime,
+            Err(e) => return Err(self.restart(name, old, HostError::BadRequest(e.to_string()))),
+        };
+        let how = if deploy.fresh {
+            OnNewCode::Fresh
+        } else {
+            OnNewCode::Replay
+        };
+        let opened = DurableApp::open(
+            &runtime,
+            self.store.clone(),
+            self.committer.clone(),
+            name,
+            source,
+            deploy.options.config(name),
+            DurableOptions {
+                on_new_code: how,
+                ..DurableOptions::default()
+            },
+        );
+        let (app, opened) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                let refusal = match e {
+                    Error::DeployRefused { .. } => HostError::Conflict(e.to_string()),
+                    e if is_load_error(&e) => HostError::BadRequest(e.to_string()),
+                    e => HostError::Internal(e.to_string()),
+                };
+                return Err(self.restart(name, old, refusal));
+            }
+        };
+        let kept = serde_json::to_string(&deploy.options).map_err(internal)?;
+        let written = self
+            .committer
+            .write(Write::HostOptions {
+                app: name.to_string(),
+                options: kept,
+            })
+            .and_then(|()| self.committer.ticket()?.wait());
+        if let Err(e) = written {
+            return Err(self.restart(name, old, internal(e)));
+        }
+        drop(old);
+        tracing::info!(app = %name, created = opened.created, deployed = ?opened.deployed, "deployed");
+        self.serve(app, deploy.options).map_err(internal)?;
+        Ok(opened.created)
+    }
+
+    /// Stops serving `name` (its queued events are answered first) and
+    /// takes it out of the pool; `None` if it was not served. The slot
+    /// stays busy until [`Hosted::restart`] or [`Hosted::serve`].
+    fn stop(&self, name: &str) -> Result<Option<(DurableApp, AppOptions)>, HostError> {
+        let slot = lock(&self.apps).insert(name.to_string(), Slot::Busy);
+        let owner = match slot {
+            Some(Slot::Serving(owner)) => owner,
+            Some(Slot::Busy) => unreachable!("deploys and removals take the admin lock"),
+            None => return Ok(None),
+        };
+        drop(owner.events);
+        let _ = owner.thread.join();
+        let app = self.pool.take_durable(name).map_err(internal)?;
+        // What it handed over is durable before anything reads its log.
+        self.committer
+            .ticket()
+            .and_then(|ticket| ticket.wait())
+            .map_err(internal)?;
+        Ok(Some((app, owner.options)))
+    }
+
+    /// Serves the old version again after a refused deploy, and returns
+    /// the refusal.
+    fn restart(
+        &self,
+        name: &str,
+        old: Option<(DurableApp, AppOptions)>,
+        refusal: HostError,
+    ) -> HostError {
+        match old {
+            Some((app, options)) => {
+                if let Err(e) = self.serve(app, options) {
+                    tracing::error!(app = %name, error = %e, "the old version could not be served again");
+                }
+            }
+            None => {
+                lock(&self.apps).remove(name);
+            }
+        }
+        refusal
+    }
+
+    /// Removes the app `name`, and its state.
+    pub fn remove(&self, name: &str) -> Result<(), HostError> {
+        let _admin = lock(&self.admin);
+        let stopped = self.stop(name);
+        lock(&self.apps).remove(name);
+        match stopped? {
+            Some((app, _)) => app.remove().map_err(internal),
+            None => Err(HostError::NotFound(name.into())),
+        }
+    }
+
+    /// The names of the apps served, in order.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.apps).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
+        let options = match lock(&self.apps).get(name) {
+            Some(Slot::Serving(owner)) => owner.options.clone(),
+            Some(Slot::Busy) => return Err(HostError::Busy(format!("`{name}` is being deployed"))),
+            None => return Err(HostError::NotFound(name.into())),
+        };
+        let (events, restores, memory, code) = self
+            .pool
+            .with_durable(name, |app| {
+                Ok((
+                    app.seq(),
+                    app.restores(),
+                    app.memory()?,
+                    app.code().to_string(),
+                ))
+            })
+            .map_err(|e| match e {
+                Error::NoSuchApp { .. } => HostError::NotFound(name.into()),
+                e => internal(e),
+            })?;
+        let last_snapshot = self
+            .store
+            .snapshots(name)
+            .map_err(internal)?
+            .first()
+            .map(|s| s.seq);
+        Ok(AppInfo {
+            name: name.to_string(),
+            code,
+            options,
+            events,
+            restores,
+            memory: memory.into(),
+            last_snapshot,
+        })
+    }
+
+    /// Stops every owner (their queued events answered first), snapshots
+    /// every app, and waits until all of it is durable.
+    pub fn close(&self) -> Result<(), Error> {
+        let _admin = lock(&self.admin);
+        let slots: Vec<(String, Slot)> = lock(&self.apps).drain().collect();
+        for (name, slot) in slots {
+            if let Slot::Serving(owner) = slot {
+                drop(owner.events);
+                let _ = owner.thread.join();
+                match self.pool.take_durable(&name).and_then(DurableApp::close) {
+                    Ok(()) => {}
+                    Err(e) => tracing::error!(app = %name, error = %e, "closing"),
+                }
+            }
+        }
+        self.committer.finish()
+    }
+}
+
+/// An error that says the app itself is at fault (it does not load), not
+/// the server.
+fn is_load_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::App { .. } | Error::BadModule { .. } | Error::Config(_)
+    ) || e.is_fatal()
+}
+
+/// The owner thread of app `name`: its events, in order, until the queue
+/// is closed and empty. In HTTP mode each answer's responses go to their
+/// requests once the event is durable, whether or not its own client is
+/// still there.
+fn own(pool: &Pool, name: &str, queue: mpsc::Receiver<Event>, routes: Option<Arc<Pending>>) {
+    while let Ok(Event { body, reply }) = queue.recv() {
+        match pool.with_durable(name, |app| app.submit_event(&body)) {
+            Ok(submitted) => {
+                let routes = routes.clone();
+                let app = name.to_string();
+                // If the commit thread has stopped, `reply` is dropped with
+                // the closure and the client hears the app is unavailable.
+                let _ = submitted.when_durable(move |answer| {
+                    if let (Some(routes), Ok(outputs)) = (&routes, &answer) {
+                        routes.route(&app, outputs);
+                    }
+                    let _ = reply.send(answer);
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}

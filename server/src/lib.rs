@@ -1,0 +1,87 @@
+//! `elmbox serve`: Elm backends over HTTP ([`Server`]). Apps are deployed
+//! through the admin API, kept in a state directory (the one `elmbox run
+//! --state` uses: every event logged, the sandbox snapshotted), and answer
+//! `POST /apps/{name}/events` once the event is durable. See the crate's
+//! README for the layout.
+
+mod hosted;
+mod http_mode;
+mod options;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use elmbox::PoolConfig;
+
+pub use hosted::{AppInfo, HostError};
+pub use options::{AppOptions, Deploy, DEFAULT_DEADLINE_MS};
+
+use hosted::Hosted;
+use routes::ServerState;
+
+/// What `elmbox serve` is given.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The state directory.
+    pub state: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: the admin API refuses every call.
+    pub admin_token: Option<String>,
+    /// The apps served at once, and the linear memory any one may reach.
+    pub pool: PoolConfig,
+    /// In HTTP mode, how long a request waits for the app's response
+    /// before it gets 504.
+    pub response_timeout: Duration,
+}
+
+/// A server with its apps loaded and its socket bound, not yet serving.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+}
+
+impl Server {
+    /// Opens the state directory, loads every app it holds, and binds.
+    pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
+        let ServeConfig {
+            state,
+            listen,
+            admin_token,
+            pool,
+            response_timeout,
+        } = config;
+        let hosted = tokio::task::spawn_blocking(move || Hosted::open(&state, pool)).await??;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        Ok(Server {
+            listener,
+            state: Arc::new(ServerState {
+                hosted,
+                admin_token: admin_token.filter(|t| !t.is_empty()),
+                response_timeout,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then lets the requests in flight
+    /// finish, snapshots every app and waits until everything is durable.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = routes::router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let state = self.state;
+        tokio::task::spawn_blocking(move || state.hosted.close()).await??;
+        Ok(())
+    }
+}

@@ -1,0 +1,587 @@
+//! `elmbox serve` end to end: a real server process on loopback, real HTTP,
+//! killed with SIGKILL or stopped with SIGTERM and started again.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use elmbox_tests::{elm_like, elmbox, elmbox_bin, fixture, stderr, unruly_app};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token";
+
+/// A fresh, empty scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `elmbox serve`; killed when dropped.
+struct Served {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+    http: ureq::Agent,
+}
+
+impl Served {
+    fn start(state: &Path) -> Served {
+        Served::start_with(state, Some(TOKEN), &[])
+    }
+
+    fn start_with(state: &Path, token: Option<&str>, args: &[&str]) -> Served {
+        let mut command = Command::new(elmbox_bin());
+        command.env_remove("ELMBOX_ADMIN_TOKEN");
+        if let Some(token) = token {
+            command.env("ELMBOX_ADMIN_TOKEN", token);
+        }
+        let mut child = command
+            .args(["serve", "--listen", "127.0.0.1:0", "--state"])
+            .arg(state)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("elmbox serve starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        let url = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("the server stopped before listening:\n{log}"))
+                .unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(url) = line.strip_prefix("elmbox: listening on ") {
+                break url.trim().to_string();
+            }
+        };
+        let log = Arc::new(Mutex::new(log));
+        let more = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = more.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Served {
+            child,
+            url,
+            log,
+            http,
+        }
+    }
+
+    fn deploy(&self, name: &str, query: &str, source: &[u8]) -> (u16, String) {
+        let url = format!("{}/_elmbox/apps/{name}{query}", self.url);
+        let response = self
+            .http
+            .put(&url)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .send(source);
+        read(response)
+    }
+
+    fn event(&self, name: &str, body: &str) -> (u16, String) {
+        let url = format!("{}/apps/{name}/events", self.url);
+        read(self.http.post(&url).send(body))
+    }
+
+    fn admin_get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = self.http.get(format!("{}/_elmbox/{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        read(request.call())
+    }
+
+    /// The count in a counter's answer.
+    fn count(&self, name: &str, body: &str) -> u64 {
+        let (status, answer) = self.event(name, body);
+        assert_eq!(status, 200, "{answer}\n{}", self.log());
+        count(&answer)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, String) {
+    let mut response = response.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, body)
+}
+
+fn count(answer: &str) -> u64 {
+    let value: Value = serde_json::from_str(answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    value[0]["count"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answer}"))
+}
+
+fn counter_js() -> Vec<u8> {
+    std::fs::read(fixture("counter")).expect("make fixtures")
+}
+
+#[test]
+fn apps_are_deployed_called_and_removed_over_http() {
+    let dir = scratch("basics");
+    let server = Served::start(&dir.join("state"));
+    assert_eq!(
+        read(server.http.get(format!("{}/healthz", server.url)).call()).0,
+        200
+    );
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    let (status, answer) = server.event("counter", "hello");
+    assert_eq!(status, 200, "{answer}");
+    // The same text `elmbox run` prints for that line.
+    let run = elmbox(&["run", &fixture("counter")], b"hello\n");
+    assert_eq!(answer, String::from_utf8(run.stdout).unwrap().trim_end());
+    assert_eq!(server.count("counter", "again"), 2);
+    // The same code again: a new version that is the old one; state kept.
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 200);
+    assert_eq!(server.count("counter", "kept"), 3);
+
+    let (status, list) = server.admin_get("apps", Some(TOKEN));
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&list).unwrap(),
+        json!({"apps": ["counter"]})
+    );
+    let (status, info) = server.admin_get("apps/counter", Some(TOKEN));
+    assert_eq!(status, 200, "{info}");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["events"], 3);
+    assert!(info["memory"]["linear_memory_bytes"].as_u64().unwrap() > 1 << 20);
+
+    // Strangers are refused, by status.
+    assert_eq!(server.admin_get("apps", None).0, 401);
+    assert_eq!(server.admin_get("apps", Some("guess")).0, 401);
+    let stranger = server
+        .http
+        .put(format!("{}/_elmbox/apps/mine", server.url))
+        .header("Authorization", "Bearer guess")
+        .send(&counter_js()[..]);
+    assert_eq!(read(stranger).0, 401);
+    assert_eq!(server.event("mine", "x").0, 404);
+
+    // Events over the app's limit; events its port rejects.
+    let query = "?max-event-bytes=8&json-events=true&in-port=onEvent";
+    assert_eq!(server.deploy("small", query, &counter_js()).0, 201);
+    let (status, refused) = server.event("small", "\"123456789\"");
+    assert_eq!(status, 413, "{refused}");
+    assert!(refused.contains("over the limit of 8 bytes"), "{refused}");
+    let (status, refused) = server.event("small", "{oops");
+    assert_eq!(status, 400, "{refused}");
+    assert!(server.event("small", "\"ok\"").1.contains("\"ok\""));
+
+    // An app that does not load: the same words as `elmbox run`.
+    let broken = dir.join("broken.js");
+    std::fs::write(&broken, "this is not ( javascript").unwrap();
+    // (`run` names the app after its file.)
+    let (status, why) = server.deploy("broken.js", "", b"this is not ( javascript");
+    assert_eq!(status, 400, "{why}");
+    let run = elmbox(&["run", broken.to_str().unwrap()], b"");
+    assert!(
+        stderr(&run).contains(why.trim()),
+        "{why} vs {}",
+        stderr(&run)
+    );
+    let (status, why) = server.deploy("lost", "?module=Nowhere", &counter_js());
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("Nowhere"), "{why}");
+    let (status, why) = server.deploy("mistyped", "?deadline-ms=soon", &counter_js());
+    assert_eq!(status, 400);
+    assert!(why.contains("`deadline-ms`"), "{why}");
+    assert_eq!(server.event("broken.js", "x").0, 404);
+
+    let removed = server
+        .http
+        .delete(format!("{}/_elmbox/apps/counter", server.url))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .call();
+    assert_eq!(read(removed).0, 204);
+    assert_eq!(server.event("counter", "gone").0, 404);
+    // Deployed again, it starts from init: its old state went with it.
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    assert_eq!(server.count("counter", "anew"), 1);
+}
+
+#[test]
+fn without_a_token_the_admin_api_is_off() {
+    let dir = scratch("no-token");
+    let server = Served::start_with(&dir.join("state"), None, &[]);
+    let (status, why) = server.deploy("counter", "", &counter_js());
+    assert_eq!(status, 403, "{why}");
+    assert!(why.contains("the admin API is off"), "{why}");
+    assert_eq!(server.admin_get("apps", Some(TOKEN)).0, 403);
+}
+
+#[test]
+fn a_new_version_replays_the_log_or_is_refused_with_409() {
+    let dir = scratch("versions");
+    let server = Served::start(&dir.join("state"));
+    let v1 = elm_like(
+        "var subs = [], n = 0;
+         function init() { return { ports: {
+           onEvent: { send: function (v) { n++; subs.forEach(function (s) { s({ count: n }); }); } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    );
+    let v2 = v1.replace("s({ count: n })", "s({ count: n, v: 2 })");
+    let broken = v1.replace(
+        "n++;",
+        "n++; if (n === 2) { throw new Error('v3 breaks'); }",
+    );
+    assert_eq!(server.deploy("app", "", v1.as_bytes()).0, 201);
+    for expected in 1..=3 {
+        assert_eq!(server.count("app", "x"), expected);
+    }
+    let (status, why) = server.deploy("app", "", broken.as_bytes());
+    assert_eq!(status, 409, "{why}");
+    assert!(
+        why.contains("on logged event 2") && why.contains("v3 breaks"),
+        "{why}"
+    );
+    // The old version runs on.
+    assert_eq!(server.event("app", "x").1, r#"[{"count":4}]"#);
+    assert_eq!(server.deploy("app", "", v2.as_bytes()).0, 200);
+    assert_eq!(server.event("app", "x").1, r#"[{"count":5,"v":2}]"#);
+    assert_eq!(server.deploy("app", "?fresh=true", v1.as_bytes()).0, 200);
+    assert_eq!(server.event("app", "x").1, r#"[{"count":1}]"#);
+}
+
+#[test]
+fn a_faulting_app_is_restored_and_its_neighbours_never_notice() {
+    let dir = scratch("faults");
+    let server = Served::start(&dir.join("state"));
+    let limits = "?deadline-ms=1000&max-memory-mb=32";
+    assert_eq!(
+        server.deploy("unruly", limits, unruly_app().as_bytes()).0,
+        201
+    );
+    assert_eq!(server.deploy("neighbour", "", &counter_js()).0, 201);
+    assert_eq!(server.count("unruly", "one"), 1);
+    assert_eq!(server.count("neighbour", "n"), 1);
+
+    // The neighbour answers while the unruly app spins.
+    let spinning = {
+        let (url, http) = (server.url.clone(), server.http.clone());
+        std::thread::spawn(move || {
+            read(http.post(format!("{url}/apps/unruly/events")).send("spin"))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.count("neighbour", "n"), 2);
+    let (status, why) = spinning.join().unwrap();
+    assert_eq!(status, 500, "{why}");
+    assert!(why.contains("CPU deadline of 1000 ms"), "{why}");
+    assert!(why.contains("state before event 2"), "{why}");
+    // Restored to before the faulty event, and going on.
+    assert_eq!(server.count("unruly", "two"), 2);
+
+    let (status, why) = server.event("unruly", "hoard");
+    assert!(status == 500 || status == 400, "{status}: {why}");
+    assert!(why.contains("memory"), "{why}");
+    assert_eq!(server.count("unruly", "three"), 3);
+    assert_eq!(server.count("neighbour", "n"), 3);
+}
+
+#[test]
+fn a_flood_to_one_app_is_answered_in_order_and_none_lost() {
+    let dir = scratch("flood");
+    let server = Served::start(&dir.join("state"));
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (url, http) = (server.url.clone(), server.http.clone());
+            std::thread::spawn(move || {
+                (0..40)
+                    .map(|i| {
+                        let sent = format!("c{client}-{i}");
+                        let url = format!("{url}/apps/counter/events");
+                        let (status, answer) = read(http.post(&url).send(&sent));
+                        assert_eq!(status, 200, "{answer}");
+                        let value: Value = serde_json::from_str(&answer).unwrap();
+                        assert_eq!(value[0]["event"], sent.as_str());
+                        count(&answer)
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for client in clients {
+        let counts = client.join().unwrap();
+        // Each client's events were taken in the order it sent them.
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+        all.extend(counts);
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=640).collect::<Vec<u64>>(),
+        "events lost or merged"
+    );
+}
+
+#[test]
+fn malformed_http_and_vanishing_clients_leave_the_server_serving() {
+    let dir = scratch("malformed");
+    let server = Served::start(&dir.join("state"));
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let raw = |bytes: &[u8]| -> String {
+        let mut socket = TcpStream::connect(&address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        socket.write_all(bytes).unwrap();
+        let mut reply = String::new();
+        let _ = socket.read_to_string(&mut reply);
+        reply
+    };
+    let reply = raw(b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+    // A body cut short: the client goes away before sending it all.
+    {
+        let mut socket = TcpStream::connect(&address).unwrap();
+        socket
+            .write_all(b"POST /apps/counter/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+            .unwrap();
+    }
+    // A client that goes away before its answer: its event is taken or
+    // not, as the race with the server goes, but never half.
+    {
+        let mut socket = TcpStream::connect(&address).unwrap();
+        socket
+            .write_all(
+                b"POST /apps/counter/events HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ngone",
+            )
+            .unwrap();
+        socket.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, info) = server.admin_get("apps/counter", Some(TOKEN));
+    assert_eq!(status, 200, "{info}");
+    let taken = serde_json::from_str::<Value>(&info).unwrap()["events"]
+        .as_u64()
+        .unwrap();
+    assert!(taken <= 1, "{info}");
+    assert_eq!(server.count("counter", "still here"), taken + 1);
+}
+
+#[test]
+fn kill_9_under_load_loses_no_answer_and_sigterm_keeps_everything() {
+    let dir = scratch("restart");
+    let state = dir.join("state");
+    let server = Served::start(&state);
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    // Clients keep sending until the server dies under them.
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let (url, http) = (server.url.clone(), server.http.clone());
+            std::thread::spawn(move || {
+                let mut answered = Vec::new();
+                for i in 0.. {
+                    let url = format!("{url}/apps/counter/events");
+                    match http.post(&url).send(&format!("c{client}-{i}")) {
+                        Ok(mut response) if response.status() == 200 => {
+                            let answer = response.body_mut().read_to_string().unwrap();
+                            answered.push(count(&answer));
+                        }
+                        _ => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(server); // SIGKILL
+    let mut answered: Vec<u64> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    answered.sort_unstable();
+    assert!(answered.len() > 50, "only {} answered", answered.len());
+    let distinct = answered.len();
+    answered.dedup();
+    assert_eq!(answered.len(), distinct, "a count answered twice");
+
+    // Every answered event is in the restored state.
+    let server = Served::start(&state);
+    let next = server.count("counter", "after the kill");
+    assert!(
+        next > *answered.last().unwrap(),
+        "{next} after {answered:?}"
+    );
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM: {status}");
+
+    // A clean stop snapshots every app: nothing to replay.
+    let server = Served::start(&state);
+    let (_, info) = server.admin_get("apps/counter", Some(TOKEN));
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["events"], next);
+    assert_eq!(info["last_snapshot"], next);
+    assert_eq!(server.count("counter", "after the stop"), next + 1);
+}
+
+/// A web app in HTTP mode: answers some requests at once, parks one
+/// (`/wait`) until another (`/wake`) answers it, echoes binary bodies, and
+/// never answers `/never`.
+fn web_app() -> String {
+    elm_like(
+        "var subs = [], parked = null, seen = 0;
+         function reply(v) { subs.forEach(function (s) { s(v); }); }
+         function init() { return { ports: {
+           onEvent: { send: function (r) {
+             seen++;
+             if (r.path === '/hello') {
+               reply({ id: r.id, status: 200,
+                       headers: { 'content-type': 'text/plain', 'x-seen': String(seen) },
+                       body: 'hi ' + r.method + ' ' + r.query + ' ' + r.headers['x-who'] + ' ' + r.body });
+             } else if (r.path === '/wait') {
+               parked = r.id;
+             } else if (r.path === '/wake') {
+               reply({ id: parked, status: 200, body: 'woken by ' + r.body });
+               reply({ note: 'not a response' });
+               reply({ id: r.id, status: 204 });
+             } else if (r.path === '/binary') {
+               reply({ id: r.id, headers: { 'content-type': 'application/octet-stream' },
+                       bodyBase64: r.bodyBase64 });
+             } else if (r.path !== '/never') {
+               reply({ id: r.id, status: 404, body: 'no ' + r.path });
+             }
+           } },
+           respond: { subscribe: function (f) { subs.push(f); } } } }; }",
+    )
+}
+
+#[test]
+fn http_mode_serves_requests_and_long_polls() {
+    let dir = scratch("http-mode");
+    let server = Served::start_with(
+        &dir.join("state"),
+        Some(TOKEN),
+        &["--response-timeout-ms", "700"],
+    );
+    assert_eq!(
+        server.deploy("web", "?http=true", web_app().as_bytes()).0,
+        201
+    );
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    let url = |path: &str| format!("{}/apps/web{path}", server.url);
+
+    let mut hello = server
+        .http
+        .get(url("/hello?x=1&y=2"))
+        .header("X-Who", "me")
+        .call()
+        .unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.headers()["content-type"], "text/plain");
+    assert_eq!(hello.headers()["x-seen"], "1");
+    assert_eq!(
+        hello.body_mut().read_to_string().unwrap(),
+        "hi GET x=1&y=2 me "
+    );
+    let (status, said) = read(
+        server
+            .http
+            .post(url("/hello"))
+            .header("x-who", "you")
+            .send("data"),
+    );
+    assert_eq!((status, said.as_str()), (200, "hi POST  you data"));
+
+    // A request answered by a later request's event.
+    let waiting = {
+        let (http, url) = (server.http.clone(), url("/wait"));
+        std::thread::spawn(move || read(http.get(&url).call()))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        read(server.http.post(url("/wake")).send("the alarm")).0,
+        204
+    );
+    assert_eq!(
+        waiting.join().unwrap(),
+        (200, "woken by the alarm".to_string())
+    );
+    assert!(
+        server.log().contains("not a response to a waiting request"),
+        "{}",
+        server.log()
+    );
+
+    let bytes = vec![0u8, 255, 1, 128];
+    let mut echoed = server.http.post(url("/binary")).send(&bytes[..]).unwrap();
+    assert_eq!(echoed.body_mut().read_to_vec().unwrap(), bytes);
+
+    let started = Instant::now();
+    let (status, why) = read(server.http.get(url("/never")).call());
+    assert_eq!(status, 504, "{why}");
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert_eq!(
+        read(server.http.get(url("/other")).call()),
+        (404, "no /other".to_string())
+    );
+    // In HTTP mode `/events` is one more path of the app's.
+    assert_eq!(
+        read(server.http.post(url("/events")).send("x")).1,
+        "no /events"
+    );
+    // An app not in HTTP mode takes events only.
+    let (status, why) = read(
+        server
+            .http
+            .get(format!("{}/apps/counter/hello", server.url))
+            .call(),
+    );
+    assert_eq!(status, 404);
+    assert!(why.contains("POST /apps/counter/events"), "{why}");
+}
