@@ -375,6 +375,18 @@ impl Hosted {
         names
     }
 
+    /// Every served app's memory now (an app busy with an event is waited
+    /// for).
+    pub fn memory(&self) -> Vec<(String, MemoryStats)> {
+        self.names()
+            .into_iter()
+            .filter_map(|name| {
+                let stats = self.pool.with_durable(&name, |app| app.memory()).ok()?;
+                Some((name, stats))
+            })
+            .collect()
+    }
+
     pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
         let options = match lock(&self.apps).get(name) {
             Some(Slot::Serving(owner)) => owner.options.clone(),

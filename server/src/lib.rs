@@ -6,6 +6,7 @@
 
 mod hosted;
 mod http_mode;
+mod metrics;
 mod options;
 mod routes;
 
@@ -62,6 +63,7 @@ impl Server {
                 hosted,
                 admin_token: admin_token.filter(|t| !t.is_empty()),
                 response_timeout,
+                metrics: metrics::Metrics::new(),
             }),
         })
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
@@ -17,6 +17,7 @@ use elmbox::{AppError, Error};
 
 use crate::hosted::{HostError, Hosted};
 use crate::http_mode::{request_event, response, Pending};
+use crate::metrics::Metrics;
 use crate::options::Deploy;
 
 /// The largest request body read at all: a deploy's module or JavaScript.
@@ -28,6 +29,7 @@ pub struct ServerState {
     /// `None`: the admin API is off.
     pub admin_token: Option<String>,
     pub response_timeout: Duration,
+    pub metrics: Metrics,
 }
 
 type Shared = Arc<ServerState>;
@@ -35,6 +37,7 @@ type Shared = Arc<ServerState>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/_elmbox/apps", get(list_apps))
         .route(
             "/_elmbox/apps/{name}",
@@ -177,8 +180,15 @@ async fn show_app(_: Admin, State(state): State<Shared>, Path(name): Path<String
 }
 
 async fn remove_app(_: Admin, State(state): State<Shared>, Path(name): Path<String>) -> Response {
-    match blocking(move || state.hosted.remove(&name)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+    let removed = blocking({
+        let (state, name) = (state.clone(), name.clone());
+        move || state.hosted.remove(&name)
+    });
+    match removed.await {
+        Ok(()) => {
+            state.metrics.forget(&name);
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -213,14 +223,41 @@ async fn app_request(
 
 /// One event: the body is what one line of `elmbox run` carries.
 async fn event(state: &ServerState, name: &str, body: Bytes) -> Response {
+    let taken = Instant::now();
     let answer = match state.hosted.send(name, body.to_vec()) {
         Ok(answer) => answer,
         Err(e) => return e.into_response(),
     };
     match answer.await {
-        Ok(Ok(sent)) => ([(header::CONTENT_TYPE, "application/json")], sent).into_response(),
-        Ok(Err(e)) => (event_status(&e), error_text(&e)).into_response(),
+        Ok(Ok(sent)) => {
+            state
+                .metrics
+                .answered(name, taken.elapsed().as_secs_f64(), Ok(()));
+            ([(header::CONTENT_TYPE, "application/json")], sent).into_response()
+        }
+        Ok(Err(e)) => {
+            state
+                .metrics
+                .answered(name, taken.elapsed().as_secs_f64(), Err(&e));
+            (event_status(&e), error_text(&e)).into_response()
+        }
         Err(_) => unwritable(name),
+    }
+}
+
+/// The Prometheus text format.
+async fn metrics(State(state): State<Shared>) -> Response {
+    let text = blocking(move || Ok(state.metrics.render(&state.hosted.memory()))).await;
+    match text {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -240,6 +277,7 @@ async fn http_request(
     pending: &Pending,
     (method, path, query, headers, body): (&Method, &str, &str, &HeaderMap, &Bytes),
 ) -> Response {
+    let taken = Instant::now();
     let (id, responded) = pending.register();
     let event = request_event(&id, method.as_str(), path, query, headers, body);
     let answer = match state.hosted.send(name, event.to_string().into_bytes()) {
@@ -251,8 +289,15 @@ async fn http_request(
     };
     let waited = tokio::time::timeout(state.response_timeout, async {
         match answer.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return (event_status(&e), error_text(&e)).into_response(),
+            Ok(Ok(_)) => {
+                let seconds = taken.elapsed().as_secs_f64();
+                state.metrics.answered(name, seconds, Ok(()));
+            }
+            Ok(Err(e)) => {
+                let seconds = taken.elapsed().as_secs_f64();
+                state.metrics.answered(name, seconds, Err(&e));
+                return (event_status(&e), error_text(&e)).into_response();
+            }
             Err(_) => return unwritable(name),
         }
         match responded.await {

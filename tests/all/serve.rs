@@ -115,6 +115,13 @@ impl Served {
         count(&answer)
     }
 
+    /// `GET /metrics`.
+    fn metrics(&self) -> String {
+        let (status, text) = read(self.http.get(format!("{}/metrics", self.url)).call());
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -193,6 +200,29 @@ fn apps_are_deployed_called_and_removed_over_http() {
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["events"], 3);
     assert!(info["memory"]["linear_memory_bytes"].as_u64().unwrap() > 1 << 20);
+
+    let metrics = server.metrics();
+    for line in [
+        "elmbox_events_total{app=\"counter\"} 3",
+        "elmbox_event_seconds_count{app=\"counter\"} 3",
+        "elmbox_apps 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    for series in [
+        "elmbox_linear_memory_bytes{app=\"counter\"} ",
+        "elmbox_js_heap_bytes{app=\"counter\"} ",
+        "elmbox_process_rss_bytes ",
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        assert!(value.parse::<u64>().unwrap() > 100_000, "{series}{value}");
+    }
 
     // Strangers are refused, by status.
     assert_eq!(server.admin_get("apps", None).0, 401);
@@ -324,6 +354,23 @@ fn a_faulting_app_is_restored_and_its_neighbours_never_notice() {
     assert!(why.contains("memory"), "{why}");
     assert_eq!(server.count("unruly", "three"), 3);
     assert_eq!(server.count("neighbour", "n"), 3);
+    let metrics = server.metrics();
+    for line in [
+        "elmbox_events_total{app=\"unruly\"} 5",
+        "elmbox_event_errors_total{app=\"unruly\"} 2",
+        "elmbox_events_total{app=\"neighbour\"} 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    let restores = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("elmbox_restores_total{app=\"unruly\"} "))
+        .unwrap_or_else(|| panic!("no restores in:\n{metrics}"));
+    // The spin restored it; the memory bomb too, unless QuickJS caught it.
+    assert!(restores == "1" || restores == "2", "{restores}");
 }
 
 #[test]
