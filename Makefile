@@ -118,9 +118,11 @@ clean:
 	$(CARGO) clean
 
 ## Side-by-side benchmarks: criterion's call overhead first, then the runner,
-## which reads criterion's figures and writes docs/BENCHMARKS.md.
+## which reads criterion's figures and writes docs/BENCHMARKS.md. oha (an
+## HTTP load generator) drives `elmbox serve`.
 bench: build fixtures elm-analyse
 	bash .ci/apt-install.sh binaryen
+	test -x target/tools/oha/bin/oha || $(CARGO) install oha --locked --root target/tools/oha
 	$(CARGO) bench -p elmbox-bench --bench call_overhead -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) run --release -p elmbox-bench -- docs/BENCHMARKS.md
 

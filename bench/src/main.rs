@@ -9,7 +9,8 @@
 //! - Node.js (when `node` is installed) running `node-runner.js`, which hosts
 //!   the app the same way (virtual timers drained after each event).
 //!
-//! Then a heavy real program, elm-analyse (`elm_analyse.rs`),
+//! Then `elmbox serve` under an HTTP load generator (`serve.rs`), a heavy
+//! real program, elm-analyse (`elm_analyse.rs`),
 //! pre-initialised modules (`modules.rs`) and a pool of 1,000 apps
 //! (`pool.rs`).
 
@@ -26,6 +27,7 @@ mod durable;
 mod elm_analyse;
 mod modules;
 mod pool;
+mod serve;
 
 /// The smallest app in the shape of Elm output.
 const EMPTY_APP: &[u8] = b"this.Elm = { Main: { init: function () { return { ports: { onEvent: { send: function () {} }, respond: { subscribe: function () {} } } }; } } };";
@@ -47,11 +49,16 @@ struct Throughput {
 }
 
 fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // `--serve`: only the server's section, printed (while working on it).
+    if std::env::args().nth(1).as_deref() == Some("--serve") {
+        print!("{}", serve::section(&root)?);
+        return Ok(());
+    }
     let out = std::env::args()
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| "docs/BENCHMARKS.md".into());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let runtime_started = Instant::now();
     let runtime = Runtime::new()?;
     let compile = runtime_started.elapsed();
@@ -110,6 +117,9 @@ fn main() -> anyhow::Result<()> {
             )?;
         }
     }
+
+    writeln!(doc, "\n## Serving over HTTP\n")?;
+    doc.push_str(&serve::section(&root)?);
 
     writeln!(doc, "\n## A real program: elm-analyse\n")?;
     doc.push_str(&elm_analyse::section(&root, &runtime)?);
