@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use elmbox::durable::commit::Committer;
 use elmbox::durable::sqlite::SqliteStore;
@@ -42,6 +43,9 @@ pub enum HostError {
     /// Try again shortly: the app is being deployed or removed.
     #[error("{0}")]
     Busy(String),
+    /// The app is parked: wake it ([`Hosted::wake`]) and try again.
+    #[error("`{0}` is parked")]
+    Parked(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -59,7 +63,10 @@ pub struct AppInfo {
     /// Events (and clock moves, deploys) in its log.
     pub events: u64,
     pub restores: u64,
-    pub memory: MemoryInfo,
+    /// `serving`, or `parked` (idle, out of memory until its next request).
+    pub state: &'static str,
+    /// While it is in memory.
+    pub memory: Option<MemoryInfo>,
     /// The event the newest snapshot was taken after.
     pub last_snapshot: Option<u64>,
 }
@@ -92,8 +99,17 @@ pub struct Hosted {
 
 enum Slot {
     Serving(Owner),
+    /// Idle for a while: out of memory, in its store (snapshotted), woken
+    /// by its next request.
+    Parked(AppOptions),
     /// Being deployed or removed: events are turned away until it is done.
     Busy,
+}
+
+/// What [`Hosted::stop`] found in an app's place.
+enum Previous {
+    Serving(Box<DurableApp>, AppOptions),
+    Parked(AppOptions),
 }
 
 /// An app's owner thread, and how the app is served.
@@ -103,6 +119,7 @@ struct Owner {
     options: AppOptions,
     /// In HTTP mode, the requests waiting for a response.
     pending: Option<Arc<Pending>>,
+    last_used: Instant,
 }
 
 struct Event {
@@ -133,7 +150,8 @@ impl Hosted {
         };
         for summary in store.apps()? {
             let name = summary.app.name;
-            match hosted.reopen(&name) {
+            let options = hosted.kept_options(&name)?;
+            match hosted.reopen(&name, options) {
                 Ok(()) => tracing::info!(app = %name, "serving"),
                 Err(e) => tracing::error!(app = %name, error = %e, "not served: it does not load"),
             }
@@ -141,16 +159,20 @@ impl Hosted {
         Ok(hosted)
     }
 
-    /// Opens the stored app `name` with its recorded code and options.
-    fn reopen(&self, name: &str) -> Result<(), Error> {
-        let options: AppOptions = match self.store.host_options(name)? {
+    /// The options the store keeps for `name`.
+    fn kept_options(&self, name: &str) -> Result<AppOptions, Error> {
+        match self.store.host_options(name)? {
             Some(kept) => serde_json::from_str(&kept).map_err(|e| Error::BadState {
                 dir: "the state directory".into(),
                 reason: format!("the options kept for `{name}` do not read back: {e}"),
-            })?,
+            }),
             // Recorded by `elmbox run --state`: served with the defaults.
-            None => AppOptions::default(),
-        };
+            None => Ok(AppOptions::default()),
+        }
+    }
+
+    /// Opens the stored app `name` with its recorded code, and serves it.
+    fn reopen(&self, name: &str, options: AppOptions) -> Result<(), Error> {
         let runtime = self.pool.durable_runtime(options.limits())?;
         let (app, opened) = DurableApp::open_recorded(
             &runtime,
@@ -187,6 +209,7 @@ impl Hosted {
                 thread,
                 options,
                 pending,
+                last_used: Instant::now(),
             }),
         );
         Ok(())
@@ -199,6 +222,7 @@ impl Hosted {
             Some(Slot::Busy) => Err(HostError::Busy(format!(
                 "`{name}` is being deployed; try again"
             ))),
+            Some(Slot::Parked(_)) => Err(HostError::Parked(name.into())),
             Some(Slot::Serving(owner)) => Ok(owner.pending.clone()),
         }
     }
@@ -206,16 +230,18 @@ impl Hosted {
     /// Queues one event for the app `name`; the answer comes once the
     /// event is durable.
     pub fn send(&self, name: &str, body: Vec<u8>) -> Result<Answer, HostError> {
-        let apps = lock(&self.apps);
-        let owner = match apps.get(name) {
+        let mut apps = lock(&self.apps);
+        let owner = match apps.get_mut(name) {
             None => return Err(HostError::NotFound(name.into())),
             Some(Slot::Busy) => {
                 return Err(HostError::Busy(format!(
                     "`{name}` is being deployed; try again"
                 )))
             }
+            Some(Slot::Parked(_)) => return Err(HostError::Parked(name.into())),
             Some(Slot::Serving(owner)) => owner,
         };
+        owner.last_used = Instant::now();
         let limit = owner.options.limits().max_event_bytes;
         if body.len() > limit {
             return Err(HostError::TooLarge(format!(
@@ -318,11 +344,12 @@ impl Hosted {
     /// Stops serving `name` (its queued events are answered first) and
     /// takes it out of the pool; `None` if it was not served. The slot
     /// stays busy until [`Hosted::restart`] or [`Hosted::serve`].
-    fn stop(&self, name: &str) -> Result<Option<(DurableApp, AppOptions)>, HostError> {
+    fn stop(&self, name: &str) -> Result<Option<Previous>, HostError> {
         let slot = lock(&self.apps).insert(name.to_string(), Slot::Busy);
         let owner = match slot {
             Some(Slot::Serving(owner)) => owner,
-            Some(Slot::Busy) => unreachable!("deploys and removals take the admin lock"),
+            Some(Slot::Parked(options)) => return Ok(Some(Previous::Parked(options))),
+            Some(Slot::Busy) => unreachable!("deploys, removals and parking take the admin lock"),
             None => return Ok(None),
         };
         drop(owner.events);
@@ -333,22 +360,20 @@ impl Hosted {
             .ticket()
             .and_then(|ticket| ticket.wait())
             .map_err(internal)?;
-        Ok(Some((app, owner.options)))
+        Ok(Some(Previous::Serving(Box::new(app), owner.options)))
     }
 
-    /// Serves the old version again after a refused deploy, and returns
-    /// the refusal.
-    fn restart(
-        &self,
-        name: &str,
-        old: Option<(DurableApp, AppOptions)>,
-        refusal: HostError,
-    ) -> HostError {
-        match old {
-            Some((app, options)) => {
-                if let Err(e) = self.serve(app, options) {
+    /// Puts back what was in the app's place after a refused deploy, and
+    /// returns the refusal.
+    fn restart(&self, name: &str, previous: Option<Previous>, refusal: HostError) -> HostError {
+        match previous {
+            Some(Previous::Serving(app, options)) => {
+                if let Err(e) = self.serve(*app, options) {
                     tracing::error!(app = %name, error = %e, "the old version could not be served again");
                 }
+            }
+            Some(Previous::Parked(options)) => {
+                lock(&self.apps).insert(name.to_string(), Slot::Parked(options));
             }
             None => {
                 lock(&self.apps).remove(name);
@@ -357,13 +382,84 @@ impl Hosted {
         refusal
     }
 
+    /// Parks every app idle for `idle` or longer: snapshotted, out of
+    /// memory, woken by its next request. Apps in HTTP mode with requests
+    /// waiting are not idle. Returns how many were parked.
+    pub fn park_idle(&self, idle: Duration) -> usize {
+        let _admin = lock(&self.admin);
+        let idle_ones: Vec<String> = lock(&self.apps)
+            .iter()
+            .filter_map(|(name, slot)| match slot {
+                Slot::Serving(owner)
+                    if owner.last_used.elapsed() >= idle
+                        && owner.pending.as_ref().is_none_or(|p| p.is_empty()) =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let mut parked = 0;
+        for name in idle_ones {
+            let closed = match self.stop(&name) {
+                Ok(Some(Previous::Serving(app, options))) => app.close().map(|()| options),
+                Ok(other) => {
+                    self.restart(&name, other, HostError::NotFound(name.clone()));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(app = %name, error = %e, "parking");
+                    continue;
+                }
+            };
+            match closed {
+                Ok(options) => {
+                    lock(&self.apps).insert(name.clone(), Slot::Parked(options));
+                    tracing::info!(app = %name, "parked: idle for {} ms", idle.as_millis());
+                    parked += 1;
+                }
+                Err(e) => {
+                    // Its log holds every answered event: reopening restores it.
+                    tracing::error!(app = %name, error = %e, "closing to park");
+                    let options = self.kept_options(&name).unwrap_or_default();
+                    lock(&self.apps).insert(name.clone(), Slot::Parked(options));
+                }
+            }
+        }
+        parked
+    }
+
+    /// Brings a parked app back into memory (a no-op if it is not parked).
+    pub fn wake(&self, name: &str) -> Result<(), HostError> {
+        let _admin = lock(&self.admin);
+        let options = match lock(&self.apps).get(name) {
+            Some(Slot::Parked(options)) => options.clone(),
+            Some(_) => return Ok(()),
+            None => return Err(HostError::NotFound(name.into())),
+        };
+        let started = Instant::now();
+        self.reopen(name, options).map_err(internal)?;
+        tracing::info!(app = %name, "woken in {} ms", started.elapsed().as_millis());
+        Ok(())
+    }
+
+    /// Whether `name` is parked.
+    pub fn is_parked(&self, name: &str) -> bool {
+        matches!(lock(&self.apps).get(name), Some(Slot::Parked(_)))
+    }
+
     /// Removes the app `name`, and its state.
     pub fn remove(&self, name: &str) -> Result<(), HostError> {
         let _admin = lock(&self.admin);
         let stopped = self.stop(name);
         lock(&self.apps).remove(name);
         match stopped? {
-            Some((app, _)) => app.remove().map_err(internal),
+            Some(Previous::Serving(app, _)) => app.remove().map_err(internal),
+            Some(Previous::Parked(_)) => self
+                .committer
+                .write(Write::Remove { app: name.into() })
+                .and_then(|()| self.committer.ticket()?.wait())
+                .map_err(internal),
             None => Err(HostError::NotFound(name.into())),
         }
     }
@@ -390,6 +486,7 @@ impl Hosted {
     pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
         let options = match lock(&self.apps).get(name) {
             Some(Slot::Serving(owner)) => owner.options.clone(),
+            Some(Slot::Parked(options)) => return self.parked_info(name, options.clone()),
             Some(Slot::Busy) => return Err(HostError::Busy(format!("`{name}` is being deployed"))),
             None => return Err(HostError::NotFound(name.into())),
         };
@@ -407,21 +504,54 @@ impl Hosted {
                 Error::NoSuchApp { .. } => HostError::NotFound(name.into()),
                 e => internal(e),
             })?;
-        let last_snapshot = self
-            .store
-            .snapshots(name)
-            .map_err(internal)?
-            .first()
-            .map(|s| s.seq);
         Ok(AppInfo {
             name: name.to_string(),
             code,
             options,
             events,
             restores,
-            memory: memory.into(),
+            state: "serving",
+            memory: Some(memory.into()),
+            last_snapshot: self.last_snapshot(name)?,
+        })
+    }
+
+    /// What the store says of a parked app.
+    fn parked_info(&self, name: &str, options: AppOptions) -> Result<AppInfo, HostError> {
+        let stored = self
+            .store
+            .app(name)
+            .map_err(internal)?
+            .ok_or_else(|| HostError::NotFound(name.into()))?;
+        // Parking snapshots the app: its log after that is short, if any.
+        let last_snapshot = self.last_snapshot(name)?;
+        let since = last_snapshot.unwrap_or(0);
+        let events = self
+            .store
+            .log(name, since)
+            .map_err(internal)?
+            .records
+            .last()
+            .map_or(since, |r| r.seq);
+        Ok(AppInfo {
+            name: name.to_string(),
+            code: stored.code,
+            options,
+            events,
+            restores: 0,
+            state: "parked",
+            memory: None,
             last_snapshot,
         })
+    }
+
+    fn last_snapshot(&self, name: &str) -> Result<Option<u64>, HostError> {
+        Ok(self
+            .store
+            .snapshots(name)
+            .map_err(internal)?
+            .first()
+            .map(|s| s.seq))
     }
 
     /// Stops every owner (their queued events answered first), snapshots

@@ -52,6 +52,11 @@ impl Pending {
         (id, receive)
     }
 
+    /// No request is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// The request `id` gave up (timed out, or failed).
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);

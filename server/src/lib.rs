@@ -37,11 +37,15 @@ pub struct ServeConfig {
     /// In HTTP mode, how long a request waits for the app's response
     /// before it gets 504.
     pub response_timeout: Duration,
+    /// Apps idle this long are parked: snapshotted and dropped from memory
+    /// until their next request. `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A server with its apps loaded and its socket bound, not yet serving.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    idle_timeout: Option<Duration>,
     state: Arc<ServerState>,
 }
 
@@ -54,11 +58,13 @@ impl Server {
             admin_token,
             pool,
             response_timeout,
+            idle_timeout,
         } = config;
         let hosted = tokio::task::spawn_blocking(move || Hosted::open(&state, pool)).await??;
         let listener = tokio::net::TcpListener::bind(listen).await?;
         Ok(Server {
             listener,
+            idle_timeout,
             state: Arc::new(ServerState {
                 hosted,
                 admin_token: admin_token.filter(|t| !t.is_empty()),
@@ -79,9 +85,23 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = routes::router(self.state.clone());
+        let parking = self.idle_timeout.map(|idle| {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval((idle / 2).max(Duration::from_millis(50)));
+                loop {
+                    every.tick().await;
+                    let state = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || state.hosted.park_idle(idle)).await;
+                }
+            })
+        });
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(parking) = parking {
+            parking.abort();
+        }
         let state = self.state;
         tokio::task::spawn_blocking(move || state.hosted.close()).await??;
         Ok(())

@@ -94,7 +94,12 @@ impl Metrics {
             "Resident memory of the server",
             Gauge::default(),
         );
-        let apps = add(r, "apps", "Apps served", Gauge::default());
+        let apps = add(
+            r,
+            "apps_in_memory",
+            "Apps in memory (not parked)",
+            Gauge::default(),
+        );
         Metrics {
             registry,
             events,
@@ -134,6 +139,9 @@ impl Metrics {
 
     /// The text a scrape gets, with memory as `memory` says it is now.
     pub fn render(&self, memory: &[(String, MemoryStats)]) -> String {
+        // Parked apps have no memory to show.
+        self.linear_memory.clear();
+        self.js_heap.clear();
         for (app, stats) in memory {
             let app = label(app);
             self.linear_memory

@@ -56,7 +56,7 @@ impl IntoResponse for HostError {
             HostError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HostError::Conflict(_) => StatusCode::CONFLICT,
             HostError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            HostError::Busy(_) => {
+            HostError::Busy(_) | HostError::Parked(_) => {
                 let mut response =
                     (StatusCode::SERVICE_UNAVAILABLE, error_text(&self)).into_response();
                 response
@@ -205,6 +205,15 @@ async fn app_request(
 ) -> Response {
     let name = params.get("name").cloned().unwrap_or_default();
     let rest = params.get("rest").map(String::as_str).unwrap_or_default();
+    if state.hosted.is_parked(&name) {
+        let woken = blocking({
+            let (state, name) = (state.clone(), name.clone());
+            move || state.hosted.wake(&name)
+        });
+        if let Err(e) = woken.await {
+            return e.into_response();
+        }
+    }
     match state.hosted.http(&name) {
         Err(e) => e.into_response(),
         Ok(Some(pending)) => {

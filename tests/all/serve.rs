@@ -205,7 +205,7 @@ fn apps_are_deployed_called_and_removed_over_http() {
     for line in [
         "elmbox_events_total{app=\"counter\"} 3",
         "elmbox_event_seconds_count{app=\"counter\"} 3",
-        "elmbox_apps 1",
+        "elmbox_apps_in_memory 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
@@ -631,4 +631,67 @@ fn http_mode_serves_requests_and_long_polls() {
     );
     assert_eq!(status, 404);
     assert!(why.contains("POST /apps/counter/events"), "{why}");
+}
+
+#[test]
+fn idle_apps_leave_memory_and_come_back_with_their_state() {
+    let dir = scratch("idle");
+    let state = dir.join("state");
+    let server = Served::start_with(&state, Some(TOKEN), &["--idle-ms", "300"]);
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
+    assert_eq!(
+        server.deploy("web", "?http=true", web_app().as_bytes()).0,
+        201
+    );
+    assert_eq!(server.count("counter", "a"), 1);
+    assert_eq!(server.count("counter", "b"), 2);
+    // A request waiting for its response keeps its app in memory.
+    let waiting = {
+        let (http, url) = (server.http.clone(), format!("{}/apps/web/wait", server.url));
+        std::thread::spawn(move || read(http.get(&url).call()))
+    };
+    let info = |name: &str| -> Value {
+        let (status, info) = server.admin_get(&format!("apps/{name}"), Some(TOKEN));
+        assert_eq!(status, 200, "{info}");
+        serde_json::from_str(&info).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info("counter")["state"] != "parked" {
+        assert!(Instant::now() < deadline, "never parked:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let parked = info("counter");
+    assert_eq!(parked["events"], 2);
+    assert_eq!(parked["last_snapshot"], 2);
+    assert!(parked["memory"].is_null(), "{parked}");
+    assert!(!server
+        .metrics()
+        .contains("linear_memory_bytes{app=\"counter\"}"));
+    assert_eq!(info("web")["state"], "serving");
+    // Woken by its next event, with its state.
+    assert_eq!(server.count("counter", "c"), 3);
+    assert_eq!(info("counter")["state"], "serving");
+    assert_eq!(
+        read(
+            server
+                .http
+                .post(format!("{}/apps/web/wake", server.url))
+                .send("me")
+        )
+        .0,
+        204
+    );
+    assert_eq!(waiting.join().unwrap(), (200, "woken by me".to_string()));
+    // A parked app can be deployed to and removed.
+    while info("counter")["state"] != "parked" {
+        assert!(Instant::now() < deadline, "never parked again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.deploy("counter", "", &counter_js()).0, 200);
+    assert_eq!(server.count("counter", "d"), 4);
+    assert!(
+        server.log().contains("parked: idle for 300 ms"),
+        "{}",
+        server.log()
+    );
 }

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     response_timeout_ms: u64,
 
+    /// Park an app idle this long, in ms: snapshot it and drop it from
+    /// memory until its next request (0: never).
+    #[arg(long, value_name = "MS", default_value_t = 600_000)]
+    idle_ms: u64,
+
     /// Apps served at once.
     #[arg(long, value_name = "N", default_value_t = PoolConfig::default().max_apps)]
     max_apps: u32,
@@ -62,6 +67,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..PoolConfig::default()
         },
         response_timeout: std::time::Duration::from_millis(args.response_timeout_ms),
+        idle_timeout: (args.idle_ms > 0).then(|| std::time::Duration::from_millis(args.idle_ms)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
