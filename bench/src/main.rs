@@ -50,9 +50,14 @@ struct Throughput {
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // `--serve`: only the server's section, printed (while working on it).
-    if std::env::args().nth(1).as_deref() == Some("--serve") {
-        print!("{}", serve::section(&root)?);
+    // `--section serve|durable`: one section alone, printed (while working
+    // on it).
+    if std::env::args().nth(1).as_deref() == Some("--section") {
+        match std::env::args().nth(2).as_deref() {
+            Some("serve") => print!("{}", serve::section(&root)?),
+            Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
+            other => bail!("no section {other:?}: serve or durable"),
+        }
         return Ok(());
     }
     let out = std::env::args()

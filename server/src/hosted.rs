@@ -65,6 +65,8 @@ pub struct AppInfo {
     pub restores: u64,
     /// `serving`, or `parked` (idle, out of memory until its next request).
     pub state: &'static str,
+    /// In HTTP mode, the requests waiting for their response.
+    pub waiting: Option<usize>,
     /// While it is in memory.
     pub memory: Option<MemoryInfo>,
     /// The event the newest snapshot was taken after.
@@ -220,7 +222,7 @@ impl Hosted {
         match lock(&self.apps).get(name) {
             None => Err(HostError::NotFound(name.into())),
             Some(Slot::Busy) => Err(HostError::Busy(format!(
-                "`{name}` is being deployed; try again"
+                "`{name}` is being deployed, parked or woken; try again"
             ))),
             Some(Slot::Parked(_)) => Err(HostError::Parked(name.into())),
             Some(Slot::Serving(owner)) => Ok(owner.pending.clone()),
@@ -235,7 +237,7 @@ impl Hosted {
             None => return Err(HostError::NotFound(name.into())),
             Some(Slot::Busy) => {
                 return Err(HostError::Busy(format!(
-                    "`{name}` is being deployed; try again"
+                    "`{name}` is being deployed, parked or woken; try again"
                 )))
             }
             Some(Slot::Parked(_)) => return Err(HostError::Parked(name.into())),
@@ -324,12 +326,13 @@ impl Hosted {
                 return Err(self.restart(name, old, refusal));
             }
         };
-        let kept = serde_json::to_string(&deploy.options).map_err(internal)?;
-        let written = self
-            .committer
-            .write(Write::HostOptions {
-                app: name.to_string(),
-                options: kept,
+        let written = serde_json::to_string(&deploy.options)
+            .map_err(|e| Error::Config(e.to_string()))
+            .and_then(|kept| {
+                self.committer.write(Write::HostOptions {
+                    app: name.to_string(),
+                    options: kept,
+                })
             })
             .and_then(|()| self.committer.ticket()?.wait());
         if let Err(e) = written {
@@ -337,7 +340,14 @@ impl Hosted {
         }
         drop(old);
         tracing::info!(app = %name, created = opened.created, deployed = ?opened.deployed, "deployed");
-        self.serve(app, deploy.options).map_err(internal)?;
+        if let Err(e) = self.serve(app, deploy.options) {
+            // Kept in the store; served again once there is room (a restart).
+            lock(&self.apps).remove(name);
+            return Err(match e {
+                Error::PoolFull { .. } => HostError::Busy(e.to_string()),
+                e => internal(e),
+            });
+        }
         Ok(opened.created)
     }
 
@@ -484,10 +494,17 @@ impl Hosted {
     }
 
     pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
-        let options = match lock(&self.apps).get(name) {
-            Some(Slot::Serving(owner)) => owner.options.clone(),
+        let (options, waiting) = match lock(&self.apps).get(name) {
+            Some(Slot::Serving(owner)) => (
+                owner.options.clone(),
+                owner.pending.as_ref().map(|p| p.len()),
+            ),
             Some(Slot::Parked(options)) => return self.parked_info(name, options.clone()),
-            Some(Slot::Busy) => return Err(HostError::Busy(format!("`{name}` is being deployed"))),
+            Some(Slot::Busy) => {
+                return Err(HostError::Busy(format!(
+                    "`{name}` is being deployed, parked or woken; try again"
+                )))
+            }
             None => return Err(HostError::NotFound(name.into())),
         };
         let (events, restores, memory, code) = self
@@ -511,6 +528,7 @@ impl Hosted {
             events,
             restores,
             state: "serving",
+            waiting,
             memory: Some(memory.into()),
             last_snapshot: self.last_snapshot(name)?,
         })
@@ -523,6 +541,7 @@ impl Hosted {
             .app(name)
             .map_err(internal)?
             .ok_or_else(|| HostError::NotFound(name.into()))?;
+        let waiting = options.http.then_some(0);
         // Parking snapshots the app: its log after that is short, if any.
         let last_snapshot = self.last_snapshot(name)?;
         let since = last_snapshot.unwrap_or(0);
@@ -540,6 +559,7 @@ impl Hosted {
             events,
             restores: 0,
             state: "parked",
+            waiting,
             memory: None,
             last_snapshot,
         })

@@ -52,9 +52,13 @@ impl Pending {
         (id, receive)
     }
 
-    /// No request is waiting.
+    /// Requests waiting for their response.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// The request `id` gave up (timed out, or failed).

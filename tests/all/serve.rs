@@ -72,7 +72,11 @@ impl Served {
                 log.push('\n');
             }
         });
+        // A connection per request: the server closes a connection whose
+        // request it refused before reading its body (an admin upload
+        // without the token), and a pooled one would then be reused closed.
         let http = ureq::Agent::config_builder()
+            .max_idle_connections(0)
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
@@ -124,6 +128,20 @@ impl Served {
 
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the server's log says `words` (it is read by a thread
+    /// of its own), for up to 10 s.
+    fn wait_for_log(&self, words: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(words) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{words}` in:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGTERM, and the exit status.
@@ -599,11 +617,7 @@ fn http_mode_serves_requests_and_long_polls() {
         waiting.join().unwrap(),
         (200, "woken by the alarm".to_string())
     );
-    assert!(
-        server.log().contains("not a response to a waiting request"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("not a response to a waiting request");
 
     let bytes = vec![0u8, 255, 1, 128];
     let mut echoed = server.http.post(url("/binary")).send(&bytes[..]).unwrap();
@@ -650,12 +664,23 @@ fn idle_apps_leave_memory_and_come_back_with_their_state() {
         let (http, url) = (server.http.clone(), format!("{}/apps/web/wait", server.url));
         std::thread::spawn(move || read(http.get(&url).call()))
     };
+    // 503 while it is being parked: asked again.
     let info = |name: &str| -> Value {
-        let (status, info) = server.admin_get(&format!("apps/{name}"), Some(TOKEN));
-        assert_eq!(status, 200, "{info}");
-        serde_json::from_str(&info).unwrap()
+        loop {
+            let (status, info) = server.admin_get(&format!("apps/{name}"), Some(TOKEN));
+            if status == 503 {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            assert_eq!(status, 200, "{info}");
+            return serde_json::from_str(&info).unwrap();
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(20);
+    while info("web")["waiting"] != 1 {
+        assert!(Instant::now() < deadline, "the long poll never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     while info("counter")["state"] != "parked" {
         assert!(Instant::now() < deadline, "never parked:\n{}", server.log());
         std::thread::sleep(Duration::from_millis(50));
@@ -689,9 +714,5 @@ fn idle_apps_leave_memory_and_come_back_with_their_state() {
     }
     assert_eq!(server.deploy("counter", "", &counter_js()).0, 200);
     assert_eq!(server.count("counter", "d"), 4);
-    assert!(
-        server.log().contains("parked: idle for 300 ms"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("parked: idle for 300 ms");
 }
