@@ -171,3 +171,17 @@ fn restored(before: &Option<u64>, restores: &u64) -> String {
         ),
     }
 }
+
+impl Error {
+    /// [`Error::BadModule`], saying why.
+    pub(crate) fn bad_module(reason: impl Into<String>) -> Error {
+        Error::BadModule {
+            reason: reason.into(),
+        }
+    }
+
+    /// A module that is the bare guest: no app was built into it.
+    pub(crate) fn bare_guest() -> Error {
+        Error::bad_module("it holds no app: it is the bare guest, not the output of `elmbox build`")
+    }
+}

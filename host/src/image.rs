@@ -36,23 +36,23 @@ impl Runtime {
     /// Anything else is refused with [`Error::BadModule`], saying why.
     pub fn image(&self, wasm: &[u8]) -> Result<AppImage> {
         if !wasm.starts_with(b"\0asm") {
-            return Err(bad_module("it is not a WebAssembly module"));
+            return Err(Error::bad_module("it is not a WebAssembly module"));
         }
         let module = Module::new(self.engine(), wasm)
-            .map_err(|e| bad_module(format!("it is not valid WebAssembly: {e:#}")))?;
+            .map_err(|e| Error::bad_module(format!("it is not valid WebAssembly: {e:#}")))?;
         if module.get_export("elmbox_abi_version").is_none() {
-            return Err(bad_module(
+            return Err(Error::bad_module(
                 "it is not an elmbox module (it has no `elmbox_abi_version` export)",
             ));
         }
         let pre = self
             .linker()
             .instantiate_pre(&module)
-            .map_err(|e| bad_module(format!("it cannot be linked: {e:#}")))?;
+            .map_err(|e| Error::bad_module(format!("it cannot be linked: {e:#}")))?;
         // One instance, to read what the build recorded.
         let mut store = self.new_store();
         let instance = run_to_completion(pre.instantiate_async(&mut store))
-            .map_err(|e| bad_module(format!("it does not start: {e:#}")))?;
+            .map_err(|e| Error::bad_module(format!("it does not start: {e:#}")))?;
         let mut probe = App::attach(
             store,
             instance,
@@ -62,10 +62,8 @@ impl Runtime {
             Console::default(),
             None,
         )
-        .map_err(|e| bad_module(format!("it does not start: {e}")))?;
-        let settings = probe.module_settings()?.ok_or_else(|| {
-            bad_module("it holds no app: it is the bare guest, not the output of `elmbox build`")
-        })?;
+        .map_err(|e| Error::bad_module(format!("it does not start: {e}")))?;
+        let settings = probe.module_settings()?.ok_or_else(Error::bare_guest)?;
         let startup_outputs = probe.kept_startup_outputs()?;
         Ok(AppImage {
             runtime: self.clone(),
@@ -155,11 +153,5 @@ impl AppImage {
     /// output size limits.
     pub fn stdio(&self) -> &StdioConfig {
         &self.settings.stdio
-    }
-}
-
-fn bad_module(reason: impl Into<String>) -> Error {
-    Error::BadModule {
-        reason: reason.into(),
     }
 }

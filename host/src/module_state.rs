@@ -23,7 +23,7 @@ impl Runtime {
         let module = read(wasm)?;
         let guest = read(self.guest_wasm())?;
         if module.code != guest.code {
-            return Err(bad(
+            return Err(Error::bad_module(
                 "it was built by another elmbox (its guest's code is not this runtime's guest)",
             ));
         }
@@ -33,7 +33,7 @@ impl Runtime {
             let place = end
                 .filter(|&end| end <= memory.len() as u64)
                 .map(|end| *offset as usize..end as usize)
-                .ok_or_else(|| bad("a data segment lies outside its memory"))?;
+                .ok_or_else(|| Error::bad_module("a data segment lies outside its memory"))?;
             memory[place].copy_from_slice(bytes);
         }
         Ok(SandboxState {
@@ -50,9 +50,7 @@ impl Runtime {
         let state = self.module_state(wasm)?;
         self.restore(&state, AppConfig::default())?
             .module_settings()?
-            .ok_or_else(|| {
-                bad("it holds no app: it is the bare guest, not the output of `elmbox build`")
-            })
+            .ok_or_else(Error::bare_guest)
     }
 }
 
@@ -82,7 +80,9 @@ fn read(wasm: &[u8]) -> Result<Parts<'_>> {
             Payload::ImportSection(imports) => {
                 for import in imports.into_imports() {
                     if !matches!(import.map_err(invalid)?.ty, wasmparser::TypeRef::Func(_)) {
-                        return Err(bad("it imports something other than functions"));
+                        return Err(Error::bad_module(
+                            "it imports something other than functions",
+                        ));
                     }
                 }
             }
@@ -107,7 +107,11 @@ fn read(wasm: &[u8]) -> Result<Parts<'_>> {
                         let offset = match constant(&offset_expr)? {
                             GlobalValue::I32(at) => at as u32 as u64,
                             GlobalValue::I64(at) => at as u64,
-                            _ => return Err(bad("a data segment's offset is not an integer")),
+                            _ => {
+                                return Err(Error::bad_module(
+                                    "a data segment's offset is not an integer",
+                                ))
+                            }
                         };
                         parts.segments.push((offset, data.data));
                     }
@@ -118,7 +122,7 @@ fn read(wasm: &[u8]) -> Result<Parts<'_>> {
         }
     }
     if memories != 1 {
-        return Err(bad(format!(
+        return Err(Error::bad_module(format!(
             "it has {memories} memories; an elmbox guest has one"
         )));
     }
@@ -133,20 +137,20 @@ fn constant(expr: &wasmparser::ConstExpr<'_>) -> Result<GlobalValue> {
         Operator::I64Const { value } => GlobalValue::I64(value),
         Operator::F32Const { value } => GlobalValue::F32(value.bits()),
         Operator::F64Const { value } => GlobalValue::F64(value.bits()),
-        other => return Err(bad(format!("it starts a global with {other:?}"))),
+        other => {
+            return Err(Error::bad_module(format!(
+                "it starts a global with {other:?}"
+            )))
+        }
     };
     match operators.read().map_err(invalid)? {
         Operator::End => Ok(value),
-        _ => Err(bad("it starts a global with more than a constant")),
+        _ => Err(Error::bad_module(
+            "it starts a global with more than a constant",
+        )),
     }
 }
 
 fn invalid(e: wasmparser::BinaryReaderError) -> Error {
-    bad(format!("it is not valid WebAssembly: {e}"))
-}
-
-fn bad(reason: impl Into<String>) -> Error {
-    Error::BadModule {
-        reason: reason.into(),
-    }
+    Error::bad_module(format!("it is not valid WebAssembly: {e}"))
 }

@@ -198,7 +198,7 @@ impl Hosted {
         let (events, queue) = mpsc::channel();
         let pool = self.pool.clone();
         let owner_name = name.clone();
-        let pending = options.http.then(|| Arc::new(Pending::new()));
+        let pending = options.http.then(|| Arc::new(Pending::new(&name)));
         let routes = pending.clone();
         let thread = std::thread::Builder::new()
             .name(format!("app {name}"))
@@ -611,12 +611,11 @@ fn own(pool: &Pool, name: &str, queue: mpsc::Receiver<Event>, routes: Option<Arc
         match pool.with_durable(name, |app| app.submit_event(&body)) {
             Ok(submitted) => {
                 let routes = routes.clone();
-                let app = name.to_string();
                 // If the commit thread has stopped, `reply` is dropped with
                 // the closure and the client hears the app is unavailable.
                 let _ = submitted.when_durable(move |answer| {
                     if let (Some(routes), Ok(outputs)) = (&routes, &answer) {
-                        routes.route(&app, outputs);
+                        routes.route(outputs);
                     }
                     let _ = reply.send(answer);
                 });

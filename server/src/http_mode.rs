@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 
 /// The requests of one app that wait for their response.
 pub struct Pending {
+    /// The app's name, for the log.
+    app: String,
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     /// Ids are unique across restarts too: an app may keep an id in its
     /// state (a long poll) and answer it after the server came back, and
@@ -29,11 +31,12 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub fn new() -> Pending {
+    pub fn new(app: &str) -> Pending {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         Pending {
+            app: app.to_string(),
             waiting: Mutex::default(),
             boot: format!("{:x}-{:x}", nanos, std::process::id()),
             next: AtomicU64::new(1),
@@ -69,7 +72,8 @@ impl Pending {
     /// Hands each response among `outputs` (one event's JSON array) to its
     /// request; what is not a response to a waiting request is logged and
     /// dropped.
-    pub fn route(&self, app: &str, outputs: &str) {
+    pub fn route(&self, outputs: &str) {
+        let app = self.app.as_str();
         let values: Vec<Value> = match serde_json::from_str(outputs) {
             Ok(values) => values,
             Err(e) => {
@@ -186,7 +190,7 @@ mod tests {
 
     #[test]
     fn requests_become_events_and_responses_route_to_their_request() {
-        let pending = Pending::new();
+        let pending = Pending::new("app");
         let (id, mut answer) = pending.register();
         let mut headers = HeaderMap::new();
         headers.append("x-tag", HeaderValue::from_static("a"));
@@ -205,15 +209,12 @@ mod tests {
         assert_eq!(binary["bodyBase64"], "/w==");
         assert!(binary.get("body").is_none());
 
-        pending.route(
-            "app",
-            &format!(r#"[{{"log":1}},{{"id":"{id}","status":201}}]"#),
-        );
+        pending.route(&format!(r#"[{{"log":1}},{{"id":"{id}","status":201}}]"#));
         assert_eq!(answer.try_recv().unwrap()["status"], 201);
         // Answered once: a second response to the same id is dropped.
-        pending.route("app", &format!(r#"[{{"id":"{id}","status":200}}]"#));
+        pending.route(&format!(r#"[{{"id":"{id}","status":200}}]"#));
         assert!(
-            Pending::new().register().0 != id,
+            Pending::new("app").register().0 != id,
             "ids differ between boots"
         );
     }

@@ -430,22 +430,14 @@ impl DurableApp {
         // From the start, the current code replays every input since the
         // last fresh start; those before the last deploy were answered by
         // an older version, so only later ones must come out as recorded.
-        let deploys = |fresh_only: bool| {
-            log.records
-                .iter()
-                .filter(|r| matches!(r.input, Input::Deploy { fresh, .. } if fresh || !fresh_only))
-                .map(|r| r.seq)
-                .max()
-                .unwrap_or(0)
-        };
         let (from, checked_after, app) = match from_snapshot {
             Some((seq, app)) => {
                 opened.snapshot = Some(seq);
                 (seq, seq, app)
             }
             None => (
-                deploys(true),
-                deploys(false),
+                last_deploy(&log.records, true),
+                last_deploy(&log.records, false),
                 start(runtime, &source, &settings, name, &console)?,
             ),
         };
@@ -468,15 +460,10 @@ impl DurableApp {
             // Skipped last time, and again.
             return Ok(());
         }
-        let result = match &record.input {
-            Input::Event(event) => self.app.dispatch_json(event),
-            Input::Advance(ms) => self.app.advance_time_json(*ms),
-            // Deploys are replayed by running the newest code from the start.
-            Input::Deploy { .. } => return Ok(()),
+        // Deploys are replayed by running the newest code from the start.
+        let Some(result) = self.apply(&record.input) else {
+            return Ok(());
         };
-        if let Input::Advance(ms) = record.input {
-            self.clock_ms += ms;
-        }
         let now = outcome(&result);
         if check && record.outcome != now {
             return Err(Error::Diverged {
@@ -490,6 +477,29 @@ impl DurableApp {
         }
         Ok(())
     }
+
+    /// Hands one input to the app, and moves its clock; `None` for a
+    /// deploy, which is no input to the app.
+    fn apply(&mut self, input: &Input) -> Option<Result<String>> {
+        Some(match input {
+            Input::Event(event) => self.app.dispatch_json(event),
+            Input::Advance(ms) => {
+                self.clock_ms += ms;
+                self.app.advance_time_json(*ms)
+            }
+            Input::Deploy { .. } => return None,
+        })
+    }
+}
+
+/// The last deploy in `records` (a fresh one only, with `fresh_only`).
+fn last_deploy(records: &[Record], fresh_only: bool) -> u64 {
+    records
+        .iter()
+        .filter(|r| matches!(r.input, Input::Deploy { fresh, .. } if fresh || !fresh_only))
+        .map(|r| r.seq)
+        .max()
+        .unwrap_or(0)
 }
 
 fn outcome(result: &Result<String>) -> Outcome {
@@ -537,14 +547,7 @@ impl DurableApp {
         self.committer.check()?;
         let clock_ms = self.clock_ms;
         let started = Instant::now();
-        let result = match &input {
-            Input::Event(event) => self.app.dispatch_json(event),
-            Input::Advance(ms) => self.app.advance_time_json(*ms),
-            Input::Deploy { .. } => unreachable!("deploys are not submitted"),
-        };
-        if let Input::Advance(ms) = input {
-            self.clock_ms += ms;
-        }
+        let result = self.apply(&input).expect("deploys are not submitted");
         let outcome = outcome(&result);
         self.seq += 1;
         let seq = self.seq;
@@ -653,21 +656,13 @@ impl DurableApp {
         );
         if how == OnNewCode::Replay {
             let log = self.store.log(&self.name, 0)?;
-            let fresh_at = log
-                .records
-                .iter()
-                .filter(|r| matches!(r.input, Input::Deploy { fresh: true, .. }))
-                .map(|r| r.seq)
-                .max()
-                .unwrap_or(0);
+            let fresh_at = last_deploy(&log.records, true);
             for record in log.records.iter().filter(|r| r.seq > fresh_at) {
                 if record.outcome == Outcome::Faulted {
                     continue;
                 }
-                let result = match &record.input {
-                    Input::Event(event) => next.app.dispatch_json(event),
-                    Input::Advance(ms) => next.app.advance_time_json(*ms),
-                    Input::Deploy { .. } => continue,
+                let Some(result) = next.apply(&record.input) else {
+                    continue;
                 };
                 if let Some(e) = result.as_ref().err().filter(|e| e.is_fatal()) {
                     return Err(Error::DeployRefused {
