@@ -19,6 +19,8 @@ const MANY_CLIENTS: usize = 32;
 const EVENTS_PER_CLIENT: usize = 20_000;
 const LATENCY_EVENTS: usize = 2_000;
 const MILLION: u64 = 1_000_000;
+/// Turns of the one-stream run, durable then without a store.
+const STREAM_ROUNDS: usize = 3;
 
 fn scratch(name: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("elmbox-bench-{name}-{}", std::process::id()));
@@ -84,11 +86,14 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
         let _ = std::fs::remove_dir_all(dir);
         waiting.push((clients, plain, durable));
     }
-    // One stream, answers released by the output gate (`run --state`).
+    // One stream, answers released by the output gate (`run --state`),
+    // against the same stream without a store, in turns: the median of
+    // the rounds (this machine's speed drifts between runs).
     let stream_dir = scratch("stream")?;
-    let (stream, stream_plain) = {
+    let mut rounds = Vec::new();
+    for round in 0..STREAM_ROUNDS {
         let at = store(&stream_dir)?;
-        let mut app = open(runtime, &at, "stream", &js)?;
+        let mut app = open(runtime, &at, &format!("stream-{round}"), &js)?;
         let total = CLIENTS * EVENTS_PER_CLIENT;
         let started = Instant::now();
         for i in 0..total {
@@ -101,8 +106,13 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
         for i in 0..total {
             plain.dispatch_json(event(0, i))?;
         }
-        (durable, started.elapsed())
-    };
+        rounds.push((durable, started.elapsed()));
+    }
+    rounds.sort_by(|a, b| {
+        let ratio = |(d, p): &(Duration, Duration)| p.as_secs_f64() / d.as_secs_f64();
+        ratio(a).total_cmp(&ratio(b))
+    });
+    let (stream, stream_plain) = rounds[rounds.len() / 2];
     let total = (CLIENTS * EVENTS_PER_CLIENT) as f64;
     let rate = |d: Duration| total / d.as_secs_f64();
     writeln!(
@@ -119,7 +129,7 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
     writeln!(doc, "|---|---:|---:|---:|")?;
     writeln!(
         doc,
-        "| one app, events arriving while earlier ones commit (`run --state`; a server's many clients) | {:.0} events/s | {:.0} events/s | {:.2} |",
+        "| one app, events arriving while earlier ones commit (`run --state`), the median of {STREAM_ROUNDS} turns | {:.0} events/s | {:.0} events/s | {:.2} |",
         rate(stream_plain),
         rate(stream),
         rate(stream) / rate(stream_plain)
@@ -137,8 +147,11 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
         doc,
         "\nThe output gate holds answers, not the app: an app goes on with the next event while \
          the commit thread makes the earlier ones durable, and one commit takes all that arrived \
-         meanwhile. A client that waits for each answer before it sends the next waits for a commit \
-         each time, so such clients gain only as many of them share a commit.\n"
+         meanwhile; while nobody waits on a commit (a stream whose answers the commit thread \
+         writes itself), it gathers for up to 2 ms, so the stream pays for a few hundred fsyncs a \
+         second rather than thousands (whose I/O interrupts land on the app's core too). A client \
+         that waits for each answer before it sends the next waits for a commit each time, and \
+         that commit starts at once, so such clients gain only as many of them share a commit.\n"
     )?;
 
     // One client waiting for each answer.

@@ -60,10 +60,15 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let out = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "docs/BENCHMARKS.md".into());
+    let out = match std::env::args().nth(1) {
+        Some(flag) if flag.starts_with('-') => {
+            bail!(
+                "usage: elmbox-bench [OUT.md] | elmbox-bench --section serve|durable (not {flag})"
+            )
+        }
+        Some(out) => PathBuf::from(out),
+        None => "docs/BENCHMARKS.md".into(),
+    };
     let runtime_started = Instant::now();
     let runtime = Runtime::new()?;
     let compile = runtime_started.elapsed();
