@@ -65,7 +65,7 @@ pub use app::App;
 pub use config::DispatchMode;
 pub use config::{AppConfig, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
-pub use durable::{DurableApp, DurableOptions, OnNewCode, Opened};
+pub use durable::{DurableApp, DurableOptions, OnNewCode, Opened, Restoring};
 pub use elmbox_abi::{AppSettings, ModuleSettings, StdioConfig};
 pub use error::{AppError, Error, FaultSite, PortDirection, Result, Thrown};
 pub use guest::GuestId;

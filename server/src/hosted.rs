@@ -21,7 +21,7 @@ use elmbox::durable::sqlite::SqliteStore;
 use elmbox::durable::store::{StateStore, Write};
 use elmbox::{
     Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode, Pool,
-    PoolConfig,
+    PoolConfig, Restoring,
 };
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -46,6 +46,9 @@ pub enum HostError {
     /// The app is parked: wake it ([`Hosted::wake`]) and try again.
     #[error("`{0}` is parked")]
     Parked(String),
+    /// Try again shortly: the app faulted and is being restored.
+    #[error("`{0}` is being restored after a fault; try again")]
+    Restoring(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -122,6 +125,7 @@ struct Owner {
     /// In HTTP mode, the requests waiting for a response.
     pending: Option<Arc<Pending>>,
     last_used: Instant,
+    restoring: Restoring,
 }
 
 struct Event {
@@ -194,6 +198,7 @@ impl Hosted {
     /// Hands `app` to the pool and starts its owner.
     fn serve(&self, app: DurableApp, options: AppOptions) -> Result<(), Error> {
         let name = app.name().to_string();
+        let restoring = app.restoring();
         self.pool.insert_durable(app)?;
         let (events, queue) = mpsc::channel();
         let pool = self.pool.clone();
@@ -212,6 +217,7 @@ impl Hosted {
                 options,
                 pending,
                 last_used: Instant::now(),
+                restoring,
             }),
         );
         Ok(())
@@ -243,6 +249,10 @@ impl Hosted {
             Some(Slot::Parked(_)) => return Err(HostError::Parked(name.into())),
             Some(Slot::Serving(owner)) => owner,
         };
+        // Queued behind the replay, the event would wait for all of it.
+        if owner.restoring.now() {
+            return Err(HostError::Restoring(name.into()));
+        }
         owner.last_used = Instant::now();
         let limit = owner.options.limits().max_event_bytes;
         if body.len() > limit {
@@ -454,6 +464,10 @@ impl Hosted {
     }
 
     /// Whether `name` is parked.
+    fn is_restoring(&self, name: &str) -> bool {
+        matches!(lock(&self.apps).get(name), Some(Slot::Serving(owner)) if owner.restoring.now())
+    }
+
     pub fn is_parked(&self, name: &str) -> bool {
         matches!(lock(&self.apps).get(name), Some(Slot::Parked(_)))
     }
@@ -482,11 +496,14 @@ impl Hosted {
     }
 
     /// Every served app's memory now (an app busy with an event is waited
-    /// for).
+    /// for; one being restored after a fault is left out).
     pub fn memory(&self) -> Vec<(String, MemoryStats)> {
         self.names()
             .into_iter()
             .filter_map(|name| {
+                if self.is_restoring(&name) {
+                    return None;
+                }
                 let stats = self.pool.with_durable(&name, |app| app.memory()).ok()?;
                 Some((name, stats))
             })
@@ -495,6 +512,9 @@ impl Hosted {
 
     pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
         let (options, waiting) = match lock(&self.apps).get(name) {
+            Some(Slot::Serving(owner)) if owner.restoring.now() => {
+                return Err(HostError::Restoring(name.into()))
+            }
             Some(Slot::Serving(owner)) => (
                 owner.options.clone(),
                 owner.pending.as_ref().map(|p| p.len()),

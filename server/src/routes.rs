@@ -56,7 +56,7 @@ impl IntoResponse for HostError {
             HostError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HostError::Conflict(_) => StatusCode::CONFLICT,
             HostError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            HostError::Busy(_) | HostError::Parked(_) => {
+            HostError::Busy(_) | HostError::Parked(_) | HostError::Restoring(_) => {
                 let mut response =
                     (StatusCode::SERVICE_UNAVAILABLE, error_text(&self)).into_response();
                 response

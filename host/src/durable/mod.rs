@@ -19,6 +19,7 @@ pub mod log;
 pub mod sqlite;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,33 @@ pub struct DurableApp {
     work_since_snapshot: Duration,
     snapshot_at: Instant,
     restores: u64,
+    /// Set while the app is being restored after a fault; shared with
+    /// whoever serves it ([`DurableApp::restoring`]).
+    restoring: Restoring,
+}
+
+/// Whether a durable app is being restored after a fault, readable from
+/// other threads while the app's own thread restores it: a server turns
+/// requests away meanwhile (503) rather than queue them behind the replay.
+#[derive(Debug, Clone, Default)]
+pub struct Restoring(Arc<AtomicBool>);
+
+impl Restoring {
+    pub fn now(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Set until the returned guard is dropped.
+    fn during(&self) -> impl Drop + '_ {
+        struct Clear<'a>(&'a AtomicBool);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        self.0.store(true, Ordering::Release);
+        Clear(&self.0)
+    }
 }
 
 /// An input handled, whose answer waits for the input to be durable.
@@ -358,6 +386,7 @@ impl DurableApp {
             work_since_snapshot: Duration::ZERO,
             snapshot_at: Instant::now(),
             restores: 0,
+            restoring: Restoring::default(),
         }
     }
 
@@ -562,6 +591,8 @@ impl DurableApp {
         })?;
         let result = match result {
             Err(cause) if outcome == Outcome::Faulted => {
+                let restoring = self.restoring.clone();
+                let _during = restoring.during();
                 // Restore from what is durable: the fault's own record first.
                 self.committer.ticket()?.wait()?;
                 self.restore_after_fault(cause)
@@ -603,6 +634,7 @@ impl DurableApp {
         let faulty = self.seq;
         *self = DurableApp {
             restores,
+            restoring: self.restoring.clone(),
             ..restored
         };
         Err(Error::Restored {
@@ -610,6 +642,13 @@ impl DurableApp {
             restores,
             before: Some(faulty),
         })
+    }
+
+    /// A handle that tells, from any thread, whether this app is being
+    /// restored after a fault (on the thread that submitted the faulty
+    /// input, before that submit returns).
+    pub fn restoring(&self) -> Restoring {
+        self.restoring.clone()
     }
 
     /// Takes a snapshot of the sandbox now, after the last recorded input.
