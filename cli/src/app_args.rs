@@ -110,7 +110,7 @@ impl SandboxArgs {
     /// The runtime these options need: with epoch checks only when a CPU
     /// deadline was asked for, since they slow every app down.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
-        Ok(Runtime::builder()
+        Ok(crate::code_cache::with(Runtime::builder())
             .deadlines(self.deadline_ms.is_some())
             .build()?)
     }
@@ -201,6 +201,24 @@ impl AppArgs {
                          mode applies (eval and reload need the app's JavaScript)",
                         self.app.display()
                     );
+                }
+                // A module built on this runtime's guest is its state: put
+                // into the guest, already compiled, it starts in
+                // milliseconds. Another build's is compiled as it is (and
+                // the bare guest refused there).
+                if let Ok(built) = runtime.module_settings(&wasm) {
+                    let limits = sandbox.apply(self.size_limits(built_limits(&built.stdio)));
+                    let app = runtime
+                        .with_limits(limits)?
+                        .load_module(&wasm, AppConfig::default().name(self.name()))
+                        .with_context(|| format!("cannot load {}", self.app.display()))?;
+                    return Ok((
+                        app,
+                        Origin::Module {
+                            advance_ms: built.stdio.advance_ms,
+                            all_ports: built.app.all_ports,
+                        },
+                    ));
                 }
                 let image = runtime
                     .image(&wasm)

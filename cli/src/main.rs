@@ -7,6 +7,7 @@
 //! library `elmbox` does the work.
 
 mod app_args;
+mod code_cache;
 mod commands;
 mod report;
 
@@ -25,7 +26,9 @@ use commands::{build, chart, run, serve, soak, state};
         elmbox evaluates the JavaScript that `elm make` produces once, inside QuickJS \
         compiled to WebAssembly, then feeds it events through the app's incoming port \
         and prints what it sends on its outgoing port. Memory stays bounded because \
-        no source text is evaluated per event."
+        no source text is evaluated per event.\n\n\
+        The compiled sandbox is kept in $ELMBOX_CODE_CACHE (`off` for none), else \
+        $XDG_CACHE_HOME/elmbox, else ~/.cache/elmbox: only the first start compiles it."
 )]
 struct Cli {
     #[command(subcommand)]

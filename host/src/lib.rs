@@ -45,6 +45,7 @@
 //!   benchmarks.
 
 mod app;
+mod code_cache;
 mod config;
 mod console;
 pub mod durable;

@@ -9,6 +9,7 @@
 use elmbox_abi::ModuleSettings;
 use wasmparser::{DataKind, Operator, Parser, Payload};
 
+use crate::app::App;
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -41,6 +42,24 @@ impl Runtime {
             memory,
             globals: module.globals,
         })
+    }
+
+    /// The app built into the module `wasm`, started by restoring the
+    /// module's state into this runtime's compiled guest rather than by
+    /// compiling the module: milliseconds instead of most of a second, for
+    /// one instance (an [`AppImage`](crate::AppImage) compiles it once to
+    /// start many). Answers as the module would, what `init` sent included.
+    /// Refused, as by [`Runtime::module_state`], for a module built on
+    /// another guest, and for the bare guest.
+    pub fn load_module(&self, wasm: &[u8], config: AppConfig) -> Result<App> {
+        let state = self.module_state(wasm)?;
+        let mut app = self.restore(&state, config)?;
+        if app.module_settings()?.is_none() {
+            return Err(Error::bare_guest());
+        }
+        let startup = app.kept_startup_outputs()?;
+        app.set_startup_outputs(startup);
+        Ok(app)
     }
 
     /// What `elmbox build` recorded in the module `wasm` (the app's

@@ -28,6 +28,7 @@
 //! loading it again, in this process or the next, carries on where it was.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use serde_json::Value;
@@ -63,6 +64,10 @@ pub struct PoolConfig {
     /// ([`SandboxLimits::max_memory_bytes`]) is kept under it.
     pub max_memory_per_app: usize,
     pub on_fault: FaultPolicy,
+    /// Where to keep the compiled guest ([`RuntimeBuilder::code_cache`]).
+    ///
+    /// [`RuntimeBuilder::code_cache`]: crate::runtime::RuntimeBuilder::code_cache
+    pub code_cache: Option<PathBuf>,
 }
 
 impl Default for PoolConfig {
@@ -71,6 +76,7 @@ impl Default for PoolConfig {
             max_apps: 1024,
             max_memory_per_app: 256 << 20,
             on_fault: FaultPolicy::Restore,
+            code_cache: None,
         }
     }
 }
@@ -116,14 +122,17 @@ impl Pool {
             .max_memory_size(config.max_memory_per_app);
         let mut engine = Config::new();
         engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let runtime = Runtime::builder()
+        let mut runtime = Runtime::builder()
             .engine_config(&engine)
             .deadlines(true)
             .limits(SandboxLimits {
                 max_memory_bytes: Some(config.max_memory_per_app),
                 ..SandboxLimits::default()
-            })
-            .build()?;
+            });
+        if let Some(dir) = &config.code_cache {
+            runtime = runtime.code_cache(dir);
+        }
+        let runtime = runtime.build()?;
         Ok(Pool {
             runtime,
             config,

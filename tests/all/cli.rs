@@ -320,3 +320,40 @@ fn run_applies_the_limits_given_as_flags() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_cli_keeps_its_compiled_guest_where_the_environment_says() {
+    let root = std::env::temp_dir().join(format!("elmbox-cli-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let counter = fixture("counter");
+    let run = |env: &[(&str, &std::path::Path)], off: bool| {
+        let mut command = std::process::Command::new(elmbox_tests::elmbox_bin());
+        command
+            .args(["run", &counter])
+            .env_remove("ELMBOX_CODE_CACHE")
+            .env_remove("XDG_CACHE_HOME")
+            .env("HOME", root.join("home"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        if off {
+            command.env("ELMBOX_CODE_CACHE", "off");
+        }
+        let out = command
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("elmbox runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let files = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+
+    run(&[], true);
+    assert!(!root.exists(), "off keeps nothing");
+    run(&[], false);
+    assert_eq!(files(&root.join("home/.cache/elmbox")), 1);
+    run(&[("XDG_CACHE_HOME", &root.join("xdg"))], false);
+    assert_eq!(files(&root.join("xdg/elmbox")), 1);
+    run(&[("ELMBOX_CODE_CACHE", &root.join("mine"))], false);
+    assert_eq!(files(&root.join("mine")), 1);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -168,6 +168,7 @@ fn a_pool_restores_a_faulted_app_and_its_neighbours_never_notice() {
         max_apps: 4,
         max_memory_per_app: 64 << 20,
         on_fault: FaultPolicy::Restore,
+        code_cache: None,
     })
     .unwrap();
     let js = std::fs::read(elmbox_tests::fixture("faults")).unwrap();

@@ -25,6 +25,7 @@ fn pool(max_apps: u32, on_fault: FaultPolicy) -> Pool {
         max_apps,
         max_memory_per_app: 64 << 20,
         on_fault,
+        code_cache: None,
     })
     .expect("the pool starts")
 }

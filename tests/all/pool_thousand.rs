@@ -16,6 +16,7 @@ fn a_thousand_apps_in_one_pool_keep_to_themselves() {
             max_apps: APPS as u32,
             max_memory_per_app: 64 << 20,
             on_fault: FaultPolicy::Restore,
+            code_cache: None,
         })
         .expect("the pool starts"),
     );

@@ -86,3 +86,105 @@ fn an_image_reports_the_settings_its_snapshot_holds() {
     let mut app = image.instantiate().unwrap();
     assert_eq!(app.dispatch(r#"{"id":1}"#).unwrap()[0]["count"], json!(11));
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("elmbox-code-cache-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn cached_guests(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_code_cache_keeps_the_compiled_guest_and_survives_damage() {
+    let dir = scratch("keeps");
+    let start = || {
+        let started = std::time::Instant::now();
+        let runtime = Runtime::builder().code_cache(&dir).build().unwrap();
+        let mut app = runtime.load(counter_js(), config().0).unwrap();
+        assert_eq!(app.dispatch("hi").unwrap()[0]["count"], json!(1));
+        started.elapsed()
+    };
+    let compiled = start();
+    let files = cached_guests(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with(&format!("guest-{}", runtime().guest_id())),
+        "{name}"
+    );
+    let bytes = std::fs::read(&files[0]).unwrap();
+
+    // Taken from the cache: no compile, the same file.
+    let cached = start();
+    assert!(
+        cached < compiled / 2,
+        "from the cache {cached:?}, compiled {compiled:?}"
+    );
+    assert_eq!(cached_guests(&dir), files);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+
+    // A damaged file is compiled again and replaced.
+    std::fs::write(&files[0], b"\x7fELF not a compiled guest").unwrap();
+    start();
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+
+    // Another engine setting has a file of its own.
+    Runtime::builder()
+        .code_cache(&dir)
+        .deadlines(true)
+        .build()
+        .unwrap();
+    assert_eq!(cached_guests(&dir).len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_code_cache_that_cannot_be_written_only_costs_time() {
+    let dir = scratch("unwritable");
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_a_dir = dir.join("a-file");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let runtime = Runtime::builder()
+        .code_cache(not_a_dir.join("cache"))
+        .build()
+        .unwrap();
+    let mut app = runtime.load(counter_js(), config().0).unwrap();
+    assert_eq!(app.dispatch("hi").unwrap()[0]["count"], json!(1));
+    assert_eq!(cached_guests(&dir), vec![not_a_dir]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_built_module_loads_into_the_compiled_guest_as_its_javascript_would() {
+    let runtime = runtime();
+    let js = counter_js();
+    let wasm = runtime
+        .build(&js, config().0, &elmbox::BuildOptions::default())
+        .unwrap();
+    let mut from_js = runtime.load(&js, config().0).unwrap();
+    let mut from_module = runtime.load_module(&wasm, config().0).unwrap();
+    assert_eq!(from_module.startup_outputs(), from_js.startup_outputs());
+    for event in ["a", "b", "c"] {
+        assert_eq!(
+            from_module.dispatch(event).unwrap(),
+            from_js.dispatch(event).unwrap()
+        );
+    }
+    let err = runtime
+        .load_module(elmbox::GUEST_WASM, config().0)
+        .err()
+        .expect("the bare guest holds no app");
+    assert!(err.to_string().contains("bare guest"), "{err}");
+    let err = runtime
+        .load_module(b"\0asm\x01\0\0\0", config().0)
+        .err()
+        .expect("an empty module holds no app");
+    assert!(matches!(err, Error::BadModule { .. }), "{err}");
+}

@@ -40,7 +40,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let config = args.app.config()?;
     // The module applies these size limits when it serves stdio on its own.
-    let runtime = Runtime::builder()
+    let runtime = crate::code_cache::with(Runtime::builder())
         .limits(args.app.size_limits(SandboxLimits::default()))
         .build()?;
     let options = BuildOptions {

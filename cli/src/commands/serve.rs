@@ -64,6 +64,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_token: args.admin_token,
         pool: PoolConfig {
             max_apps: args.max_apps,
+            code_cache: crate::code_cache::dir(),
             ..PoolConfig::default()
         },
         response_timeout: std::time::Duration::from_millis(args.response_timeout_ms),
