@@ -28,6 +28,7 @@ mod elm_analyse;
 mod modules;
 mod pool;
 mod serve;
+mod startup;
 
 /// The smallest app in the shape of Elm output.
 const EMPTY_APP: &[u8] = b"this.Elm = { Main: { init: function () { return { ports: { onEvent: { send: function () {} }, respond: { subscribe: function () {} } } }; } } };";
@@ -56,7 +57,8 @@ fn main() -> anyhow::Result<()> {
         match std::env::args().nth(2).as_deref() {
             Some("serve") => print!("{}", serve::section(&root)?),
             Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
-            other => bail!("no section {other:?}: serve or durable"),
+            Some("startup") => print!("{}", startup::section(&root)?),
+            other => bail!("no section {other:?}: serve, durable or startup"),
         }
         return Ok(());
     }
@@ -277,6 +279,10 @@ fn main() -> anyhow::Result<()> {
     writeln!(doc, "\n## Pre-initialised modules (`elmbox build`)\n")?;
     eprintln!("bench: pre-initialised modules");
     doc.push_str(&modules::section(&root, &runtime)?);
+
+    writeln!(doc, "\n## Start-up: one event through `elmbox run`\n")?;
+    eprintln!("bench: start-up");
+    doc.push_str(&startup::section(&root)?);
 
     writeln!(doc, "\n## Durable apps (`--state`)\n")?;
     eprintln!("bench: durable apps");

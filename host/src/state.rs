@@ -194,6 +194,9 @@ impl Runtime {
 }
 
 /// Puts `state`'s memory and globals into `instance`.
+/// The host's page size, the unit a copy makes resident.
+const PAGE_BYTES: usize = 4096;
+
 fn write_state(
     store: &mut Store<StoreState>,
     instance: Instance,
@@ -219,7 +222,17 @@ fn write_state(
                 reason: format!("its memory does not fit under the sandbox's limits: {e:#}"),
             })?;
     }
-    memory.data_mut(&mut *store).copy_from_slice(&state.memory);
+    // Only the pages that differ: most of the memory is zero in both, and a
+    // page never written stays out of the process's resident memory.
+    let data = memory.data_mut(&mut *store);
+    for (to, from) in data
+        .chunks_mut(PAGE_BYTES)
+        .zip(state.memory.chunks(PAGE_BYTES))
+    {
+        if to != from {
+            to.copy_from_slice(from);
+        }
+    }
     for (index, value) in state.globals.iter().enumerate() {
         let global = instance
             .get_global(&mut *store, &global_name(index))
