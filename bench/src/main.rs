@@ -282,7 +282,7 @@ fn main() -> anyhow::Result<()> {
 
     writeln!(doc, "\n## Start-up: one event through `elmbox run`\n")?;
     eprintln!("bench: start-up");
-    doc.push_str(&startup::section(&root)?);
+    doc.push_str(&startup::in_a_small_process()?);
 
     writeln!(doc, "\n## Durable apps (`--state`)\n")?;
     eprintln!("bench: durable apps");

@@ -68,6 +68,21 @@ fn median<T: Copy + Ord>(values: &[T]) -> T {
     sorted[sorted.len() / 2]
 }
 
+/// [`section`], from a fresh process of this program: Linux carries a
+/// parent's peak RSS into a child it starts (through `exec`), so children
+/// of this process, grown by the sections before, would all report its
+/// peak instead of their own.
+pub fn in_a_small_process() -> anyhow::Result<String> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["--section", "startup"])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("the start-up section failed");
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
 pub fn section(root: &Path) -> anyhow::Result<String> {
     let scratch = std::env::temp_dir().join(format!("elmbox-bench-startup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
