@@ -58,7 +58,8 @@ fn main() -> anyhow::Result<()> {
             Some("serve") => print!("{}", serve::section(&root)?),
             Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
             Some("startup") => print!("{}", startup::section(&root)?),
-            other => bail!("no section {other:?}: serve, durable or startup"),
+            Some("pool") => print!("{}", pool::section(&root)?),
+            other => bail!("no section {other:?}: serve, durable, startup or pool"),
         }
         return Ok(());
     }

@@ -111,8 +111,72 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         rss_later as f64 / 1024.0 / 1024.0,
         LATER + 1
     )?;
+    drop(pool);
+
+    // Where a pool event's time goes: the same event to one app in a loop,
+    // in a pool of its own, and alone with and without epoch checks.
+    let pool_event = later / (APPS * LATER) as u32;
+    let alone = |mut send: Box<dyn FnMut() -> anyhow::Result<()>>| -> anyhow::Result<Duration> {
+        for _ in 0..ALONE_EVENTS / 10 {
+            send()?;
+        }
+        let started = Instant::now();
+        for _ in 0..ALONE_EVENTS {
+            send()?;
+        }
+        Ok(started.elapsed() / ALONE_EVENTS as u32)
+    };
+    let single = Pool::new(PoolConfig {
+        max_apps: 1,
+        ..PoolConfig::default()
+    })?;
+    let image = single.runtime().snapshot(&js, quiet_config())?;
+    single.load_image("alone", &image)?;
+    let in_pool = alone(Box::new(|| {
+        single
+            .dispatch_json("alone", "later")
+            .map(drop)
+            .map_err(Into::into)
+    }))?;
+    let mut with_epochs = image.instantiate()?;
+    let epochs = alone(Box::new(move || {
+        with_epochs
+            .dispatch_json("later")
+            .map(drop)
+            .map_err(Into::into)
+    }))?;
+    let plain = elmbox::Runtime::new()?;
+    let mut without = plain.load(&js, quiet_config())?;
+    let no_epochs = alone(Box::new(move || {
+        without.dispatch_json("later").map(drop).map_err(Into::into)
+    }))?;
+    writeln!(
+        doc,
+        "\nThe same event to one app in a loop ({ALONE_EVENTS} events), against a later event \
+         above (every event to another of the {APPS} apps):\n"
+    )?;
+    writeln!(
+        doc,
+        "| one app in a loop | per event | a pool event / this |"
+    )?;
+    writeln!(doc, "|---|---:|---:|")?;
+    for (what, time) in [
+        ("alone in a `Pool` of its own (CPU deadlines on)", in_pool),
+        ("an `App` from the pool's image (CPU deadlines on)", epochs),
+        ("an `App` on `Runtime::new()` (no CPU deadlines)", no_epochs),
+    ] {
+        writeln!(
+            doc,
+            "| {what} | {} | {:.2} |",
+            crate::ms(time),
+            pool_event.as_secs_f64() / time.as_secs_f64()
+        )?;
+    }
     Ok(doc)
 }
+
+/// Events to one app in a loop, for the comparison.
+const ALONE_EVENTS: usize = 20_000;
 
 fn rss() -> anyhow::Result<u64> {
     process_rss_bytes().ok_or_else(|| anyhow::anyhow!("no RSS figure on this platform"))
