@@ -7,7 +7,8 @@
 //! compatibility hash of the engine (its version, target and settings, which
 //! include epoch interruption and the Wizer instrumentation's version, as
 //! `wasmtime-wizer` is released with wasmtime). Files are written whole and
-//! renamed into place, so a reader never sees half of one.
+//! renamed into place, so a reader never sees half of one; writing one
+//! removes all but the newest few others.
 //!
 //! [`RuntimeBuilder::code_cache`]: crate::runtime::RuntimeBuilder::code_cache
 
@@ -54,8 +55,38 @@ pub(crate) fn load_or_compile(
         }
     }
     let module = compile()?;
-    let _ = store(&path, &module);
+    if store(&path, &module).is_ok() {
+        prune(dir, &path);
+    }
     Ok(module)
+}
+
+/// Compiled guests a directory keeps: each elmbox build (and engine
+/// setting) writes one of ~4 MB, so without a bound they pile up.
+const KEEP: usize = 8;
+
+/// Removes all but the [`KEEP`] newest compiled guests in `dir`, never
+/// `kept` (just written). Only when a new one is written: a cache in use
+/// with one elmbox stays as it is.
+fn prune(dir: &Path, kept: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("guest-") && name.ends_with(".cwasm")
+        })
+        .map(|entry| entry.path())
+        .filter(|path| path != kept)
+        .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
+        .collect();
+    others.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in others.into_iter().skip(KEEP - 1) {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 fn store(path: &Path, module: &Module) -> anyhow::Result<()> {

@@ -188,3 +188,31 @@ fn a_built_module_loads_into_the_compiled_guest_as_its_javascript_would() {
         .expect("an empty module holds no app");
     assert!(matches!(err, Error::BadModule { .. }), "{err}");
 }
+
+#[test]
+fn the_code_cache_keeps_only_the_newest_few_guests() {
+    let dir = scratch("prunes");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Compiled guests of twelve older builds, and a file that is not one.
+    for n in 0..12 {
+        std::fs::write(dir.join(format!("guest-old{n:02}-0.cwasm")), b"old").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    Runtime::builder().code_cache(&dir).build().unwrap();
+    let names: Vec<String> = cached_guests(&dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let guest = format!("guest-{}", runtime().guest_id());
+    assert!(names.iter().any(|n| n.starts_with(&guest)), "{names:?}");
+    assert!(names.contains(&"notes.txt".to_string()), "{names:?}");
+    // The new one and the seven newest old ones.
+    let old: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("guest-old"))
+        .collect();
+    assert_eq!(old.len(), 7, "{names:?}");
+    assert!(old.iter().all(|n| n.as_str() >= "guest-old05"), "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
