@@ -83,7 +83,7 @@ fn prune(dir: &Path, kept: &Path) {
         .filter(|path| path != kept)
         .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
         .collect();
-    others.sort_by(|a, b| b.0.cmp(&a.0));
+    others.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, old) in others.into_iter().skip(KEEP - 1) {
         let _ = std::fs::remove_file(old);
     }
