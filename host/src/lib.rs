@@ -23,6 +23,11 @@
 //! [`Runtime::image`] loads such a module as an [`AppImage`] whose instances
 //! start with the app already running, evaluating no JavaScript.
 //!
+//! Compiling the guest is most of a runtime's start (~0.8 s);
+//! [`RuntimeBuilder::code_cache`] keeps the compiled guest on disk so that
+//! later starts take milliseconds, and [`Runtime::load_module`] starts one
+//! app from such a module by restoring its state into that compiled guest.
+//!
 //! Many apps from many owners share one process through a [`Pool`]: one
 //! engine with the pooling allocator, apps by name, each with its own
 //! limits, faults contained and restored from the app's snapshot.
@@ -32,8 +37,9 @@
 //! store holds, stack size, deadlines, driving a call), `guest` (the host
 //! half of the guest ABI), `limits` and `config` (the sandbox's bounds and
 //! the app's settings), `app` (one loaded app), `runtime` (the compiled
-//! guest), `snapshot` and `image` (pre-initialised apps), `pool` (many apps
-//! in one process). `console`, `stats` and `error` sit beside them. What
+//! guest; `code_cache` keeps it on disk), `snapshot` and `image`
+//! (pre-initialised apps), `pool` (many apps in one process), `durable`
+//! (apps whose state lives in a store). `console`, `stats` and `error` sit beside them. What
 //! the host and guest agree on is the `elmbox-abi` crate.
 //!
 //! ## Features
