@@ -193,10 +193,10 @@ impl Runtime {
     }
 }
 
-/// Puts `state`'s memory and globals into `instance`.
 /// The host's page size, the unit a copy makes resident.
 const PAGE_BYTES: usize = 4096;
 
+/// Puts `state`'s memory and globals into `instance`.
 fn write_state(
     store: &mut Store<StoreState>,
     instance: Instance,

@@ -463,11 +463,12 @@ impl Hosted {
         Ok(())
     }
 
-    /// Whether `name` is parked.
+    /// Whether `name` is being restored after a fault.
     fn is_restoring(&self, name: &str) -> bool {
         matches!(lock(&self.apps).get(name), Some(Slot::Serving(owner)) if owner.restoring.now())
     }
 
+    /// Whether `name` is parked.
     pub fn is_parked(&self, name: &str) -> bool {
         matches!(lock(&self.apps).get(name), Some(Slot::Parked(_)))
     }

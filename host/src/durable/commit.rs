@@ -286,15 +286,8 @@ fn gather(receive: &Receiver<Job>, first: Job, waited_on: &AtomicBool) -> Vec<Jo
             return batch;
         }
         std::thread::park_timeout((until - now).min(QUIET));
-        if waited_on.load(Ordering::Acquire) {
-            while batch.len() < BATCH {
-                match receive.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            return batch;
-        }
+        // Woken by a waiter: take what came meanwhile, and commit.
+        someone_waits = waited_on.load(Ordering::Acquire);
     }
 }
 
