@@ -59,8 +59,13 @@ $(WASMTIME_CLI): .ci/wasmtime-cli.sh
 elm-analyse:
 	bash tests/elm-analyse/install.sh $(TOOLS)
 
+## rquickjs-sys defines EMSCRIPTEN on WASI to reuse QuickJS's ifdefs, which
+## also turns off its computed-goto dispatch: -UEMSCRIPTEN turns it back on
+## (5% off an event, docs/PERFORMANCE.md). These flags replace the sysroot
+## flag rquickjs-sys would pass, so they carry it too.
+GUEST_CFLAGS := --sysroot=$(WASI_SDK)/share/wasi-sysroot -UEMSCRIPTEN
 guest: setup
-	$(CARGO) build --release -p elmbox-guest --target wasm32-wasip1
+	CFLAGS_wasm32_wasip1="$(GUEST_CFLAGS)" $(CARGO) build --release -p elmbox-guest --target wasm32-wasip1
 
 ## One release build of the host, shared by the binary, the tests and the
 ## demo: wasmtime is compiled once.
