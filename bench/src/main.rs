@@ -59,14 +59,15 @@ fn main() -> anyhow::Result<()> {
             Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
             Some("startup") => print!("{}", startup::section(&root)?),
             Some("pool") => print!("{}", pool::section(&root)?),
-            other => bail!("no section {other:?}: serve, durable, startup or pool"),
+            Some("elm-analyse") => print!("{}", elm_analyse::section(&root, &Runtime::new()?)?),
+            other => bail!("no section {other:?}: serve, durable, startup, pool or elm-analyse"),
         }
         return Ok(());
     }
     let out = match std::env::args().nth(1) {
         Some(flag) if flag.starts_with('-') => {
             bail!(
-                "usage: elmbox-bench [OUT.md] | elmbox-bench --section serve|durable (not {flag})"
+                "usage: elmbox-bench [OUT.md] | elmbox-bench --section serve|durable|startup|pool|elm-analyse (not {flag})"
             )
         }
         Some(out) => PathBuf::from(out),
