@@ -15,9 +15,14 @@
 //!   fails on a logged input, it is refused and the old one runs on.
 
 pub mod commit;
+mod location;
 pub mod log;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
+
+pub use location::StateLocation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -281,6 +286,7 @@ impl DurableApp {
         // Recorded with the app, so a replay from its start draws what the
         // first run drew.
         given.random_seed = given.random_seed.or_else(|| Some(host_random()));
+        store.claim(name)?;
         let Some(stored) = store.app(name)? else {
             let app = start(runtime, source, &given, name, &console)?;
             let code = store.put_code(&encode_code(&given, source)?)?;
@@ -338,6 +344,7 @@ impl DurableApp {
         console: Console,
         options: DurableOptions,
     ) -> Result<Option<(DurableApp, Opened)>> {
+        store.claim(name)?;
         let Some(stored) = store.app(name)? else {
             return Ok(None);
         };
