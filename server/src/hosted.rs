@@ -163,7 +163,7 @@ impl Hosted {
             let options = hosted.kept_options(&name)?;
             match hosted.reopen(&name, options) {
                 Ok(()) => tracing::info!(app = %name, "serving"),
-                Err(e) => tracing::error!(app = %name, error = %e, "not served: it does not load"),
+                Err(e) => tracing::error!(app = %name, error = %e, "not served"),
             }
         }
         Ok(hosted)

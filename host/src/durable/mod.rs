@@ -13,6 +13,9 @@
 //!   replay; the app is restored to the input before it.
 //! - Deploys: a new version replays the whole log (or starts fresh); if it
 //!   fails on a logged input, it is refused and the old one runs on.
+//! - Stores: a state directory (SQLite, `sqlite.rs`) or a PostgreSQL
+//!   database (`postgres.rs`), either opened from what `--state` takes
+//!   ([`StateLocation`]).
 
 pub mod commit;
 mod location;
