@@ -90,8 +90,10 @@ modules: build fixtures tools
 
 ## The guest's engine is tested natively in a cargo run of its own: with
 ## the others, its dependencies' features would differ from `make build`'s
-## and wasmtime would be compiled twice.
+## and wasmtime would be compiled twice. The PostgreSQL store's tests
+## start servers of their own from Debian's `postgresql` package.
 test: build fixtures tools elm-analyse
+	bash .ci/apt-install.sh postgresql
 	$(CARGO) test --release -p elmbox-abi -p elmbox -p elmbox-server -p elmbox-cli -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest
 

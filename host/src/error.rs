@@ -70,14 +70,24 @@ pub enum Error {
     #[error("cannot restore this snapshot: {reason}")]
     BadSnapshot { reason: String },
 
-    /// A state directory that cannot be used: not one, not writable, or
-    /// its store is damaged.
-    #[error("cannot use the state in {dir}: {reason}")]
-    BadState { dir: String, reason: String },
+    /// A state location that cannot be used: a directory that is not one
+    /// or not writable, a database that cannot be reached or logged into,
+    /// or a store that is damaged. `location` is the directory, or the
+    /// database's URL without its password.
+    #[error("cannot use the state in {location}: {reason}")]
+    BadState { location: String, reason: String },
 
     /// Another process holds the state directory.
-    #[error("the state in {dir} is in use by {holder}")]
-    StateLocked { dir: String, holder: String },
+    #[error("the state in {location} is in use by {holder}")]
+    StateLocked { location: String, holder: String },
+
+    /// Another process runs the app, in a store that many processes share.
+    #[error("the app `{app}` in {location} is in use by {holder}")]
+    AppInUse {
+        app: String,
+        location: String,
+        holder: String,
+    },
 
     /// Writing the state failed (a full or failing disk): nothing after it
     /// is durable, so nothing after it is answered.

@@ -49,6 +49,10 @@
 //! - `measure`: the dispatch modes that reproduce the anti-patterns elmbox
 //!   replaces ([`DispatchMode`]), for soaks and
 //!   benchmarks.
+//! - `postgres`: the PostgreSQL state store (`durable::postgres`), so that
+//!   [`durable::StateLocation`] opens `postgres://…` URLs as well as state
+//!   directories. It brings the `postgres` client (and a tokio runtime per
+//!   connection); without it a URL is refused, saying so.
 
 mod app;
 mod code_cache;

@@ -1,5 +1,6 @@
 //! The apps being served ([`Hosted`]): durable apps in one [`Pool`], kept
-//! in one state directory whose commit thread they share, each with an
+//! in one store (a state directory or a database) whose commit thread they
+//! share, each with an
 //! owner thread that takes its events in the order they came, so that an
 //! app handles one event at a time while different apps run in parallel.
 //! The owner does not wait for an event to be durable before the next: the
@@ -10,15 +11,14 @@
 //! [`Hosted::send`], which only queues.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use elmbox::durable::commit::Committer;
-use elmbox::durable::sqlite::SqliteStore;
 use elmbox::durable::store::{StateStore, Write};
+use elmbox::durable::StateLocation;
 use elmbox::{
     Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode, Pool,
     PoolConfig, Restoring,
@@ -96,6 +96,8 @@ impl From<MemoryStats> for MemoryInfo {
 pub struct Hosted {
     pool: Arc<Pool>,
     store: Arc<dyn StateStore>,
+    /// Where the store is, for messages (a database without its password).
+    location: String,
     committer: Arc<Committer>,
     apps: Mutex<HashMap<String, Slot>>,
     /// Deploys and removals, one at a time.
@@ -142,14 +144,16 @@ fn internal(e: impl std::fmt::Display) -> HostError {
 }
 
 impl Hosted {
-    /// Opens the state directory `dir` and loads every app it holds; an app
-    /// that no longer loads is reported and left in the store, unserved.
-    pub fn open(dir: &Path, pool: PoolConfig) -> Result<Hosted, Error> {
-        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
+    /// Opens the state at `location` and loads every app it holds; an app
+    /// that no longer loads (or that another process runs) is reported and
+    /// left in the store, unserved.
+    pub fn open(location: &StateLocation, pool: PoolConfig) -> Result<Hosted, Error> {
+        let store = location.open()?;
         let committer = Arc::new(Committer::start(store.clone(), None));
         let hosted = Hosted {
             pool: Arc::new(Pool::new(pool)?),
             store: store.clone(),
+            location: location.to_string(),
             committer,
             apps: Mutex::default(),
             admin: Mutex::default(),
@@ -159,7 +163,7 @@ impl Hosted {
             let options = hosted.kept_options(&name)?;
             match hosted.reopen(&name, options) {
                 Ok(()) => tracing::info!(app = %name, "serving"),
-                Err(e) => tracing::error!(app = %name, error = %e, "not served: it does not load"),
+                Err(e) => tracing::error!(app = %name, error = %e, "not served"),
             }
         }
         Ok(hosted)
@@ -169,7 +173,7 @@ impl Hosted {
     fn kept_options(&self, name: &str) -> Result<AppOptions, Error> {
         match self.store.host_options(name)? {
             Some(kept) => serde_json::from_str(&kept).map_err(|e| Error::BadState {
-                dir: "the state directory".into(),
+                location: self.location.clone(),
                 reason: format!("the options kept for `{name}` do not read back: {e}"),
             }),
             // Recorded by `elmbox run --state`: served with the defaults.

@@ -1,6 +1,7 @@
 //! `elmbox serve`: Elm backends over HTTP ([`Server`]). Apps are deployed
-//! through the admin API, kept in a state directory (the one `elmbox run
-//! --state` uses: every event logged, the sandbox snapshotted), and answer
+//! through the admin API, kept in a state directory or a PostgreSQL
+//! database (as `elmbox run --state`: every event logged, the sandbox
+//! snapshotted), and answer
 //! `POST /apps/{name}/events` once the event is durable. See the crate's
 //! README for the layout.
 
@@ -12,10 +13,10 @@ mod routes;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use elmbox::durable::StateLocation;
 use elmbox::PoolConfig;
 
 pub use hosted::{AppInfo, HostError};
@@ -27,8 +28,8 @@ use routes::ServerState;
 /// What `elmbox serve` is given.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// The state directory.
-    pub state: PathBuf,
+    /// Where the apps are kept: a state directory or a database.
+    pub state: StateLocation,
     pub listen: SocketAddr,
     /// `None`: the admin API refuses every call.
     pub admin_token: Option<String>,
@@ -50,7 +51,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the state directory, loads every app it holds, and binds.
+    /// Opens the state, loads every app it holds, and binds.
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
         let ServeConfig {
             state,

@@ -1,6 +1,8 @@
-//! Durable apps (`elmbox run --state DIR`, `DurableApp`): every event in a
-//! log, snapshots of the sandbox, restore and replay. Real processes killed
-//! with SIGKILL, real damage to the store, real locks and real full disks.
+//! Durable apps (`elmbox run --state DIR|URL`, `DurableApp`): every event
+//! in a log, snapshots of the sandbox, restore and replay. Real processes
+//! killed with SIGKILL, real damage to the store, real locks and real full
+//! disks. The tests of both stores run on a state directory, and again on a
+//! real PostgreSQL server (`on_postgres`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -9,12 +11,14 @@ use std::sync::Arc;
 
 use elmbox::durable::commit::Committer;
 use elmbox::durable::sqlite::SqliteStore;
-use elmbox::durable::store::StateStore;
+use elmbox::durable::StateLocation;
 use elmbox::{AppConfig, DurableApp, DurableOptions, Error, OnNewCode};
 use elmbox_tests::{
     config, dicey_app, elm_like, elmbox, elmbox_bin, fixture, json_lines, runtime, stderr,
 };
 use serde_json::{json, Value};
+
+use crate::support::PgServer;
 
 /// A fresh, empty scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -22,6 +26,64 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Where a test keeps its state: a fresh state directory, or a fresh
+/// database on a throwaway PostgreSQL server.
+enum Place {
+    Directory(PathBuf),
+    Postgres { server: Arc<PgServer>, db: String },
+}
+
+impl Place {
+    /// `state` in the scratch directory `name`.
+    fn directory(name: &str) -> Place {
+        Place::Directory(scratch(name).join("state"))
+    }
+
+    /// The database `name` on a server of its own.
+    fn postgres(name: &str) -> Place {
+        Place::database(&Arc::new(PgServer::start()), name)
+    }
+
+    /// A new database `name` on `server`.
+    fn database(server: &Arc<PgServer>, name: &str) -> Place {
+        server.database(name);
+        Place::Postgres {
+            server: server.clone(),
+            db: name.into(),
+        }
+    }
+
+    /// What `--state` takes.
+    fn location(&self) -> String {
+        match self {
+            Place::Directory(dir) => dir.display().to_string(),
+            Place::Postgres { server, db } => server.url(db),
+        }
+    }
+
+    /// Runs `sql` on the store's database; `{log}` and `{snapshots}` name
+    /// its tables.
+    fn damage(&self, sql: &str) {
+        match self {
+            Place::Directory(dir) => {
+                let sql = sql
+                    .replace("{log}", "log")
+                    .replace("{snapshots}", "snapshots");
+                rusqlite::Connection::open(dir.join("elmbox.sqlite"))
+                    .unwrap()
+                    .execute_batch(&sql)
+                    .unwrap();
+            }
+            Place::Postgres { server, db } => {
+                let sql = sql
+                    .replace("{log}", "elmbox_log")
+                    .replace("{snapshots}", "elmbox_snapshots");
+                server.client(db).batch_execute(&sql).unwrap();
+            }
+        }
+    }
 }
 
 fn events(range: std::ops::Range<u64>) -> Vec<u8> {
@@ -47,9 +109,11 @@ fn at_event(stderr: &str) -> u64 {
 
 #[test]
 fn a_state_directory_carries_the_app_across_runs() {
-    let dir = scratch("across-runs");
-    let state = dir.join("state");
-    let state = state.to_str().unwrap();
+    carries_the_app_across_runs(&Place::directory("across-runs"));
+}
+
+fn carries_the_app_across_runs(place: &Place) {
+    let state = &place.location();
     let counter = fixture("counter");
     let first = elmbox(&["run", &counter, "--state", state], &events(1..4));
     assert!(first.status.success(), "{}", stderr(&first));
@@ -85,8 +149,11 @@ fn start(counter: &str, state: &str, input: Vec<u8>) -> Child {
 
 #[test]
 fn kill_9_loses_nothing_that_was_answered() {
-    let dir = scratch("kill-9");
-    let state = dir.join("state").display().to_string();
+    kill_9_loses_nothing(&Place::directory("kill-9"));
+}
+
+fn kill_9_loses_nothing(place: &Place) {
+    let state = place.location();
     let counter = fixture("counter");
     // Deterministic "random" kill points, spread over the run.
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
@@ -144,14 +211,14 @@ fn kill_9_loses_nothing_that_was_answered() {
     );
 }
 
-/// Opens the app of the store in `dir` from `source`: JavaScript, or a
+/// Opens the app of the store at `place` from `source`: JavaScript, or a
 /// module made by `elmbox build`.
 fn open(
-    dir: &Path,
+    place: &Place,
     source: impl AsRef<[u8]>,
     options: DurableOptions,
 ) -> elmbox::Result<(DurableApp, elmbox::Opened, Arc<Committer>)> {
-    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
+    let store = StateLocation::parse(place.location()).open()?;
     let committer = Arc::new(Committer::start(store.clone(), None));
     let (app, opened) = DurableApp::open(
         runtime(),
@@ -180,11 +247,16 @@ fn drive(app: &mut DurableApp, steps: std::ops::Range<u64>) -> Vec<String> {
 
 #[test]
 fn replay_gives_the_same_answers_as_an_uninterrupted_run() {
+    replay_gives_the_same_answers(Place::directory);
+}
+
+/// `place` makes the state of each run, by name.
+fn replay_gives_the_same_answers(place: impl Fn(&str) -> Place) {
     let js = dicey_app();
-    let once = scratch("replay-once");
+    let once = place("replay-once");
     let (mut uninterrupted, _, _) = open(&once, &js, DurableOptions::default()).unwrap();
     let expected = drive(&mut uninterrupted, 0..20);
-    stopped_twice("replay-twice-js", js.as_bytes(), &expected);
+    stopped_twice(&place("replay-twice-js"), js.as_bytes(), &expected);
     // A module built from the same app, with the same clock and seed,
     // answers alike, and replays alike.
     let module = runtime()
@@ -194,30 +266,30 @@ fn replay_gives_the_same_answers_as_an_uninterrupted_run() {
             &elmbox::BuildOptions::default(),
         )
         .unwrap();
-    stopped_twice("replay-twice-wasm", &module, &expected);
+    stopped_twice(&place("replay-twice-wasm"), &module, &expected);
 }
 
 /// `source` driven through the inputs of `expected`, stopped twice on the
 /// way: restored once by replaying the log, once from a snapshot.
-fn stopped_twice(name: &str, source: &[u8], expected: &[String]) {
-    let twice = scratch(name);
+fn stopped_twice(twice: &Place, source: &[u8], expected: &[String]) {
+    let name = &twice.location();
     let rarely = DurableOptions {
         snapshot_every_inputs: 1_000_000,
         snapshot_after_work: std::time::Duration::from_secs(3600),
         ..DurableOptions::default()
     };
-    let (mut app, _, committer) = open(&twice, source, rarely.clone()).unwrap();
+    let (mut app, _, committer) = open(twice, source, rarely.clone()).unwrap();
     let mut got = drive(&mut app, 0..7);
     drop(app); // no close: no snapshot, so the next open replays the log
     committer.finish().unwrap();
     drop(committer);
-    let (mut app, opened, committer) = open(&twice, source, rarely.clone()).unwrap();
+    let (mut app, opened, committer) = open(twice, source, rarely.clone()).unwrap();
     assert_eq!((opened.snapshot, opened.replayed), (Some(0), 14), "{name}");
     got.extend(drive(&mut app, 7..13));
     app.close().unwrap();
     committer.finish().unwrap();
     drop(committer);
-    let (mut app, opened, _) = open(&twice, source, rarely).unwrap();
+    let (mut app, opened, _) = open(twice, source, rarely).unwrap();
     assert_eq!((opened.snapshot, opened.replayed), (Some(26), 0), "{name}");
     got.extend(drive(&mut app, 13..20));
     assert_eq!(got, expected, "{name}");
@@ -281,40 +353,32 @@ fn a_module_not_built_from_this_guest_is_refused_by_name() {
     let err = runtime().module_state(b"\0asm\x01\0\0\0\x05").unwrap_err();
     assert!(err.to_string().contains("not valid WebAssembly"), "{err}");
     // The bare guest has the code, but no app in it.
-    let dir = scratch("stranger");
-    let err = open(&dir, elmbox::GUEST_WASM, DurableOptions::default())
-        .err()
-        .expect("the bare guest is no app");
+    let err = open(
+        &Place::directory("stranger"),
+        elmbox::GUEST_WASM,
+        DurableOptions::default(),
+    )
+    .err()
+    .expect("the bare guest is no app");
     assert!(err.to_string().contains("holds no app"), "{err}");
 }
 
 #[test]
 fn a_torn_log_tail_is_cut_and_a_damaged_snapshot_passed_over() {
-    let dir = scratch("damage");
-    let state = dir.join("state");
+    torn_tail_cut_and_damaged_snapshot_passed_over(&Place::directory("damage"));
+}
+
+fn torn_tail_cut_and_damaged_snapshot_passed_over(place: &Place) {
+    let state = place.location();
     let counter = fixture("counter");
-    let run = |input: &[u8]| {
-        elmbox(
-            &["run", &counter, "--state", state.to_str().unwrap()],
-            input,
-        )
-    };
+    let run = |input: &[u8]| elmbox(&["run", &counter, "--state", &state], input);
     assert!(run(&events(1..11)).status.success());
     // Damage the last record and the newest snapshot, as a crash or a bad
     // disk might.
-    {
-        let db = rusqlite::Connection::open(state.join("elmbox.sqlite")).unwrap();
-        db.execute(
-            "UPDATE log SET record = substr(record, 1, length(record) - 3) WHERE seq = 10",
-            [],
-        )
-        .unwrap();
-        db.execute(
-            "UPDATE snapshots SET bytes = zeroblob(length(bytes)) WHERE seq = 10",
-            [],
-        )
-        .unwrap();
-    }
+    place.damage(
+        "UPDATE {log} SET record = substr(record, 1, length(record) - 3) WHERE seq = 10;
+         UPDATE {snapshots} SET bytes = substr(bytes, 1, 100) WHERE seq = 10;",
+    );
     let out = run(&events(10..12));
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -426,7 +490,10 @@ fn a_read_only_or_full_disk_stops_the_answers_not_the_truth() {
 
 #[test]
 fn a_new_version_is_deployed_by_replay_or_refused() {
-    let dir = scratch("deploy");
+    deployed_by_replay_or_refused(&Place::directory("deploy"));
+}
+
+fn deployed_by_replay_or_refused(place: &Place) {
     let v1 = elm_like(
         "var subs = [], n = 0;
          function init() { return { ports: {
@@ -440,7 +507,7 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
         "n++;",
         "n++; if (n === 2) { throw new Error('v3 breaks'); }",
     );
-    let (mut app, _, committer) = open(&dir, &v1, DurableOptions::default()).unwrap();
+    let (mut app, _, committer) = open(place, &v1, DurableOptions::default()).unwrap();
     for _ in 0..3 {
         app.dispatch_json("x").unwrap();
     }
@@ -448,7 +515,7 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
     committer.finish().unwrap();
     drop(committer);
 
-    match open(&dir, &v2, DurableOptions::default()) {
+    match open(place, &v2, DurableOptions::default()) {
         Err(Error::CodeChanged { .. }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("new code taken without a deploy"),
@@ -457,7 +524,7 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
         on_new_code: OnNewCode::Replay,
         ..DurableOptions::default()
     };
-    match open(&dir, &v3, deploy.clone()) {
+    match open(place, &v3, deploy.clone()) {
         Err(Error::DeployRefused { seq, error }) => {
             assert_eq!(seq, 2);
             assert!(error.contains("v3 breaks"), "{error}");
@@ -466,19 +533,19 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
         Ok(_) => panic!("a version that fails on the log was deployed"),
     }
     // Still v1.
-    let (mut app, _, committer) = open(&dir, &v1, DurableOptions::default()).unwrap();
+    let (mut app, _, committer) = open(place, &v1, DurableOptions::default()).unwrap();
     assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"n":4}]"#);
     app.close().unwrap();
     committer.finish().unwrap();
     drop(committer);
-    let (mut app, opened, committer) = open(&dir, &v2, deploy).unwrap();
+    let (mut app, opened, committer) = open(place, &v2, deploy).unwrap();
     assert_eq!(opened.deployed, Some(OnNewCode::Replay));
     assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":5,"v":2}]"#);
     app.close().unwrap();
     committer.finish().unwrap();
     drop(committer);
     // v2 is now the recorded app, and restores without a deploy.
-    let (mut app, _, _) = open(&dir, &v2, DurableOptions::default()).unwrap();
+    let (mut app, _, _) = open(place, &v2, DurableOptions::default()).unwrap();
     assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":6,"v":2}]"#);
     // Fresh: from init.
     let fresh = DurableOptions {
@@ -487,7 +554,7 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
     };
     drop(app);
     let v4 = v2.replace("v: 2", "v: 4");
-    let (mut app, opened, _) = open(&dir, &v4, fresh).unwrap();
+    let (mut app, opened, _) = open(place, &v4, fresh).unwrap();
     assert_eq!(opened.deployed, Some(OnNewCode::Fresh));
     assert_eq!(app.dispatch_json("x").unwrap(), r#"[{"count":1,"v":4}]"#);
     let _ = AppConfig::default();
@@ -495,8 +562,11 @@ fn a_new_version_is_deployed_by_replay_or_refused() {
 
 #[test]
 fn a_fault_is_recorded_skipped_and_the_app_restored_to_the_event_before() {
-    let dir = scratch("fault");
-    let state = dir.join("state").display().to_string();
+    fault_recorded_skipped_and_restored(&Place::directory("fault"));
+}
+
+fn fault_recorded_skipped_and_restored(place: &Place) {
+    let state = place.location();
     let faults = fixture("faults");
     // crash-later answers, then faults 100 ms later (on the clock's move):
     // the app is restored to before that move and goes on; the restart
@@ -527,9 +597,10 @@ fn a_fault_is_recorded_skipped_and_the_app_restored_to_the_event_before() {
 
 #[test]
 fn a_replay_that_diverges_from_the_log_is_refused() {
-    let dir = scratch("diverge");
+    let dir = scratch("diverge").join("state");
+    let place = Place::Directory(dir.clone());
     let js = dicey_app();
-    let (mut app, _, committer) = open(&dir, &js, DurableOptions::default()).unwrap();
+    let (mut app, _, committer) = open(&place, &js, DurableOptions::default()).unwrap();
     drive(&mut app, 0..5);
     drop(app); // no close: the next open replays from the load's snapshot
     committer.finish().unwrap();
@@ -548,7 +619,7 @@ fn a_replay_that_diverges_from_the_log_is_refused() {
         )
         .unwrap();
     }
-    match open(&dir, &js, DurableOptions::default()) {
+    match open(&place, &js, DurableOptions::default()) {
         Err(Error::Diverged { seq, .. }) => assert_eq!(seq, 3),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a diverging replay was accepted"),
@@ -557,21 +628,15 @@ fn a_replay_that_diverges_from_the_log_is_refused() {
 
 #[test]
 fn a_snapshot_from_another_guest_build_is_passed_over_and_the_log_replayed() {
-    let dir = scratch("other-guest");
-    let state = dir.join("state");
+    other_guest_snapshot_passed_over(&Place::directory("other-guest"));
+}
+
+fn other_guest_snapshot_passed_over(place: &Place) {
+    let state = place.location();
     let counter = fixture("counter");
-    let run = |input: &[u8]| {
-        elmbox(
-            &["run", &counter, "--state", state.to_str().unwrap()],
-            input,
-        )
-    };
+    let run = |input: &[u8]| elmbox(&["run", &counter, "--state", &state], input);
     assert!(run(&events(1..6)).status.success());
-    {
-        let db = rusqlite::Connection::open(state.join("elmbox.sqlite")).unwrap();
-        db.execute("UPDATE snapshots SET guest = 'ff' || substr(guest, 3)", [])
-            .unwrap();
-    }
+    place.damage("UPDATE {snapshots} SET guest = 'ff' || substr(guest, 3)");
     let out = run(&events(6..8));
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -581,4 +646,45 @@ fn a_snapshot_from_another_guest_build_is_passed_over_and_the_log_replayed() {
     );
     assert!(err.contains("replaying 5 event(s) from the start"), "{err}");
     assert_eq!(json_lines(&out), (6..8).map(answer).collect::<Vec<_>>());
+}
+
+/// The tests of both stores, on PostgreSQL.
+mod on_postgres {
+    use super::*;
+
+    #[test]
+    fn a_database_carries_the_app_across_runs() {
+        carries_the_app_across_runs(&Place::postgres("across-runs"));
+    }
+
+    #[test]
+    fn kill_9_loses_nothing_that_was_answered() {
+        kill_9_loses_nothing(&Place::postgres("kill-9"));
+    }
+
+    #[test]
+    fn replay_gives_the_same_answers_as_an_uninterrupted_run() {
+        let server = Arc::new(PgServer::start());
+        replay_gives_the_same_answers(|name| Place::database(&server, name));
+    }
+
+    #[test]
+    fn a_torn_log_tail_is_cut_and_a_damaged_snapshot_passed_over() {
+        torn_tail_cut_and_damaged_snapshot_passed_over(&Place::postgres("damage"));
+    }
+
+    #[test]
+    fn a_new_version_is_deployed_by_replay_or_refused() {
+        deployed_by_replay_or_refused(&Place::postgres("deploy"));
+    }
+
+    #[test]
+    fn a_fault_is_recorded_skipped_and_the_app_restored_to_the_event_before() {
+        fault_recorded_skipped_and_restored(&Place::postgres("fault"));
+    }
+
+    #[test]
+    fn a_snapshot_from_another_guest_build_is_passed_over_and_the_log_replayed() {
+        other_guest_snapshot_passed_over(&Place::postgres("other-guest"));
+    }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod counter;
 mod durable;
+mod durable_postgres;
 mod elm_analyse;
 mod errors;
 mod faults;

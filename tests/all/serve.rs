@@ -1,6 +1,7 @@
 //! `elmbox serve` end to end: a real server process on loopback, real HTTP,
 //! killed with SIGKILL or stopped with SIGTERM and started again.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use elmbox_tests::{elm_like, elmbox, elmbox_bin, fixture, stderr, unruly_app};
 use serde_json::{json, Value};
+
+use crate::support::PgServer;
 
 const TOKEN: &str = "test-token";
 
@@ -30,11 +33,12 @@ struct Served {
 }
 
 impl Served {
-    fn start(state: &Path) -> Served {
+    /// On the state directory or database `state`.
+    fn start(state: impl AsRef<OsStr>) -> Served {
         Served::start_with(state, Some(TOKEN), &[])
     }
 
-    fn start_with(state: &Path, token: Option<&str>, args: &[&str]) -> Served {
+    fn start_with(state: impl AsRef<OsStr>, token: Option<&str>, args: &[&str]) -> Served {
         let mut command = Command::new(elmbox_bin());
         command.env_remove("ELMBOX_ADMIN_TOKEN");
         if let Some(token) = token {
@@ -567,9 +571,19 @@ fn malformed_http_and_vanishing_clients_leave_the_server_serving() {
 
 #[test]
 fn kill_9_under_load_loses_no_answer_and_sigterm_keeps_everything() {
-    let dir = scratch("restart");
-    let state = dir.join("state");
-    let server = Served::start(&state);
+    kill_9_under_load_loses_nothing(scratch("restart").join("state").as_os_str());
+}
+
+#[test]
+fn on_postgres_kill_9_under_load_loses_no_answer_and_sigterm_keeps_everything() {
+    let database = PgServer::start();
+    kill_9_under_load_loses_nothing(database.database("serve").as_ref());
+}
+
+/// An app deployed on a server keeping its state at `state`, driven by
+/// clients until the server is killed; then restarted, and stopped.
+fn kill_9_under_load_loses_nothing(state: &OsStr) {
+    let server = Served::start(state);
     assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
     // Clients keep sending until the server dies under them.
     let clients: Vec<_> = (0..8)
@@ -604,7 +618,7 @@ fn kill_9_under_load_loses_no_answer_and_sigterm_keeps_everything() {
     assert_eq!(answered.len(), distinct, "a count answered twice");
 
     // Every answered event is in the restored state.
-    let server = Served::start(&state);
+    let server = Served::start(state);
     let next = server.count("counter", "after the kill");
     assert!(
         next > *answered.last().unwrap(),
@@ -614,7 +628,7 @@ fn kill_9_under_load_loses_no_answer_and_sigterm_keeps_everything() {
     assert!(status.success(), "SIGTERM: {status}");
 
     // A clean stop snapshots every app: nothing to replay.
-    let server = Served::start(&state);
+    let server = Served::start(state);
     let (_, info) = server.admin_get("apps/counter", Some(TOKEN));
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["events"], next);

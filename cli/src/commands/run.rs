@@ -3,15 +3,14 @@
 //! one a built module runs; this file only hands each event to the app.
 
 use std::io::{self, BufReader, BufWriter};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use elmbox::durable::commit::Committer;
-use elmbox::durable::sqlite::SqliteStore;
-use elmbox::durable::store::StateStore;
+use elmbox::durable::StateLocation;
 use elmbox::{
     App, AppConfig, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode,
     SandboxLimits,
@@ -51,11 +50,13 @@ pub struct RunArgs {
 /// Keeping the app's state across runs.
 #[derive(Args)]
 pub struct DurableArgs {
-    /// Keep the app's state in DIR: every event in a log, with snapshots of
-    /// the sandbox. A new DIR records the app; a DIR with state restores it
-    /// and carries on. Each answer is written once its event is durable.
-    #[arg(long, value_name = "DIR")]
-    pub state: Option<PathBuf>,
+    /// Keep the app's state in DIR, or in the PostgreSQL database at
+    /// `postgres://user:password@host:port/db`: every event in a log, with
+    /// snapshots of the sandbox. New state records the app; existing state
+    /// restores it and carries on. Each answer is written once its event is
+    /// durable. One process runs an app at a time.
+    #[arg(long, value_name = "DIR|URL")]
+    pub state: Option<StateLocation>,
 
     /// With --state, when APP differs from the recorded app: deploy it by
     /// replaying the whole log through it (refused if it fails on any).
@@ -67,7 +68,7 @@ pub struct DurableArgs {
     #[arg(long, requires = "state")]
     pub fresh: bool,
 
-    /// With --state, the app's name in DIR [default: APP's file name without
+    /// With --state, the app's name in the state [default: APP's file name without
     /// its extension, so that `app.js` and the `app.wasm` built from it are
     /// one app].
     #[arg(long, requires = "state", value_name = "NAME")]
@@ -81,8 +82,8 @@ pub struct DurableArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if let Some(dir) = &args.durable.state {
-        return run_durable(&args, dir);
+    if let Some(location) = &args.durable.state {
+        return run_durable(&args, location);
     }
     let (mut app, origin) = args.app.open(&args.sandbox, DispatchMode::Call)?;
     let (advance_ms, all_ports) = match origin {
@@ -112,9 +113,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(status))
 }
 
-/// `run --state DIR`: the app restored from (or recorded into) DIR, each
-/// answer written by the commit thread once its event is durable.
-fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
+/// `run --state`: the app restored from (or recorded into) the state at
+/// `location`, each answer written by the commit thread once its event is
+/// durable.
+fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitCode> {
     let runtime = args.sandbox.runtime()?;
     let (source, config, advance_ms, limits) = match args.app.read()? {
         AppFile::JavaScript(source) => {
@@ -146,7 +148,7 @@ fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     });
     let all_ports = config.all_ports;
     let runtime = runtime.with_limits(args.sandbox.apply(limits))?;
-    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir)?);
+    let store = location.open()?;
     let committer = Arc::new(Committer::start(
         store.clone(),
         Some(Box::new(io::stdout())),
@@ -174,7 +176,7 @@ fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         config,
         options,
     )
-    .with_context(|| format!("cannot open {name} in {}", dir.display()))?;
+    .with_context(|| format!("cannot open {name} in {location}"))?;
     for note in &opened.passed_over {
         eprintln!("elmbox: {note}; passed over");
     }
@@ -185,7 +187,7 @@ fn run_durable(args: &RunArgs, dir: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     match (opened.created, opened.snapshot) {
-        (true, _) => eprintln!("elmbox: recording {name} in {}", dir.display()),
+        (true, _) => eprintln!("elmbox: recording {name} in {location}"),
         (false, Some(seq)) => eprintln!(
             "elmbox: restored {name} from the snapshot after event {seq}, replayed {} event(s)",
             opened.replayed

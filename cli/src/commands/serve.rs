@@ -2,23 +2,25 @@
 //! runtime, until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use elmbox::durable::StateLocation;
 use elmbox::PoolConfig;
 use elmbox_server::{ServeConfig, Server};
 
 /// Serve Elm apps over HTTP: deploy them through the admin API
 /// (`PUT /_elmbox/apps/NAME` with the app's JavaScript or built module),
-/// send them events (`POST /apps/NAME/events`). Every event is kept in DIR
-/// (as with `run --state`), and answered once it is durable. SIGTERM lets
+/// send them events (`POST /apps/NAME/events`). Every event is kept in the
+/// state (as with `run --state`), and answered once it is durable. SIGTERM lets
 /// requests in flight finish, snapshots every app and exits 0.
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The state directory: the apps, their event logs and snapshots.
-    #[arg(long, value_name = "DIR")]
-    state: PathBuf,
+    /// Where the apps, their event logs and snapshots are kept: a
+    /// directory, or the PostgreSQL database at
+    /// `postgres://user:password@host:port/db`.
+    #[arg(long, value_name = "DIR|URL")]
+    state: StateLocation,
 
     /// Address to listen on (port 0: any free port, printed on stderr).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]

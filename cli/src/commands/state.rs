@@ -1,27 +1,25 @@
-//! `elmbox state DIR`: what a state directory holds.
+//! `elmbox state DIR|URL`: what a state directory or database holds.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use elmbox::durable::sqlite::SqliteStore;
-use elmbox::durable::store::StateStore;
+use elmbox::durable::StateLocation;
 
-/// Show what a state directory (`elmbox run --state DIR`) holds: its apps,
-/// their events, log size and snapshots. Reads it without taking it from a
-/// process that runs it.
+/// Show what the state of `elmbox run --state` holds (a directory, or a
+/// PostgreSQL database's URL): its apps, their events, log size and
+/// snapshots. Reads it without taking it from a process that runs it.
 #[derive(Args)]
 pub struct StateArgs {
-    /// The state directory.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
+    /// The state directory, or `postgres://user:password@host:port/db`.
+    #[arg(value_name = "DIR|URL")]
+    location: StateLocation,
 }
 
 pub fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open_read_only(&args.dir)?;
+    let store = args.location.open_read_only()?;
     let apps = store.apps()?;
     if apps.is_empty() {
-        println!("{}: no apps", args.dir.display());
+        println!("{}: no apps", args.location);
     }
     for app in apps {
         let snapshot_bytes: u64 = app.snapshots.iter().map(|s| s.bytes).sum();

@@ -13,11 +13,19 @@
 //!   replay; the app is restored to the input before it.
 //! - Deploys: a new version replays the whole log (or starts fresh); if it
 //!   fails on a logged input, it is refused and the old one runs on.
+//! - Stores: a state directory (SQLite, `sqlite.rs`) or a PostgreSQL
+//!   database (`postgres.rs`), either opened from what `--state` takes
+//!   ([`StateLocation`]).
 
 pub mod commit;
+mod location;
 pub mod log;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
+
+pub use location::StateLocation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -281,6 +289,7 @@ impl DurableApp {
         // Recorded with the app, so a replay from its start draws what the
         // first run drew.
         given.random_seed = given.random_seed.or_else(|| Some(host_random()));
+        store.claim(name)?;
         let Some(stored) = store.app(name)? else {
             let app = start(runtime, source, &given, name, &console)?;
             let code = store.put_code(&encode_code(&given, source)?)?;
@@ -338,6 +347,7 @@ impl DurableApp {
         console: Console,
         options: DurableOptions,
     ) -> Result<Option<(DurableApp, Opened)>> {
+        store.claim(name)?;
         let Some(stored) = store.app(name)? else {
             return Ok(None);
         };

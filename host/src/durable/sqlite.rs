@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
-use super::log::Record;
-use super::store::{AppSummary, LogRead, StateStore, StoredApp, StoredSnapshot, Write};
+use super::store::{
+    code_hash, sound_records, this_process, AppSummary, LogRead, StateStore, StoredApp,
+    StoredSnapshot, Write,
+};
 
 const DATABASE: &str = "elmbox.sqlite";
 const LOCK: &str = "elmbox.lock";
@@ -38,7 +39,7 @@ impl SqliteStore {
     pub fn open(dir: impl AsRef<Path>) -> Result<SqliteStore> {
         let dir = dir.as_ref().to_path_buf();
         let bad = |why: String| Error::BadState {
-            dir: dir.display().to_string(),
+            location: dir.display().to_string(),
             reason: why,
         };
         if dir.exists() && !dir.is_dir() {
@@ -62,7 +63,7 @@ impl SqliteStore {
         }
         let lock = lock(&dir).map_err(|e| match e {
             Locked::By(holder) => Error::StateLocked {
-                dir: dir.display().to_string(),
+                location: dir.display().to_string(),
                 holder,
             },
             Locked::Io(e) => bad(format!("cannot take its lock file: {e}")),
@@ -81,7 +82,7 @@ impl SqliteStore {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<SqliteStore> {
         let dir = dir.as_ref().to_path_buf();
         let bad = |why: String| Error::BadState {
-            dir: dir.display().to_string(),
+            location: dir.display().to_string(),
             reason: why,
         };
         let database = dir.join(DATABASE);
@@ -109,7 +110,7 @@ impl SqliteStore {
 
     fn failed(&self, what: &str, e: rusqlite::Error) -> Error {
         Error::BadState {
-            dir: self.dir.display().to_string(),
+            location: self.dir.display().to_string(),
             reason: format!("{what}: {e}"),
         }
     }
@@ -144,18 +145,12 @@ fn lock(dir: &Path) -> std::result::Result<File, Locked> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Locked::Io(e)),
     }
-    let me = format!("process {} on {}", std::process::id(), hostname());
+    let me = this_process();
     file.set_len(0).map_err(Locked::Io)?;
     file.rewind().map_err(Locked::Io)?;
     file.write_all(me.as_bytes()).map_err(Locked::Io)?;
     file.sync_all().map_err(Locked::Io)?;
     Ok(file)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this host".into())
 }
 
 fn setup(db: &Connection) -> rusqlite::Result<()> {
@@ -203,27 +198,9 @@ fn setup(db: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn guest_text(guest: GuestId) -> String {
-    guest.to_string()
-}
-
-fn parse_guest(text: &str) -> GuestId {
-    let mut id = [0u8; 32];
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = text
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-    }
-    GuestId(id)
-}
-
 impl StateStore for SqliteStore {
     fn put_code(&self, bytes: &[u8]) -> Result<String> {
-        let hash: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = code_hash(bytes);
         self.db()
             .execute(
                 "INSERT OR IGNORE INTO code (hash, bytes) VALUES (?1, ?2)",
@@ -242,16 +219,12 @@ impl StateStore for SqliteStore {
             .optional()
             .map_err(|e| self.failed("reading the app's code", e))?;
         let bytes = bytes.ok_or_else(|| Error::BadState {
-            dir: self.dir.display().to_string(),
+            location: self.dir.display().to_string(),
             reason: format!("it has no code stored under {hash}"),
         })?;
-        let actual: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if actual != hash {
+        if code_hash(&bytes) != hash {
             return Err(Error::BadState {
-                dir: self.dir.display().to_string(),
+                location: self.dir.display().to_string(),
                 reason: format!("the code stored under {hash} is damaged"),
             });
         }
@@ -360,7 +333,7 @@ impl StateStore for SqliteStore {
                     .execute(
                         "INSERT OR REPLACE INTO snapshots (app, seq, guest, code, bytes)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![app, *seq as i64, guest_text(*guest), code, bytes],
+                        params![app, *seq as i64, guest.to_string(), code, bytes],
                     )
                     // Keep the newest few: older ones only slow a restart down
                     // that a newer one serves, unless it is damaged.
@@ -379,51 +352,27 @@ impl StateStore for SqliteStore {
     }
 
     fn log(&self, app: &str, after: u64) -> Result<LogRead> {
-        let rows: Vec<(i64, Vec<u8>)> = {
+        let rows: Vec<(u64, Vec<u8>)> = {
             let db = self.db();
             let mut query = db
                 .prepare("SELECT seq, record FROM log WHERE app = ?1 AND seq > ?2 ORDER BY seq")
                 .map_err(|e| self.failed("reading the log", e))?;
             let rows = query
-                .query_map(params![app, after as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map(params![app, after as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+                })
                 .map_err(|e| self.failed("reading the log", e))?;
             rows.collect::<rusqlite::Result<_>>()
                 .map_err(|e| self.failed("reading the log", e))?
         };
-        let mut read = LogRead::default();
-        let mut expected = after + 1;
-        for (index, (seq, bytes)) in rows.iter().enumerate() {
-            let record = Record::decode(bytes)
-                .ok()
-                .filter(|r| r.seq == *seq as u64 && r.seq == expected);
-            match record {
-                Some(record) => {
-                    read.records.push(record);
-                    expected += 1;
-                }
-                None => {
-                    let sound_after = rows[index + 1..]
-                        .iter()
-                        .any(|(_, b)| Record::decode(b).is_ok());
-                    if sound_after {
-                        return Err(Error::BadLog {
-                            reason: format!(
-                                "record {seq} of app `{app}` is damaged, and records after it are \
-                                 not: the log cannot be replayed past it"
-                            ),
-                        });
-                    }
-                    // A torn tail: never acknowledged, so cut it.
-                    read.cut = (rows.len() - index) as u64;
-                    self.db()
-                        .execute(
-                            "DELETE FROM log WHERE app = ?1 AND seq >= ?2",
-                            params![app, *seq],
-                        )
-                        .map_err(|e| self.failed("cutting a damaged log tail", e))?;
-                    break;
-                }
-            }
+        let (read, torn_from) = sound_records(app, after, &rows)?;
+        if let Some(seq) = torn_from {
+            self.db()
+                .execute(
+                    "DELETE FROM log WHERE app = ?1 AND seq >= ?2",
+                    params![app, seq as i64],
+                )
+                .map_err(|e| self.failed("cutting a damaged log tail", e))?;
         }
         Ok(read)
     }
@@ -441,7 +390,7 @@ impl StateStore for SqliteStore {
                 let guest: String = r.get(1)?;
                 Ok(StoredSnapshot {
                     seq: r.get::<_, i64>(0)? as u64,
-                    guest: parse_guest(&guest),
+                    guest: GuestId::from_hex(&guest),
                     code: r.get(2)?,
                     bytes: r.get::<_, i64>(3)? as u64,
                 })

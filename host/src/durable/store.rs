@@ -1,10 +1,12 @@
 //! What a durable app's state is kept in ([`StateStore`]): per app, an
 //! append-only log of [`Record`]s, the app's code and settings under their
 //! content hash, and snapshots of its sandbox. A small trait, so that an
-//! embedded store (SQLite, `sqlite.rs`) and a shared database can both
-//! stand behind it.
+//! embedded store (SQLite, `sqlite.rs`) and a shared database (PostgreSQL,
+//! `postgres.rs`) both stand behind it.
 
-use crate::error::Result;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
 use super::log::Record;
@@ -69,6 +71,13 @@ pub struct AppSummary {
 }
 
 pub trait StateStore: Send + Sync {
+    /// Takes the app for this process before it is opened: one process at
+    /// a time runs an app. Refused ([`Error::AppInUse`]) while another
+    /// holds it. A store that one process holds whole (a state directory,
+    /// locked when opened) has nothing more to take.
+    fn claim(&self, _app: &str) -> Result<()> {
+        Ok(())
+    }
     /// Keeps `bytes` (an app's settings and code) under their content hash,
     /// durably; returns the hash.
     fn put_code(&self, bytes: &[u8]) -> Result<String>;
@@ -88,4 +97,86 @@ pub trait StateStore: Send + Sync {
     /// The app's snapshots, newest first.
     fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>>;
     fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>>;
+}
+
+/// The content hash an app's code is kept under ([`StateStore::put_code`]).
+pub(crate) fn code_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How a store names this process to another that finds the state (or an
+/// app) held.
+pub(crate) fn this_process() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into());
+    format!("process {} on {host}", std::process::id())
+}
+
+/// `url` less its password, to name the database in messages and logs:
+/// of what comes before the last `@` only the user is kept (the last, not
+/// the first as the client reads it: a password with an `@` or a `/` that
+/// was not percent-encoded is hidden all the same), and a `password`
+/// parameter is left out.
+pub(crate) fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((credentials, after)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{user}@{after}")
+        }
+        None => rest.to_string(),
+    };
+    let Some((path, query)) = rest.split_once('?') else {
+        return format!("{scheme}://{rest}");
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.starts_with("password="))
+        .collect();
+    match kept.is_empty() {
+        true => format!("{scheme}://{path}"),
+        false => format!("{scheme}://{path}?{}", kept.join("&")),
+    }
+}
+
+/// An app's log rows as a store read them after record `after`, in order:
+/// `(seq, bytes)`. Returns the records that check out and, if damaged
+/// records end the log (a write a crash tore: never acknowledged), the seq
+/// the store must cut from. A damaged record before a sound one is an error.
+pub(crate) fn sound_records(
+    app: &str,
+    after: u64,
+    rows: &[(u64, Vec<u8>)],
+) -> Result<(LogRead, Option<u64>)> {
+    let mut read = LogRead::default();
+    for (index, (seq, bytes)) in rows.iter().enumerate() {
+        // Each record in its place: the one after the last.
+        let expected = after + 1 + index as u64;
+        let record = Record::decode(bytes)
+            .ok()
+            .filter(|r| r.seq == *seq && r.seq == expected);
+        let Some(record) = record else {
+            let sound_after = rows[index + 1..]
+                .iter()
+                .any(|(_, b)| Record::decode(b).is_ok());
+            if sound_after {
+                return Err(Error::BadLog {
+                    reason: format!(
+                        "record {seq} of app `{app}` is damaged, and records after it are not: \
+                         the log cannot be replayed past it"
+                    ),
+                });
+            }
+            read.cut = (rows.len() - index) as u64;
+            return Ok((read, Some(*seq)));
+        };
+        read.records.push(record);
+    }
+    Ok((read, None))
 }

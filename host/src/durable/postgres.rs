@@ -1,0 +1,642 @@
+//! The shared [`StateStore`]: a PostgreSQL database (`--state
+//! postgres://user:password@host:port/db`), from which any host can
+//! restore any app. The same log, snapshots, code and host options as the
+//! SQLite store, in tables named `elmbox_*`. A commit is one transaction,
+//! durable when it returns (this connection never commits with
+//! `synchronous_commit` off); a group commit's records go in one insert.
+//!
+//! The schema is elmbox's own: created and migrated on open, in order, in
+//! one transaction under an advisory lock, so that nodes starting together
+//! do not race; `elmbox_schema` holds the versions applied. A database
+//! migrated by a newer elmbox is refused.
+//!
+//! One process runs an app at a time: [`StateStore::claim`] takes a
+//! session advisory lock per app, held while the connection lives (the
+//! session of a process that died ends with its connection). Handing an
+//! app over between live nodes, and fencing one that lost it, is for a
+//! later migration's leases; the log's key (app, seq) already refuses a
+//! second append of a record.
+//!
+//! One connection behind a mutex: the commit thread is the only heavy user.
+//! No TLS: a URL that requires it (`sslmode=require`) is refused.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::guest::GuestId;
+
+use super::store::{
+    code_hash, sound_records, this_process, without_password, AppSummary, LogRead, StateStore,
+    StoredApp, StoredSnapshot, Write,
+};
+
+/// The schema's migrations, in order: `elmbox_schema` holds one row per
+/// migration applied, numbered from 1.
+const MIGRATIONS: &[&str] = &[
+    // 1: what the SQLite store keeps. Snapshots are zstd already, so
+    // PostgreSQL keeps them out of line without compressing them again.
+    "CREATE TABLE elmbox_code (hash text PRIMARY KEY, bytes bytea NOT NULL);
+     CREATE TABLE elmbox_apps (name text PRIMARY KEY, code text NOT NULL);
+     CREATE TABLE elmbox_host_options (app text PRIMARY KEY, options text NOT NULL);
+     CREATE TABLE elmbox_log (
+         app text NOT NULL, seq bigint NOT NULL, record bytea NOT NULL,
+         PRIMARY KEY (app, seq));
+     CREATE TABLE elmbox_snapshots (
+         app text NOT NULL, seq bigint NOT NULL, guest text NOT NULL, code text NOT NULL,
+         bytes bytea NOT NULL,
+         PRIMARY KEY (app, seq));
+     ALTER TABLE elmbox_snapshots ALTER COLUMN bytes SET STORAGE EXTERNAL;",
+];
+
+/// Snapshots kept per app: the newest, and one to fall back on.
+const KEEP_SNAPSHOTS: i64 = 3;
+
+/// How long opening waits for the server, unless the URL says
+/// (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long claiming an app waits for its lock: the session of a process
+/// that just died ends only once the server sees its connection closed.
+const CLAIM_WAIT: Duration = Duration::from_secs(1);
+
+const APPEND_RECORDS: &str = "INSERT INTO elmbox_log (app, seq, record)
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])";
+
+/// A PostgreSQL database, open for this process.
+pub struct PostgresStore {
+    /// The URL without its password, for messages.
+    location: String,
+    db: Mutex<Session>,
+}
+
+/// The connection, the statements prepared on it, and the apps whose lock
+/// it holds.
+struct Session {
+    client: Closing,
+    statements: HashMap<&'static str, Statement>,
+    claimed: HashSet<String>,
+    read_only: bool,
+}
+
+/// A client closed on a thread of its own: it owns a tokio runtime, which
+/// may not be dropped inside another runtime's async context (where
+/// `elmbox serve` may drop the last handle on its store).
+struct Closing(Option<Client>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+impl std::ops::Deref for Closing {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl std::ops::DerefMut for Closing {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("taken only when dropped")
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` and brings its schema to this
+    /// build's version. Refused with the reason, naming the URL without
+    /// its password: not a URL, no server there, a login refused, a schema
+    /// newer than this build's.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        let store = PostgresStore::connect(url, false)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Connects to read the database (`elmbox state`), beside the
+    /// processes running its apps: nothing is created, migrated or written.
+    pub fn open_read_only(url: &str) -> Result<PostgresStore> {
+        let store = PostgresStore::connect(url, true)?;
+        let mut db = store.db();
+        let version = schema_version(&mut *db.client).map_err(|e| store.failed("reading", e))?;
+        match version {
+            0 => Err(store.bad("it holds no elmbox state".into())),
+            v if v < MIGRATIONS.len() as i32 => Err(store.bad(format!(
+                "its schema is version {v}, older than this elmbox's {}: open it once to \
+                 run apps (which migrates it)",
+                MIGRATIONS.len()
+            ))),
+            v => store.known(v),
+        }?;
+        drop(db);
+        Ok(store)
+    }
+
+    /// The database, without the password: what messages name.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn connect(url: &str, read_only: bool) -> Result<PostgresStore> {
+        let location = without_password(url);
+        let bad = |reason: String| Error::BadState {
+            location: location.clone(),
+            reason,
+        };
+        let mut config: postgres::Config = url.parse().map_err(|e| {
+            bad(format!(
+                "it is not a valid PostgreSQL URL: {}",
+                describe(&e)
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            // What another process that finds an app held names.
+            config.application_name(&format!("elmbox {}", this_process()));
+        }
+        // Notices (a table that exists, say) are nobody's business here.
+        config.notice_callback(|_| {});
+        let mut client = config.connect(NoTls).map_err(|e| bad(refused(&e)))?;
+        let setup = match read_only {
+            true => "SET default_transaction_read_only = on",
+            // A commit must be durable when it returns: never without
+            // waiting for the server's WAL flush, whatever its default.
+            false => {
+                "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN
+                     SET synchronous_commit = on; END IF; END $$"
+            }
+        };
+        client
+            .batch_execute(setup)
+            .map_err(|e| bad(format!("setting up the session: {}", describe(&e))))?;
+        Ok(PostgresStore {
+            location,
+            db: Mutex::new(Session {
+                client: Closing(Some(client)),
+                statements: HashMap::new(),
+                claimed: HashSet::new(),
+                read_only,
+            }),
+        })
+    }
+
+    /// Applies the migrations this database lacks, in one transaction
+    /// under a lock, so that a node starting meanwhile waits and finds them
+    /// applied.
+    fn migrate(&self) -> Result<()> {
+        let mut db = self.db();
+        let failed = |e| self.failed("creating or migrating the schema", e);
+        let mut tx = db.client.transaction().map_err(failed)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&advisory_key("schema", "")],
+        )
+        .map_err(failed)?;
+        let version = schema_version(&mut tx).map_err(failed)?;
+        self.known(version)?;
+        if version == MIGRATIONS.len() as i32 {
+            return Ok(());
+        }
+        if version == 0 {
+            tx.batch_execute(
+                "CREATE TABLE elmbox_schema (
+                     version integer PRIMARY KEY,
+                     applied timestamptz NOT NULL DEFAULT now())",
+            )
+            .map_err(failed)?;
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(migration).map_err(failed)?;
+            tx.execute(
+                "INSERT INTO elmbox_schema (version) VALUES ($1)",
+                &[&(index as i32 + 1)],
+            )
+            .map_err(failed)?;
+        }
+        tx.commit().map_err(failed)
+    }
+
+    /// Refuses a schema this build does not know.
+    fn known(&self, version: i32) -> Result<()> {
+        match version > MIGRATIONS.len() as i32 {
+            true => Err(self.bad(format!(
+                "its schema is version {version}, newer than this elmbox knows ({}): run a \
+                 newer elmbox on it",
+                MIGRATIONS.len()
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    fn db(&self) -> MutexGuard<'_, Session> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::BadState {
+            location: self.location.clone(),
+            reason,
+        }
+    }
+
+    fn failed(&self, what: &str, e: postgres::Error) -> Error {
+        self.bad(format!("{what}: {}", describe(&e)))
+    }
+
+    /// The rows of `sql`; `what` says what was read, if it fails.
+    fn rows(&self, what: &str, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.db()
+            .client
+            .query(sql, params)
+            .map_err(|e| self.failed(what, e))
+    }
+
+    /// The row of `sql`, if there is one.
+    fn row(&self, what: &str, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        Ok(self.rows(what, sql, params)?.into_iter().next())
+    }
+
+    /// Who holds the lock `key`, as its session named itself.
+    fn holder(&self, client: &mut Client, key: i64) -> Result<String> {
+        let row = client
+            .query_opt(
+                "SELECT a.application_name, l.pid FROM pg_locks l
+                   LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                    AND l.classid = $1 AND l.objid = $2
+                  LIMIT 1",
+                &[&((key >> 32) as u32), &(key as u32)],
+            )
+            .map_err(|e| self.failed("finding who holds the app", e))?;
+        Ok(match row {
+            None => "another process (which has just let it go: try again)".into(),
+            Some(row) => {
+                let name: Option<String> = row.get(0);
+                let pid: i32 = row.get(1);
+                match name.filter(|n| !n.is_empty()) {
+                    Some(name) => name,
+                    None => format!("the database session of server process {pid}"),
+                }
+            }
+        })
+    }
+}
+
+/// The version of the schema in the database (0: none yet).
+fn schema_version(client: &mut impl GenericClient) -> Result<i32, postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('elmbox_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client.query_one("SELECT coalesce(max(version), 0) FROM elmbox_schema", &[])?;
+    Ok(row.get(0))
+}
+
+/// A key for PostgreSQL's advisory locks: elmbox's own, by what it locks.
+fn advisory_key(kind: &str, name: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(b"elmbox\0")
+        .chain_update(kind.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(name.as_bytes())
+        .finalize();
+    i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The statement `sql`, prepared once per connection.
+fn prepared(
+    statements: &mut HashMap<&'static str, Statement>,
+    client: &mut impl GenericClient,
+    sql: &'static str,
+) -> Result<Statement, postgres::Error> {
+    if let Some(statement) = statements.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql)?;
+    statements.insert(sql, statement.clone());
+    Ok(statement)
+}
+
+/// What the server said, or why it could not be asked.
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        };
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(next) = cause {
+        text.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    text
+}
+
+/// Why connecting failed, by who refused.
+fn refused(e: &postgres::Error) -> String {
+    match e.code() {
+        Some(code)
+            if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            format!("the server refused the login: {}", describe(e))
+        }
+        Some(_) => format!("the server refused the connection: {}", describe(e)),
+        None => format!("cannot connect to the server: {}", describe(e)),
+    }
+}
+
+/// A run of records in one commit, appended in one statement.
+#[derive(Default)]
+struct Appends<'a> {
+    apps: Vec<&'a str>,
+    seqs: Vec<i64>,
+    records: Vec<Vec<u8>>,
+}
+
+impl<'a> Appends<'a> {
+    fn push(&mut self, app: &'a str, record: &super::log::Record) {
+        self.apps.push(app);
+        self.seqs.push(record.seq as i64);
+        self.records.push(record.encode());
+    }
+
+    /// Appends the run, if any, and starts the next.
+    fn flush(
+        &mut self,
+        statements: &mut HashMap<&'static str, Statement>,
+        tx: &mut postgres::Transaction<'_>,
+    ) -> Result<(), postgres::Error> {
+        if self.apps.is_empty() {
+            return Ok(());
+        }
+        let append = prepared(statements, tx, APPEND_RECORDS)?;
+        tx.execute(&append, &[&self.apps, &self.seqs, &self.records])?;
+        *self = Appends::default();
+        Ok(())
+    }
+}
+
+impl StateStore for PostgresStore {
+    fn claim(&self, app: &str) -> Result<()> {
+        let mut db = self.db();
+        if db.read_only {
+            return Err(self.bad("it was opened to be read, not to run apps".into()));
+        }
+        if db.claimed.contains(app) {
+            return Ok(());
+        }
+        let key = advisory_key("app", app);
+        let failed = |e| self.failed("claiming the app", e);
+        let mut tx = db.client.transaction().map_err(failed)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}",
+            CLAIM_WAIT.as_millis()
+        ))
+        .map_err(failed)?;
+        // A session lock: held after this transaction, until released or
+        // the connection ends.
+        match tx.execute("SELECT pg_advisory_lock($1)", &[&key]) {
+            Ok(_) => {
+                tx.commit().map_err(failed)?;
+                db.claimed.insert(app.to_string());
+                Ok(())
+            }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                drop(tx);
+                Err(Error::AppInUse {
+                    app: app.to_string(),
+                    location: self.location.clone(),
+                    holder: self.holder(&mut db.client, key)?,
+                })
+            }
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    fn put_code(&self, bytes: &[u8]) -> Result<String> {
+        let hash = code_hash(bytes);
+        let mut db = self.db();
+        let Session {
+            client, statements, ..
+        } = &mut *db;
+        prepared(
+            statements,
+            &mut **client,
+            "INSERT INTO elmbox_code (hash, bytes) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        )
+        .and_then(|insert| client.execute(&insert, &[&hash, &bytes]))
+        .map_err(|e| self.failed("storing the app's code", e))?;
+        Ok(hash)
+    }
+
+    fn code(&self, hash: &str) -> Result<Vec<u8>> {
+        let row = self.row(
+            "reading the app's code",
+            "SELECT bytes FROM elmbox_code WHERE hash = $1",
+            &[&hash],
+        )?;
+        let bytes: Vec<u8> = row
+            .ok_or_else(|| self.bad(format!("it has no code stored under {hash}")))?
+            .get(0);
+        if code_hash(&bytes) != hash {
+            return Err(self.bad(format!("the code stored under {hash} is damaged")));
+        }
+        Ok(bytes)
+    }
+
+    fn app(&self, name: &str) -> Result<Option<StoredApp>> {
+        let row = self.row(
+            "reading the app",
+            "SELECT code FROM elmbox_apps WHERE name = $1",
+            &[&name],
+        )?;
+        Ok(row.map(|row| StoredApp {
+            name: name.to_string(),
+            code: row.get(0),
+        }))
+    }
+
+    fn host_options(&self, app: &str) -> Result<Option<String>> {
+        let row = self.row(
+            "reading the app's host options",
+            "SELECT options FROM elmbox_host_options WHERE app = $1",
+            &[&app],
+        )?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn apps(&self) -> Result<Vec<AppSummary>> {
+        let rows = self.rows(
+            "listing apps",
+            "SELECT a.name, a.code, count(l.seq), coalesce(sum(octet_length(l.record)), 0)
+               FROM elmbox_apps a LEFT JOIN elmbox_log l ON l.app = a.name
+              GROUP BY a.name, a.code ORDER BY a.name",
+            &[],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let name: String = row.get(0);
+                Ok(AppSummary {
+                    snapshots: self.snapshots(&name)?,
+                    app: StoredApp {
+                        name,
+                        code: row.get(1),
+                    },
+                    records: row.get::<_, i64>(2) as u64,
+                    log_bytes: row.get::<_, i64>(3) as u64,
+                })
+            })
+            .collect()
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<()> {
+        let mut db = self.db();
+        let Session {
+            client, statements, ..
+        } = &mut *db;
+        let mut tx = client
+            .transaction()
+            .map_err(|e| self.failed("starting a commit", e))?;
+        // Records in a row (nearly every write) go in one statement; the
+        // other writes between them keep their order.
+        let mut appends = Appends::default();
+        for write in writes {
+            if let Write::Record { app, record } = write {
+                appends.push(app, record);
+                continue;
+            }
+            appends
+                .flush(statements, &mut tx)
+                .map_err(|e| self.failed("appending to the log", e))?;
+            let done = match write {
+                Write::Record { .. } => unreachable!("appended above"),
+                Write::App { name, code } => prepared(
+                    statements,
+                    &mut tx,
+                    "INSERT INTO elmbox_apps (name, code) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET code = excluded.code",
+                )
+                .and_then(|upsert| tx.execute(&upsert, &[name, code])),
+                Write::HostOptions { app, options } => prepared(
+                    statements,
+                    &mut tx,
+                    "INSERT INTO elmbox_host_options (app, options) VALUES ($1, $2)
+                     ON CONFLICT (app) DO UPDATE SET options = excluded.options",
+                )
+                .and_then(|upsert| tx.execute(&upsert, &[app, options])),
+                Write::Remove { app } => [
+                    "DELETE FROM elmbox_log WHERE app = $1",
+                    "DELETE FROM elmbox_snapshots WHERE app = $1",
+                    "DELETE FROM elmbox_host_options WHERE app = $1",
+                    "DELETE FROM elmbox_apps WHERE name = $1",
+                ]
+                .into_iter()
+                .try_fold(0, |n, sql| Ok(n + tx.execute(sql, &[app])?)),
+                Write::Snapshot {
+                    app,
+                    seq,
+                    guest,
+                    code,
+                    bytes,
+                } => prepared(
+                    statements,
+                    &mut tx,
+                    "INSERT INTO elmbox_snapshots (app, seq, guest, code, bytes)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (app, seq) DO UPDATE
+                     SET guest = excluded.guest, code = excluded.code, bytes = excluded.bytes",
+                )
+                .and_then(|upsert| {
+                    tx.execute(
+                        &upsert,
+                        &[app, &(*seq as i64), &guest.to_string(), code, bytes],
+                    )
+                })
+                // Keep the newest few: older ones only slow a restart down
+                // that a newer one serves, unless it is damaged.
+                .and_then(|_| {
+                    tx.execute(
+                        "DELETE FROM elmbox_snapshots WHERE app = $1 AND seq < (
+                             SELECT min(seq) FROM (SELECT seq FROM elmbox_snapshots
+                                                    WHERE app = $1
+                                                    ORDER BY seq DESC LIMIT $2) newest)",
+                        &[app, &KEEP_SNAPSHOTS],
+                    )
+                }),
+            };
+            done.map_err(|e| self.failed("writing", e))?;
+        }
+        appends
+            .flush(statements, &mut tx)
+            .map_err(|e| self.failed("appending to the log", e))?;
+        tx.commit().map_err(|e| self.failed("committing", e))
+    }
+
+    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
+        let mut db = self.db();
+        let rows: Vec<(u64, Vec<u8>)> = db
+            .client
+            .query(
+                "SELECT seq, record FROM elmbox_log WHERE app = $1 AND seq > $2 ORDER BY seq",
+                &[&app, &(after as i64)],
+            )
+            .map_err(|e| self.failed("reading the log", e))?
+            .into_iter()
+            .map(|row| (row.get::<_, i64>(0) as u64, row.get(1)))
+            .collect();
+        let (read, torn_from) = sound_records(app, after, &rows)?;
+        if let Some(seq) = torn_from {
+            db.client
+                .execute(
+                    "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
+                    &[&app, &(seq as i64)],
+                )
+                .map_err(|e| self.failed("cutting a damaged log tail", e))?;
+        }
+        Ok(read)
+    }
+
+    fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>> {
+        let rows = self.rows(
+            "listing snapshots",
+            "SELECT seq, guest, code, octet_length(bytes)::bigint FROM elmbox_snapshots
+              WHERE app = $1 ORDER BY seq DESC",
+            &[&app],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredSnapshot {
+                seq: row.get::<_, i64>(0) as u64,
+                guest: GuestId::from_hex(row.get(1)),
+                code: row.get(2),
+                bytes: row.get::<_, i64>(3) as u64,
+            })
+            .collect())
+    }
+
+    fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>> {
+        let row = self.row(
+            "reading a snapshot",
+            "SELECT bytes FROM elmbox_snapshots WHERE app = $1 AND seq = $2",
+            &[&app, &(seq as i64)],
+        )?;
+        row.map(|row| row.get(0))
+            .ok_or_else(|| self.bad(format!("app `{app}` has no snapshot after event {seq}")))
+    }
+}
