@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use elmbox_server::DEFAULT_DEADLINE_MS;
+use elmbox_tests::PgServer;
 
 use crate::fixtures;
 
@@ -41,15 +42,24 @@ fn scratch(name: &str) -> PathBuf {
 struct Served {
     child: Child,
     url: String,
-    state: PathBuf,
+    /// Its state directory, removed when dropped (none for a database).
+    state: Option<PathBuf>,
 }
 
 impl Served {
+    /// A server on a fresh state directory.
     fn start(root: &Path, name: &str) -> anyhow::Result<Served> {
         let state = scratch(name);
+        let mut served = Served::start_on(root, state.as_os_str())?;
+        served.state = Some(state);
+        Ok(served)
+    }
+
+    /// A server on `state`: a directory or a database's URL.
+    fn start_on(root: &Path, state: &std::ffi::OsStr) -> anyhow::Result<Served> {
         let mut child = Command::new(elmbox_bin(root))
             .args(["serve", "--listen", "127.0.0.1:0", "--state"])
-            .arg(&state)
+            .arg(state)
             .env("ELMBOX_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
@@ -66,7 +76,11 @@ impl Served {
         };
         // Keep draining its log, so it never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(Served { child, url, state })
+        Ok(Served {
+            child,
+            url,
+            state: None,
+        })
     }
 
     fn deploy(&self, name: &str, js: &[u8]) -> anyhow::Result<()> {
@@ -84,7 +98,9 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state);
+        if let Some(state) = &self.state {
+            let _ = std::fs::remove_dir_all(state);
+        }
     }
 }
 
@@ -302,6 +318,23 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     ));
     drop(many);
 
+    // The same on PostgreSQL (a throwaway server, fsync on as by default).
+    let postgres = PgServer::start_durable();
+    let on_postgres = Served::start_on(root, postgres.database("bench").as_ref())?;
+    on_postgres.deploy("counter", &js)?;
+    rows.push((
+        "counter on PostgreSQL, 16 connections".to_string(),
+        load(
+            &oha,
+            &on_postgres,
+            16,
+            &format!("{}/apps/counter/events", on_postgres.url),
+            false,
+        )?,
+    ));
+    drop(on_postgres);
+    drop(postgres);
+
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     writeln!(
         doc,
@@ -317,7 +350,10 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
          each connection waits for its answer, which waits for an fsync); `run` pipes its \
          events in, so its commits carry thousands of events each. *CPU* is the CPU time \
          of the server and of oha per answered request: {cores} cores cannot answer more \
-         than {cores} s / that per second, whatever the scheduling (*ceiling*).\n"
+         than {cores} s / that per second, whatever the scheduling (*ceiling*). The \
+         PostgreSQL row keeps the state in a PostgreSQL server (Debian's, started for the \
+         run, fsync on as by default) on the same machine instead of a state directory; \
+         PostgreSQL's own CPU time is not in its *CPU* column.\n"
     )?;
     writeln!(
         doc,
