@@ -996,3 +996,29 @@ fn on_postgres_a_node_whose_lease_was_taken_over_appends_nothing_more() {
     expected.extend(["b-0".into(), "b-1".into()]);
     assert_eq!(logged_events(&database, "fencing", "counter"), expected);
 }
+
+#[test]
+fn on_postgres_a_node_stopped_cleanly_lets_its_apps_go_at_once() {
+    let database = PgServer::start();
+    let url = database.database("handover");
+    // A lease far longer than the handover may take.
+    let long = ["--lease-ms", "30000"];
+    let a = Served::start_with(
+        &url,
+        Some(TOKEN),
+        &[&["--node-id", "a"], &long[..]].concat(),
+    );
+    let b = Served::start_with(
+        &url,
+        Some(TOKEN),
+        &[&["--node-id", "b"], &long[..]].concat(),
+    );
+    assert_eq!(a.deploy("counter", "", &counter_js()).0, 201);
+    let last = a.count("counter", "a-0");
+    assert_eq!(b.event_located("counter", "to b").0, 307);
+    let status = a.terminate();
+    assert!(status.success(), "SIGTERM: {status}");
+    let (next, took) = count_once_taken_over(&b, "counter", "b-0");
+    assert_eq!(next, last + 1);
+    assert!(took < Duration::from_secs(5), "taken over after {took:?}");
+}
