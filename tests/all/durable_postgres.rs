@@ -244,6 +244,13 @@ fn a_lease_taken_over_fences_the_old_holders_commits() {
     ));
     b.commit(&[options("b1")]).unwrap();
     assert_eq!(b.host_options("app").unwrap().as_deref(), Some("b1"));
+    // A process without leases keeps off it while b's lease lives.
+    let unleased = open();
+    let refused = unleased.claim("app").unwrap_err().to_string();
+    assert!(
+        refused.contains("in use by node `b` (elmbox serve at http://b)"),
+        "{refused}"
+    );
     // Let go, it is free at once.
     b_leases.release("app").unwrap();
     assert_eq!(

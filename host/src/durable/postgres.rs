@@ -609,6 +609,24 @@ impl StateStore for PostgresStore {
         if db.claimed.contains(app) || db.leased.contains_key(app) {
             return Ok(());
         }
+        // A process without leases (`elmbox run`) keeps off an app a node
+        // runs. (A node does not see this process's lock in turn: the two
+        // are not to be mixed on one app.)
+        let leased = db
+            .client
+            .query_opt(
+                "SELECT node, address FROM elmbox_leases WHERE app = $1 AND expires_at > now()",
+                &[&app],
+            )
+            .map_err(|e| self.failed("reading the app's lease", e))?;
+        if let Some(row) = leased {
+            let (node, address): (String, String) = (row.get(0), row.get(1));
+            return Err(Error::AppInUse {
+                app: app.to_string(),
+                location: self.location.clone(),
+                holder: format!("node `{node}` (elmbox serve at {address}), which holds its lease"),
+            });
+        }
         let key = advisory_key("app", app);
         let failed = |e| self.failed("claiming the app", e);
         let mut tx = db.client.transaction().map_err(failed)?;
