@@ -347,21 +347,30 @@ impl Hosted {
         );
         names.sort();
         names.dedup();
+        let mut lost = Vec::new();
         for name in names {
             match leases.renew(&name, node.lease) {
                 Ok(true) => {}
-                Ok(false) => self.drop_lost(&name),
+                Ok(false) => lost.push(name),
                 // The lease may yet be renewed in time; if not, the
                 // database refuses this node's commits for the app.
                 Err(e) => tracing::warn!(app = %name, error = %e, "renewing the lease"),
             }
         }
+        // After the renewals: dropping an app waits for its event under way.
+        for name in lost {
+            self.drop_lost(&name);
+        }
     }
 
     /// Stops serving `name`, whose lease this node lost, writing nothing
     /// more for it.
+    ///
+    /// Not under the admin lock, which a takeover holds while it restores:
+    /// the renewals of the other apps must not wait for that. A deploy,
+    /// removal or parking under way has marked the slot busy, and is
+    /// refused by the database.
     fn drop_lost(&self, name: &str) {
-        let _admin = lock(&self.admin);
         let slot = {
             let mut apps = lock(&self.apps);
             match apps.get(name) {
@@ -599,7 +608,13 @@ impl Hosted {
         let owner = match slot {
             Some(Slot::Serving(owner)) => owner,
             Some(Slot::Parked(options)) => return Ok(Some(Previous::Parked(options))),
-            Some(Slot::Busy) => unreachable!("deploys, removals and parking take the admin lock"),
+            // Deploys, removals and parking take the admin lock; a takeover
+            // marks the slot busy before it does.
+            Some(Slot::Busy) => {
+                return Err(HostError::Busy(format!(
+                    "`{name}` is being taken over by this node; try again"
+                )))
+            }
             None => return Ok(None),
         };
         drop(owner.events);
@@ -707,6 +722,10 @@ impl Hosted {
     pub fn remove(&self, name: &str) -> Result<(), HostError> {
         let _admin = lock(&self.admin);
         let stopped = self.stop(name);
+        if let Err(HostError::Busy(_)) = stopped {
+            // A takeover's: left to it.
+            return stopped.map(drop);
+        }
         lock(&self.apps).remove(name);
         let committer = self.committer(name);
         let removed = match stopped? {
