@@ -89,6 +89,21 @@ pub enum Error {
         holder: String,
     },
 
+    /// This node lost the app's lease (another node took the app over, or
+    /// the lease could not be renewed in time): its writes for the app are
+    /// refused, in the transaction that carried them, and it writes
+    /// nothing more for it.
+    #[error(
+        "app `{app}` is fenced off this node: it held the app's lease at epoch {held}, \
+             and {now}; nothing more is written for it here"
+    )]
+    Fenced {
+        app: String,
+        held: u64,
+        /// What the database says now.
+        now: String,
+    },
+
     /// Writing the state failed (a full or failing disk): nothing after it
     /// is durable, so nothing after it is answered.
     #[error("cannot write the state: {reason}")]

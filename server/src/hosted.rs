@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use elmbox::durable::commit::Committer;
-use elmbox::durable::store::{StateStore, Write};
+use elmbox::durable::store::{Acquired, LeaseHolder, StateStore, Write};
 use elmbox::durable::StateLocation;
 use elmbox::{
     Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode, Pool,
@@ -93,12 +93,39 @@ impl From<MemoryStats> for MemoryInfo {
     }
 }
 
+/// This server as one node of many on a shared database
+/// (`--node-id`): it runs an app only while it holds the app's lease.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: String,
+    /// Where other nodes send this node's apps' clients.
+    pub address: String,
+    /// How long a lease lasts unless renewed.
+    pub lease: Duration,
+}
+
+/// Where a request for an app not served here goes.
+pub enum Located {
+    /// Served here after all (it came meanwhile): go on.
+    Here,
+    /// Another node's lease on it is live: to that node's address.
+    Elsewhere { node: String, address: String },
+    /// Nobody's live lease: this node takes it over (the slot is busy
+    /// until [`Hosted::take_over`] is done).
+    TakeOver,
+}
+
 pub struct Hosted {
     pool: Arc<Pool>,
     store: Arc<dyn StateStore>,
     /// Where the store is, for messages (a database without its password).
     location: String,
+    /// Without leases, the one commit thread of every app.
     committer: Arc<Committer>,
+    /// With leases, a commit thread per app: an app fenced off this node
+    /// fails its own commits and stops its own thread, not its neighbours'.
+    committers: Mutex<HashMap<String, Arc<Committer>>>,
+    node: Option<Node>,
     apps: Mutex<HashMap<String, Slot>>,
     /// Deploys and removals, one at a time.
     admin: Mutex<()>,
@@ -147,19 +174,43 @@ impl Hosted {
     /// Opens the state at `location` and loads every app it holds; an app
     /// that no longer loads (or that another process runs) is reported and
     /// left in the store, unserved.
-    pub fn open(location: &StateLocation, pool: PoolConfig) -> Result<Hosted, Error> {
+    /// As a node (`node`), only the apps it can lease: those whose lease
+    /// is free, expired, or was this node's.
+    pub fn open(
+        location: &StateLocation,
+        pool: PoolConfig,
+        node: Option<Node>,
+    ) -> Result<Hosted, Error> {
         let store = location.open()?;
+        if node.is_some() && store.leases().is_none() {
+            return Err(Error::Config(format!(
+                "--node-id needs a state that nodes share (a PostgreSQL database), not {location}"
+            )));
+        }
         let committer = Arc::new(Committer::start(store.clone(), None));
         let hosted = Hosted {
             pool: Arc::new(Pool::new(pool)?),
             store: store.clone(),
             location: location.to_string(),
             committer,
+            committers: Mutex::default(),
+            node,
             apps: Mutex::default(),
             admin: Mutex::default(),
         };
         for summary in store.apps()? {
             let name = summary.app.name;
+            match hosted.lease(&name) {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
+                    tracing::info!(app = %name, node = %holder.node, "run by another node");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(app = %name, error = %e, "not served: its lease");
+                    continue;
+                }
+            }
             let options = hosted.kept_options(&name)?;
             match hosted.reopen(&name, options) {
                 Ok(()) => tracing::info!(app = %name, "serving"),
@@ -167,6 +218,180 @@ impl Hosted {
             }
         }
         Ok(hosted)
+    }
+
+    /// Takes (or renews) the app's lease for this node; `Some(holder)`
+    /// if another node's lease is live. Without `--node-id`: nothing to
+    /// take.
+    fn lease(&self, name: &str) -> Result<Option<LeaseHolder>, Error> {
+        let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
+            return Ok(None);
+        };
+        match leases.acquire(name, &node.id, &node.address, node.lease)? {
+            Acquired::Held { epoch } => {
+                tracing::debug!(app = %name, epoch, "leased");
+                Ok(None)
+            }
+            Acquired::Refused(holder) => Ok(Some(holder)),
+        }
+    }
+
+    /// The commit thread of app `name`'s writes.
+    fn committer(&self, name: &str) -> Arc<Committer> {
+        if self.node.is_none() {
+            return self.committer.clone();
+        }
+        lock(&self.committers)
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Committer::start(self.store.clone(), None)))
+            .clone()
+    }
+
+    /// Whether `name` has a place here (served, parked, or busy).
+    pub fn has(&self, name: &str) -> bool {
+        lock(&self.apps).contains_key(name)
+    }
+
+    /// How long this node's leases last, if it is a node.
+    pub fn lease_time(&self) -> Option<Duration> {
+        self.node.as_ref().map(|node| node.lease)
+    }
+
+    /// Whether this server is one node of many.
+    pub fn is_node(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Where a request for `name` goes, if this node does not serve it.
+    pub fn locate(&self, name: &str) -> Result<Located, HostError> {
+        let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
+            return Ok(Located::Here);
+        };
+        if lock(&self.apps).contains_key(name) {
+            return Ok(Located::Here);
+        }
+        match leases.holder(name).map_err(internal)? {
+            Some(holder) if holder.live && holder.node != node.id => {
+                return Ok(Located::Elsewhere {
+                    node: holder.node,
+                    address: holder.address,
+                })
+            }
+            _ => {}
+        }
+        if self.store.app(name).map_err(internal)?.is_none() {
+            return Err(HostError::NotFound(name.into()));
+        }
+        let mut apps = lock(&self.apps);
+        if apps.contains_key(name) {
+            return Ok(Located::Here);
+        }
+        apps.insert(name.to_string(), Slot::Busy);
+        Ok(Located::TakeOver)
+    }
+
+    /// Takes the app `name` over (after [`Hosted::locate`] said so): its
+    /// lease with the next epoch, then its state from the store (snapshot
+    /// and log), and serves it. If another node was quicker, or it does
+    /// not restore, it is left alone.
+    pub fn take_over(&self, name: &str) {
+        let _admin = lock(&self.admin);
+        let started = Instant::now();
+        let taken = self.lease(name).and_then(|holder| match holder {
+            Some(holder) => Ok(Some(holder)),
+            None => {
+                let options = self.kept_options(name)?;
+                self.reopen(name, options).map(|()| None)
+            }
+        });
+        match taken {
+            Ok(None) => {
+                let ms = started.elapsed().as_millis();
+                tracing::info!(app = %name, "taken over in {ms} ms");
+            }
+            Ok(Some(holder)) => {
+                tracing::info!(app = %name, node = %holder.node, "taken over by another node first");
+                self.forget(name);
+            }
+            Err(e) => {
+                tracing::error!(app = %name, error = %e, "taking over");
+                self.forget(name);
+                if let Some(leases) = self.store.leases() {
+                    let _ = leases.release(name);
+                }
+            }
+        }
+    }
+
+    /// Drops a busy slot whose takeover came to nothing.
+    fn forget(&self, name: &str) {
+        let mut apps = lock(&self.apps);
+        if matches!(apps.get(name), Some(Slot::Busy)) {
+            apps.remove(name);
+        }
+    }
+
+    /// Renews this node's leases; an app whose lease is lost (taken over
+    /// while this node did not renew, or fenced in a commit) is dropped:
+    /// its queued events fail, and its requests go to the new holder.
+    pub fn renew_leases(&self) {
+        let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
+            return;
+        };
+        let mut names = leases.leased();
+        names.extend(
+            lock(&self.apps)
+                .iter()
+                .filter(|(_, slot)| !matches!(slot, Slot::Busy))
+                .map(|(name, _)| name.clone()),
+        );
+        names.sort();
+        names.dedup();
+        let mut lost = Vec::new();
+        for name in names {
+            match leases.renew(&name, node.lease) {
+                Ok(true) => {}
+                Ok(false) => lost.push(name),
+                // The lease may yet be renewed in time; if not, the
+                // database refuses this node's commits for the app.
+                Err(e) => tracing::warn!(app = %name, error = %e, "renewing the lease"),
+            }
+        }
+        // After the renewals: dropping an app waits for its event under way.
+        for name in lost {
+            self.drop_lost(&name);
+        }
+    }
+
+    /// Stops serving `name`, whose lease this node lost, writing nothing
+    /// more for it.
+    ///
+    /// Not under the admin lock, which a takeover holds while it restores:
+    /// the renewals of the other apps must not wait for that. A deploy,
+    /// removal or parking under way has marked the slot busy, and is
+    /// refused by the database.
+    fn drop_lost(&self, name: &str) {
+        let slot = {
+            let mut apps = lock(&self.apps);
+            match apps.get(name) {
+                // A takeover or deploy under way holds its own lease.
+                Some(Slot::Busy) => return,
+                _ => apps.remove(name),
+            }
+        };
+        if let Some(Slot::Serving(owner)) = slot {
+            drop(owner.events);
+            let _ = owner.thread.join();
+            let _ = self.pool.take_durable(name);
+        }
+        // Its commit thread stops; a new lease starts a new one.
+        lock(&self.committers).remove(name);
+        let holder = self
+            .store
+            .leases()
+            .and_then(|l| l.holder(name).ok().flatten());
+        let holder = holder.map_or("nobody".into(), |h| format!("node `{}`", h.node));
+        tracing::warn!(app = %name, "lease lost: no longer served here (held by {holder})");
     }
 
     /// The options the store keeps for `name`.
@@ -187,7 +412,7 @@ impl Hosted {
         let (app, opened) = DurableApp::open_recorded(
             &runtime,
             self.store.clone(),
-            self.committer.clone(),
+            self.committer(name),
             name,
             Console::default(),
             DurableOptions::default(),
@@ -307,6 +532,16 @@ impl Hosted {
             }
         }
         let _admin = lock(&self.admin);
+        match self.lease(name) {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                return Err(HostError::Conflict(format!(
+                    "`{name}` is run by node `{}` at {}: deploy it there",
+                    holder.node, holder.address
+                )))
+            }
+            Err(e) => return Err(internal(e)),
+        }
         let old = self.stop(name)?;
         let runtime = match self.pool.durable_runtime(deploy.options.limits()) {
             Ok(runtime) => runtime,
@@ -320,7 +555,7 @@ impl Hosted {
         let opened = DurableApp::open(
             &runtime,
             self.store.clone(),
-            self.committer.clone(),
+            self.committer(name),
             name,
             source,
             deploy.options.config(name),
@@ -343,12 +578,12 @@ impl Hosted {
         let written = serde_json::to_string(&deploy.options)
             .map_err(|e| Error::Config(e.to_string()))
             .and_then(|kept| {
-                self.committer.write(Write::HostOptions {
+                self.committer(name).write(Write::HostOptions {
                     app: name.to_string(),
                     options: kept,
                 })
             })
-            .and_then(|()| self.committer.ticket()?.wait());
+            .and_then(|()| self.committer(name).ticket()?.wait());
         if let Err(e) = written {
             return Err(self.restart(name, old, internal(e)));
         }
@@ -373,14 +608,20 @@ impl Hosted {
         let owner = match slot {
             Some(Slot::Serving(owner)) => owner,
             Some(Slot::Parked(options)) => return Ok(Some(Previous::Parked(options))),
-            Some(Slot::Busy) => unreachable!("deploys, removals and parking take the admin lock"),
+            // Deploys, removals and parking take the admin lock; a takeover
+            // marks the slot busy before it does.
+            Some(Slot::Busy) => {
+                return Err(HostError::Busy(format!(
+                    "`{name}` is being taken over by this node; try again"
+                )))
+            }
             None => return Ok(None),
         };
         drop(owner.events);
         let _ = owner.thread.join();
         let app = self.pool.take_durable(name).map_err(internal)?;
         // What it handed over is durable before anything reads its log.
-        self.committer
+        self.committer(name)
             .ticket()
             .and_then(|ticket| ticket.wait())
             .map_err(internal)?;
@@ -481,16 +722,27 @@ impl Hosted {
     pub fn remove(&self, name: &str) -> Result<(), HostError> {
         let _admin = lock(&self.admin);
         let stopped = self.stop(name);
+        if let Err(HostError::Busy(_)) = stopped {
+            // A takeover's: left to it.
+            return stopped.map(drop);
+        }
         lock(&self.apps).remove(name);
-        match stopped? {
+        let committer = self.committer(name);
+        let removed = match stopped? {
             Some(Previous::Serving(app, _)) => app.remove().map_err(internal),
-            Some(Previous::Parked(_)) => self
-                .committer
+            Some(Previous::Parked(_)) => committer
                 .write(Write::Remove { app: name.into() })
-                .and_then(|()| self.committer.ticket()?.wait())
+                .and_then(|()| committer.ticket()?.wait())
                 .map_err(internal),
             None => Err(HostError::NotFound(name.into())),
+        };
+        if removed.is_ok() && self.node.is_some() {
+            lock(&self.committers).remove(name);
+            if let Some(leases) = self.store.leases() {
+                leases.release(name).map_err(internal)?;
+            }
         }
+        removed
     }
 
     /// The names of the apps served, in order.
@@ -612,6 +864,18 @@ impl Hosted {
                     Ok(()) => {}
                     Err(e) => tracing::error!(app = %name, error = %e, "closing"),
                 }
+            }
+        }
+        let committers: Vec<(String, Arc<Committer>)> = lock(&self.committers).drain().collect();
+        for (name, committer) in committers {
+            match committer.finish() {
+                // All it wrote is durable: another node may take it at once.
+                Ok(()) => {
+                    if let Some(Err(e)) = self.store.leases().map(|l| l.release(&name)) {
+                        tracing::error!(app = %name, error = %e, "releasing");
+                    }
+                }
+                Err(e) => tracing::error!(app = %name, error = %e, "closing"),
             }
         }
         self.committer.finish()

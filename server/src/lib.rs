@@ -22,7 +22,7 @@ use elmbox::PoolConfig;
 pub use hosted::{AppInfo, HostError};
 pub use options::{AppOptions, Deploy, DEFAULT_DEADLINE_MS};
 
-use hosted::Hosted;
+use hosted::{Hosted, Node};
 use routes::ServerState;
 
 /// What `elmbox serve` is given.
@@ -41,6 +41,18 @@ pub struct ServeConfig {
     /// Apps idle this long are parked: snapshotted and dropped from memory
     /// until their next request. `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// One node of many on a shared database: apps run under leases.
+    pub node: Option<NodeConfig>,
+}
+
+/// `--node-id`, `--advertise`, `--lease-ms`.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: String,
+    /// Where other nodes send this node's apps' clients; `None`: the
+    /// listen address.
+    pub advertise: Option<String>,
+    pub lease: Duration,
 }
 
 /// A server with its apps loaded and its socket bound, not yet serving.
@@ -60,9 +72,23 @@ impl Server {
             pool,
             response_timeout,
             idle_timeout,
+            node,
         } = config;
-        let hosted = tokio::task::spawn_blocking(move || Hosted::open(&state, pool)).await??;
+        // Bound first: a node leases apps under the address it listens on.
         let listener = tokio::net::TcpListener::bind(listen).await?;
+        let node = match node {
+            Some(node) => Some(Node {
+                address: match node.advertise {
+                    Some(address) => address,
+                    None => format!("http://{}", listener.local_addr()?),
+                },
+                id: node.id,
+                lease: node.lease,
+            }),
+            None => None,
+        };
+        let hosted =
+            tokio::task::spawn_blocking(move || Hosted::open(&state, pool, node)).await??;
         Ok(Server {
             listener,
             idle_timeout,
@@ -97,6 +123,18 @@ impl Server {
                 }
             })
         });
+        // Until the apps are closed: their last writes need their leases.
+        let renewing = self.state.hosted.lease_time().map(|lease| {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(lease / 3);
+                loop {
+                    every.tick().await;
+                    let state = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || state.hosted.renew_leases()).await;
+                }
+            })
+        });
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -104,7 +142,11 @@ impl Server {
             parking.abort();
         }
         let state = self.state;
-        tokio::task::spawn_blocking(move || state.hosted.close()).await??;
+        let closed = tokio::task::spawn_blocking(move || state.hosted.close()).await;
+        if let Some(renewing) = renewing {
+            renewing.abort();
+        }
+        closed??;
         Ok(())
     }
 }

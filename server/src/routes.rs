@@ -15,7 +15,7 @@ use axum::routing::{any, get, put};
 use axum::{Json, Router};
 use elmbox::{AppError, Error};
 
-use crate::hosted::{HostError, Hosted};
+use crate::hosted::{HostError, Hosted, Located};
 use crate::http_mode::{request_event, response, Pending};
 use crate::metrics::Metrics;
 use crate::options::Deploy;
@@ -205,6 +205,27 @@ async fn app_request(
 ) -> Response {
     let name = params.get("name").cloned().unwrap_or_default();
     let rest = params.get("rest").map(String::as_str).unwrap_or_default();
+    if state.hosted.is_node() && !state.hosted.has(&name) {
+        let located = blocking({
+            let (state, name) = (state.clone(), name.clone());
+            move || state.hosted.locate(&name)
+        });
+        match located.await {
+            Ok(Located::Here) => {}
+            Ok(Located::Elsewhere { node, address }) => {
+                return redirect(&name, &node, &address, &uri)
+            }
+            Ok(Located::TakeOver) => {
+                let (state, taken) = (state.clone(), name.clone());
+                tokio::task::spawn_blocking(move || state.hosted.take_over(&taken));
+                return HostError::Busy(format!(
+                    "`{name}` is being taken over by this node (its lease had expired); try again"
+                ))
+                .into_response();
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
     if state.hosted.is_parked(&name) {
         let woken = blocking({
             let (state, name) = (state.clone(), name.clone());
@@ -227,6 +248,27 @@ async fn app_request(
             format!("`{name}` takes events at POST /apps/{name}/events (deploy it with http=true to serve requests)\n"),
         )
             .into_response(),
+    }
+}
+
+/// 307 to the node that holds the app's lease: the same method, body,
+/// path and query there (a client that follows redirects, `curl -L`, sends
+/// the request again to the owner).
+fn redirect(name: &str, node: &str, address: &str, uri: &Uri) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("{}{path}", address.trim_end_matches('/'));
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, value)],
+            format!("`{name}` is run by node `{node}`: {location}\n"),
+        )
+            .into_response(),
+        Err(_) => HostError::Internal(format!(
+            "`{name}` is run by node `{node}`, whose address `{address}` is not usable in a \
+             Location header"
+        ))
+        .into_response(),
     }
 }
 

@@ -4,8 +4,11 @@
 //! password; one process per app on a database many share.
 
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
+use elmbox::durable::store::{Acquired, Write};
 use elmbox::durable::StateLocation;
+use elmbox::Error;
 use elmbox_tests::{elmbox, fixture, json_lines, stderr};
 use serde_json::json;
 
@@ -61,11 +64,12 @@ fn the_schema_is_made_once_on_an_empty_database_by_nodes_starting_together() {
         node.join().unwrap().unwrap();
     }
     let expected = (
-        vec![1],
+        vec![1, 2],
         [
             "elmbox_apps",
             "elmbox_code",
             "elmbox_host_options",
+            "elmbox_leases",
             "elmbox_log",
             "elmbox_schema",
             "elmbox_snapshots",
@@ -95,13 +99,13 @@ fn a_database_of_a_newer_schema_is_refused() {
     assert!(first.status.success(), "{}", stderr(&first));
     server
         .client("newer")
-        .batch_execute("INSERT INTO elmbox_schema (version) VALUES (2)")
+        .batch_execute("INSERT INTO elmbox_schema (version) VALUES (3)")
         .unwrap();
     for args in [vec!["run", &counter, "--state", &url], vec!["state", &url]] {
         let out = elmbox(&args, b"e2\n");
         assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(
-            stderr(&out).contains("its schema is version 2, newer than this elmbox knows (1)"),
+            stderr(&out).contains("its schema is version 3, newer than this elmbox knows (2)"),
             "{}",
             stderr(&out)
         );
@@ -183,5 +187,74 @@ fn one_process_runs_an_app_at_a_time_and_others_run_other_apps() {
     assert_eq!(
         json_lines(&taken),
         vec![json!([{"count": 1, "event": "e1"}])]
+    );
+}
+
+#[test]
+fn a_lease_taken_over_fences_the_old_holders_commits() {
+    let server = PgServer::start();
+    let url = server.database("leases");
+    let open = || StateLocation::parse(&url).open().unwrap();
+    let (a, b) = (open(), open());
+    let (a_leases, b_leases) = (a.leases().unwrap(), b.leases().unwrap());
+    let ttl = Duration::from_millis(300);
+    let options = |text: &str| Write::HostOptions {
+        app: "app".into(),
+        options: text.into(),
+    };
+    assert_eq!(
+        a_leases.acquire("app", "a", "http://a", ttl).unwrap(),
+        Acquired::Held { epoch: 1 }
+    );
+    a.commit(&[options("a1")]).unwrap();
+    // Live: b is refused, told who has it and where.
+    match b_leases.acquire("app", "b", "http://b", ttl).unwrap() {
+        Acquired::Refused(holder) => assert_eq!(
+            (holder.node.as_str(), holder.address.as_str(), holder.epoch),
+            ("a", "http://a", 1)
+        ),
+        held => panic!("{held:?}"),
+    }
+    // a, not renewing, lets it expire by the database's clock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b_leases.holder("app").unwrap().unwrap().live {
+        assert!(Instant::now() < deadline, "the lease never expired");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        b_leases.acquire("app", "b", "http://b", ttl).unwrap(),
+        Acquired::Held { epoch: 2 }
+    );
+    // a's next commit is refused whole, naming the epochs.
+    let refused = a.commit(&[options("a2")]).unwrap_err();
+    assert!(
+        matches!(&refused, Error::Fenced { app, held: 1, .. } if app == "app"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("epoch 2, held by node `b`"),
+        "{refused}"
+    );
+    assert_eq!(b.host_options("app").unwrap().as_deref(), Some("a1"));
+    // Nor can a renew it, or write for it again.
+    assert!(!a_leases.renew("app", ttl).unwrap());
+    assert!(matches!(
+        a.commit(&[options("a3")]),
+        Err(Error::Fenced { .. })
+    ));
+    b.commit(&[options("b1")]).unwrap();
+    assert_eq!(b.host_options("app").unwrap().as_deref(), Some("b1"));
+    // A process without leases keeps off it while b's lease lives.
+    let unleased = open();
+    let refused = unleased.claim("app").unwrap_err().to_string();
+    assert!(
+        refused.contains("in use by node `b` (elmbox serve at http://b)"),
+        "{refused}"
+    );
+    // Let go, it is free at once.
+    b_leases.release("app").unwrap();
+    assert_eq!(
+        a_leases.acquire("app", "a", "http://a", ttl).unwrap(),
+        Acquired::Held { epoch: 3 }
     );
 }

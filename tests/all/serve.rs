@@ -82,6 +82,8 @@ impl Served {
         let http = ureq::Agent::config_builder()
             .max_idle_connections(0)
             .http_status_as_error(false)
+            // A node's 307 to another is for the tests to see.
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
@@ -106,6 +108,29 @@ impl Served {
     fn event(&self, name: &str, body: &str) -> (u16, String) {
         let url = format!("{}/apps/{name}/events", self.url);
         read(self.http.post(&url).send(body))
+    }
+
+    /// An event, and the `Location` of a redirect.
+    fn event_located(&self, name: &str, body: &str) -> (u16, Option<String>, String) {
+        let url = format!("{}/apps/{name}/events", self.url);
+        let mut response = self.http.post(&url).send(body).expect("the server answers");
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, location, text)
+    }
+
+    /// Sends the process `signal` (`STOP`, `CONT`).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
     }
 
     fn admin_get(&self, path: &str, token: Option<&str>) -> (u16, String) {
@@ -816,4 +841,184 @@ fn idle_apps_leave_memory_and_come_back_with_their_state() {
     assert_eq!(server.deploy("counter", "", &counter_js()).0, 200);
     assert_eq!(server.count("counter", "d"), 4);
     server.wait_for_log("parked: idle for 300 ms");
+}
+
+/// A node of the cluster on database `url`, with a short lease.
+fn node(url: &str, id: &str) -> Served {
+    Served::start_with(url, Some(TOKEN), &["--node-id", id, "--lease-ms", "1000"])
+}
+
+/// Sends `body` to `node` until it answers 200 (through 307s while the old
+/// owner's lease lives, 503s while the node takes the app over), for up to
+/// 10 s; the count answered and how long it took.
+fn count_once_taken_over(node: &Served, name: &str, body: &str) -> (u64, Duration) {
+    let started = Instant::now();
+    loop {
+        let (status, _, text) = node.event_located(name, body);
+        match status {
+            200 => return (count(&text), started.elapsed()),
+            307 | 503 => {}
+            _ => panic!("{status}: {text}\n{}", node.log()),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not taken over in 10 s: {status} {text}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The events in app `name`'s log on the database at `url`, in order.
+fn logged_events(database: &PgServer, db: &str, name: &str) -> Vec<String> {
+    let rows = database
+        .client(db)
+        .query(
+            "SELECT record FROM elmbox_log WHERE app = $1 ORDER BY seq",
+            &[&name],
+        )
+        .unwrap();
+    rows.iter()
+        .filter_map(|row| {
+            // See `Record::encode`: an event (tag 0) carries its bytes.
+            let record: Vec<u8> = row.get(0);
+            let len = u32::from_le_bytes(record[23..27].try_into().unwrap()) as usize;
+            (record[17] == 0).then(|| String::from_utf8_lossy(&record[27..27 + len]).into_owned())
+        })
+        .collect()
+}
+
+/// Nodes a and b on database `db`, and a counter deployed on a, sent
+/// `events` events `a-0`, `a-1`... through a; the last count answered.
+fn two_nodes_and_a_counter_on_a(
+    database: &PgServer,
+    db: &str,
+    events: u64,
+) -> (Served, Served, u64) {
+    let url = database.database(db);
+    let a = node(&url, "a");
+    let b = node(&url, "b");
+    assert_eq!(a.deploy("counter", "", &counter_js()).0, 201);
+    let mut last = 0;
+    for i in 0..events {
+        last = a.count("counter", &format!("a-{i}"));
+    }
+    (a, b, last)
+}
+
+#[test]
+fn on_postgres_a_live_node_redirects_and_a_killed_one_is_taken_over_within_the_lease() {
+    let database = PgServer::start();
+    let (a, b, last) = two_nodes_and_a_counter_on_a(&database, "takeover", 20);
+    // Renewed while a lives: past twice the lease, b still sends a's
+    // clients to a, path and query kept.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (status, location, text) = b.event_located("counter", "to b");
+    assert_eq!(status, 307, "{text}");
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("{}/apps/counter/events", a.url).as_str())
+    );
+    assert!(text.contains("run by node `a`"), "{text}");
+    // An app nobody has is still unknown.
+    assert_eq!(b.event_located("nothing", "x").0, 404);
+    // Deploying an app a runs is for a.
+    let (status, text) = b.deploy("counter", "", &counter_js());
+    assert_eq!(status, 409, "{text}");
+
+    drop(a); // SIGKILL
+    let (next, took) = count_once_taken_over(&b, "counter", "b-0");
+    assert_eq!(next, last + 1, "b continues after a's last answer");
+    // The lease is 1 s; the takeover's restore is quick.
+    assert!(took < Duration::from_secs(4), "taken over after {took:?}");
+    assert_eq!(b.count("counter", "b-1"), last + 2);
+    b.wait_for_log("taken over in");
+}
+
+#[test]
+fn on_postgres_a_node_whose_lease_was_taken_over_appends_nothing_more() {
+    let database = PgServer::start();
+    let (a, b, last) = two_nodes_and_a_counter_on_a(&database, "fencing", 10);
+    a.signal("STOP");
+    let (next, _) = count_once_taken_over(&b, "counter", "b-0");
+    assert_eq!(next, last + 1);
+    // A client of a's, waiting while a is stopped: a wakes up with its
+    // app still in memory, but its lease is b's.
+    let late = {
+        let (url, http) = (a.url.clone(), a.http.clone());
+        std::thread::spawn(move || {
+            let mut response = http
+                .post(format!("{url}/apps/counter/events"))
+                .send("a-late")
+                .expect("a answers");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.body_mut().read_to_string().unwrap_or_default(),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    a.signal("CONT");
+    let (status, text) = late.join().unwrap();
+    // Fenced in its commit (503, the reason), or dropped already by its
+    // renewal (307 to b): never answered.
+    assert!(status == 503 || status == 307, "{status}: {text}");
+    if status == 503 {
+        assert!(
+            text.contains("fenced") && text.contains("epoch 1, and the database has it at epoch 2"),
+            "{text}"
+        );
+    }
+    // a drops the app and sends its clients to b.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, location, text) = a.event_located("counter", "a-after");
+        if status == 307 {
+            assert_eq!(
+                location.as_deref(),
+                Some(format!("{}/apps/counter/events", b.url).as_str())
+            );
+            break;
+        }
+        assert!(status == 503, "{status}: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "a still has the app:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.wait_for_log("lease lost");
+    assert_eq!(b.count("counter", "b-1"), last + 2);
+    // The log: a's events, then only b's.
+    let mut expected: Vec<String> = (0..10).map(|i| format!("a-{i}")).collect();
+    expected.extend(["b-0".into(), "b-1".into()]);
+    assert_eq!(logged_events(&database, "fencing", "counter"), expected);
+}
+
+#[test]
+fn on_postgres_a_node_stopped_cleanly_lets_its_apps_go_at_once() {
+    let database = PgServer::start();
+    let url = database.database("handover");
+    // A lease far longer than the handover may take.
+    let long = ["--lease-ms", "30000"];
+    let a = Served::start_with(
+        &url,
+        Some(TOKEN),
+        &[&["--node-id", "a"], &long[..]].concat(),
+    );
+    let b = Served::start_with(
+        &url,
+        Some(TOKEN),
+        &[&["--node-id", "b"], &long[..]].concat(),
+    );
+    assert_eq!(a.deploy("counter", "", &counter_js()).0, 201);
+    let last = a.count("counter", "a-0");
+    assert_eq!(b.event_located("counter", "to b").0, 307);
+    let status = a.terminate();
+    assert!(status.success(), "SIGTERM: {status}");
+    let (next, took) = count_once_taken_over(&b, "counter", "b-0");
+    assert_eq!(next, last + 1);
+    assert!(took < Duration::from_secs(5), "taken over after {took:?}");
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use elmbox::durable::StateLocation;
 use elmbox::PoolConfig;
-use elmbox_server::{ServeConfig, Server};
+use elmbox_server::{NodeConfig, ServeConfig, Server};
 
 /// Serve Elm apps over HTTP: deploy them through the admin API
 /// (`PUT /_elmbox/apps/NAME` with the app's JavaScript or built module),
@@ -49,6 +49,23 @@ pub struct ServeArgs {
     /// Apps served at once.
     #[arg(long, value_name = "N", default_value_t = PoolConfig::default().max_apps)]
     max_apps: u32,
+
+    /// Run as one node of many on a PostgreSQL state, under this name
+    /// (unique among the nodes): an app runs on the node that holds its
+    /// lease; requests for an app another live node holds are redirected
+    /// there (307), and an app whose lease expired is taken over.
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
+
+    /// How long a node's lease on an app lasts unless renewed (every third
+    /// of it), in ms: how long an app is unavailable after its node dies.
+    #[arg(long, value_name = "MS", default_value_t = 5_000, requires = "node_id")]
+    lease_ms: u64,
+
+    /// The address other nodes redirect this node's apps' clients to
+    /// (default: http:// and the listen address).
+    #[arg(long, value_name = "URL", requires = "node_id")]
+    advertise: Option<String>,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -60,6 +77,17 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if args.node_id.as_deref() == Some("") {
+        anyhow::bail!("--node-id cannot be empty");
+    }
+    if args.lease_ms < 30 {
+        anyhow::bail!("--lease-ms {} is too short: at least 30", args.lease_ms);
+    }
+    if let Some(address) = &args.advertise {
+        if !(address.starts_with("http://") || address.starts_with("https://")) {
+            anyhow::bail!("--advertise {address}: an http:// or https:// URL");
+        }
+    }
     let config = ServeConfig {
         state: args.state,
         listen: args.listen,
@@ -71,6 +99,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         response_timeout: std::time::Duration::from_millis(args.response_timeout_ms),
         idle_timeout: (args.idle_ms > 0).then(|| std::time::Duration::from_millis(args.idle_ms)),
+        node: args.node_id.map(|id| NodeConfig {
+            id,
+            advertise: args.advertise,
+            lease: std::time::Duration::from_millis(args.lease_ms),
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

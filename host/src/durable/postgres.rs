@@ -10,12 +10,16 @@
 //! do not race; `elmbox_schema` holds the versions applied. A database
 //! migrated by a newer elmbox is refused.
 //!
-//! One process runs an app at a time: [`StateStore::claim`] takes a
-//! session advisory lock per app, held while the connection lives (the
-//! session of a process that died ends with its connection). Handing an
-//! app over between live nodes, and fencing one that lost it, is for a
-//! later migration's leases; the log's key (app, seq) already refuses a
-//! second append of a record.
+//! One process runs an app at a time. Without leases, [`StateStore::claim`]
+//! takes a session advisory lock per app, held while the connection lives
+//! (the session of a process that died ends with its connection). Nodes
+//! that name themselves (`elmbox serve --node-id`) take leases instead
+//! ([`Leases`], table `elmbox_leases`): a lease expires by the database's
+//! clock unless renewed, a takeover raises its epoch, and every commit
+//! checks the epochs of the apps it writes to with `SELECT ... FOR SHARE`
+//! on their lease rows, so that a takeover's `UPDATE` of a row waits for a
+//! commit in flight, and a commit after it is refused whole. The log's key
+//! (app, seq) refuses a second append of a record either way.
 //!
 //! One connection behind a mutex: the commit thread is the only heavy user.
 //! No TLS: a URL that requires it (`sslmode=require`) is refused.
@@ -33,8 +37,8 @@ use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
 use super::store::{
-    code_hash, sound_records, this_process, without_password, AppSummary, LogRead, StateStore,
-    StoredApp, StoredSnapshot, Write,
+    code_hash, sound_records, this_process, without_password, Acquired, AppSummary, LeaseHolder,
+    Leases, LogRead, StateStore, StoredApp, StoredSnapshot, Write,
 };
 
 /// The schema's migrations, in order: `elmbox_schema` holds one row per
@@ -53,6 +57,11 @@ const MIGRATIONS: &[&str] = &[
          bytes bytea NOT NULL,
          PRIMARY KEY (app, seq));
      ALTER TABLE elmbox_snapshots ALTER COLUMN bytes SET STORAGE EXTERNAL;",
+    // 2: who runs which app (`elmbox serve --node-id`), until when by the
+    // database's clock; the epoch rises with every change of hands.
+    "CREATE TABLE elmbox_leases (
+         app text PRIMARY KEY, node text NOT NULL, epoch bigint NOT NULL,
+         expires_at timestamptz NOT NULL, address text NOT NULL);",
 ];
 
 /// Snapshots kept per app: the newest, and one to fall back on.
@@ -66,6 +75,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// that just died ends only once the server sees its connection closed.
 const CLAIM_WAIT: Duration = Duration::from_secs(1);
 
+/// A new lease (epoch 1), or the next epoch of one that expired or that
+/// the same node held (in a process before this one); none while another
+/// node's lease is live.
+const ACQUIRE_LEASE: &str = "INSERT INTO elmbox_leases AS l (app, node, epoch, expires_at, address)
+     VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond', $4)
+     ON CONFLICT (app) DO UPDATE
+        SET node = excluded.node, epoch = l.epoch + 1,
+            expires_at = excluded.expires_at, address = excluded.address
+      WHERE l.node = excluded.node OR l.expires_at < now()
+     RETURNING epoch";
+
+const RENEW_LEASE: &str = "UPDATE elmbox_leases
+        SET expires_at = now() + $4::float8 * interval '1 millisecond'
+      WHERE app = $1 AND node = $2 AND epoch = $3";
+
+/// Taken in every commit for each leased app it writes to: a takeover's
+/// update of the row waits until the commit is done.
+const CHECK_LEASE: &str = "SELECT node, epoch FROM elmbox_leases WHERE app = $1 FOR SHARE";
+
 const APPEND_RECORDS: &str = "INSERT INTO elmbox_log (app, seq, record)
      SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])";
 
@@ -77,12 +105,25 @@ pub struct PostgresStore {
 }
 
 /// The connection, the statements prepared on it, and the apps whose lock
-/// it holds.
+/// or lease it holds.
 struct Session {
     client: Closing,
     statements: HashMap<&'static str, Statement>,
     claimed: HashSet<String>,
+    /// The leases held, by app.
+    leased: HashMap<String, HeldLease>,
+    /// The epochs of leases lost (not renewed in time, or fenced), by app:
+    /// for the message that refuses their writes.
+    lost: HashMap<String, u64>,
+    /// Set by the first lease acquired: from then on a write for an app
+    /// without a lease is refused (one lost, say).
+    leasing: bool,
     read_only: bool,
+}
+
+struct HeldLease {
+    node: String,
+    epoch: u64,
 }
 
 /// A client closed on a thread of its own: it owns a tokio runtime, which
@@ -186,6 +227,9 @@ impl PostgresStore {
                 client: Closing(Some(client)),
                 statements: HashMap::new(),
                 claimed: HashSet::new(),
+                leased: HashMap::new(),
+                lost: HashMap::new(),
+                leasing: false,
                 read_only,
             }),
         })
@@ -268,7 +312,7 @@ impl PostgresStore {
     }
 
     /// Who holds the lock `key`, as its session named itself.
-    fn holder(&self, client: &mut Client, key: i64) -> Result<String> {
+    fn lock_holder(&self, client: &mut Client, key: i64) -> Result<String> {
         let row = client
             .query_opt(
                 "SELECT a.application_name, l.pid FROM pg_locks l
@@ -392,14 +436,196 @@ impl<'a> Appends<'a> {
     }
 }
 
+/// Refused ([`Error::Fenced`]) unless each app that `writes` write to
+/// has its lease still at the epoch in `leased` (once the session leases
+/// apps at all). Runs inside the commit's transaction: the rows stay
+/// share-locked until it ends.
+fn check_leases(
+    session: &mut LeaseBook<'_>,
+    tx: &mut postgres::Transaction<'_>,
+    writes: &[Write],
+) -> Result<Result<(), Error>, postgres::Error> {
+    let mut checked = HashSet::new();
+    for write in writes {
+        let app = write.app();
+        if !checked.insert(app) {
+            continue;
+        }
+        let check = prepared(session.statements, tx, CHECK_LEASE)?;
+        let row = tx.query_opt(&check, &[&app])?;
+        let in_db = row.map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1) as u64));
+        let held = match session.leased.get(app) {
+            Some(held) if in_db == Some((held.node.clone(), held.epoch)) => continue,
+            Some(held) => held.epoch,
+            // Lost before (not renewed in time), or never held.
+            None => session.lost.get(app).copied().unwrap_or(0),
+        };
+        let now = match in_db {
+            Some((node, epoch)) => {
+                format!("the database has it at epoch {epoch}, held by node `{node}`")
+            }
+            None => "the database holds no lease on it".into(),
+        };
+        session.leased.remove(app);
+        session.lost.insert(app.to_string(), held);
+        return Ok(Err(Error::Fenced {
+            app: app.to_string(),
+            held,
+            now,
+        }));
+    }
+    Ok(Ok(()))
+}
+
+/// The session's lease bookkeeping, borrowed apart from its client (which
+/// a commit's transaction borrows).
+struct LeaseBook<'a> {
+    statements: &'a mut HashMap<&'static str, Statement>,
+    leased: &'a mut HashMap<String, HeldLease>,
+    lost: &'a mut HashMap<String, u64>,
+}
+
+impl Leases for PostgresStore {
+    fn acquire(&self, app: &str, node: &str, address: &str, ttl: Duration) -> Result<Acquired> {
+        let held = self.db().leased.get(app).map(|held| held.epoch);
+        if let Some(epoch) = held {
+            if self.renew(app, ttl)? {
+                return Ok(Acquired::Held { epoch });
+            }
+        }
+        let mut db = self.db();
+        if db.read_only {
+            return Err(self.bad("it was opened to be read, not to run apps".into()));
+        }
+        let Session {
+            client, statements, ..
+        } = &mut *db;
+        let row = prepared(statements, &mut **client, ACQUIRE_LEASE)
+            .and_then(|acquire| {
+                client.query_opt(
+                    &acquire,
+                    &[&app, &node, &(ttl.as_millis() as f64), &address],
+                )
+            })
+            .map_err(|e| self.failed("acquiring the app's lease", e))?;
+        db.leasing = true;
+        if let Some(row) = row {
+            let epoch = row.get::<_, i64>(0) as u64;
+            let node = node.to_string();
+            db.lost.remove(app);
+            db.leased.insert(app.to_string(), HeldLease { node, epoch });
+            return Ok(Acquired::Held { epoch });
+        }
+        drop(db);
+        match self.holder(app)? {
+            Some(holder) => Ok(Acquired::Refused(holder)),
+            // Deleted between the two statements: nobody's to take.
+            None => Err(self.bad(format!(
+                "the lease on `{app}` changed hands while it was acquired: try again"
+            ))),
+        }
+    }
+
+    fn renew(&self, app: &str, ttl: Duration) -> Result<bool> {
+        let mut db = self.db();
+        let Session {
+            client,
+            statements,
+            leased,
+            lost,
+            ..
+        } = &mut *db;
+        let Some(held) = leased.get(app) else {
+            return Ok(false);
+        };
+        let renewed = prepared(statements, &mut **client, RENEW_LEASE)
+            .and_then(|renew| {
+                client.execute(
+                    &renew,
+                    &[
+                        &app,
+                        &held.node,
+                        &(held.epoch as i64),
+                        &(ttl.as_millis() as f64),
+                    ],
+                )
+            })
+            .map_err(|e| self.failed("renewing the app's lease", e))?;
+        if renewed == 0 {
+            if let Some(held) = leased.remove(app) {
+                lost.insert(app.to_string(), held.epoch);
+            }
+        }
+        Ok(renewed == 1)
+    }
+
+    fn release(&self, app: &str) -> Result<()> {
+        let mut db = self.db();
+        let Some(held) = db.leased.remove(app) else {
+            return Ok(());
+        };
+        db.client
+            .execute(
+                "UPDATE elmbox_leases SET expires_at = now()
+                  WHERE app = $1 AND node = $2 AND epoch = $3",
+                &[&app, &held.node, &(held.epoch as i64)],
+            )
+            .map_err(|e| self.failed("releasing the app's lease", e))?;
+        Ok(())
+    }
+
+    fn leased(&self) -> Vec<String> {
+        let mut apps: Vec<String> = self.db().leased.keys().cloned().collect();
+        apps.sort();
+        apps
+    }
+
+    fn holder(&self, app: &str) -> Result<Option<LeaseHolder>> {
+        let row = self.row(
+            "reading the app's lease",
+            "SELECT node, address, epoch, expires_at > now() FROM elmbox_leases WHERE app = $1",
+            &[&app],
+        )?;
+        Ok(row.map(|row| LeaseHolder {
+            node: row.get(0),
+            address: row.get(1),
+            epoch: row.get::<_, i64>(2) as u64,
+            live: row.get(3),
+        }))
+    }
+}
+
 impl StateStore for PostgresStore {
+    fn leases(&self) -> Option<&dyn Leases> {
+        Some(self)
+    }
+
     fn claim(&self, app: &str) -> Result<()> {
         let mut db = self.db();
         if db.read_only {
             return Err(self.bad("it was opened to be read, not to run apps".into()));
         }
-        if db.claimed.contains(app) {
+        // A lease makes this node the app's only writer: no lock besides.
+        if db.claimed.contains(app) || db.leased.contains_key(app) {
             return Ok(());
+        }
+        // A process without leases (`elmbox run`) keeps off an app a node
+        // runs. (A node does not see this process's lock in turn: the two
+        // are not to be mixed on one app.)
+        let leased = db
+            .client
+            .query_opt(
+                "SELECT node, address FROM elmbox_leases WHERE app = $1 AND expires_at > now()",
+                &[&app],
+            )
+            .map_err(|e| self.failed("reading the app's lease", e))?;
+        if let Some(row) = leased {
+            let (node, address): (String, String) = (row.get(0), row.get(1));
+            return Err(Error::AppInUse {
+                app: app.to_string(),
+                location: self.location.clone(),
+                holder: format!("node `{node}` (elmbox serve at {address}), which holds its lease"),
+            });
         }
         let key = advisory_key("app", app);
         let failed = |e| self.failed("claiming the app", e);
@@ -422,7 +648,7 @@ impl StateStore for PostgresStore {
                 Err(Error::AppInUse {
                     app: app.to_string(),
                     location: self.location.clone(),
-                    holder: self.holder(&mut db.client, key)?,
+                    holder: self.lock_holder(&mut db.client, key)?,
                 })
             }
             Err(e) => Err(failed(e)),
@@ -508,11 +734,26 @@ impl StateStore for PostgresStore {
     fn commit(&self, writes: &[Write]) -> Result<()> {
         let mut db = self.db();
         let Session {
-            client, statements, ..
+            client,
+            statements,
+            leased,
+            lost,
+            leasing,
+            ..
         } = &mut *db;
         let mut tx = client
             .transaction()
             .map_err(|e| self.failed("starting a commit", e))?;
+        // Before anything is written: a fenced commit is rolled back whole.
+        if *leasing {
+            let mut book = LeaseBook {
+                statements,
+                leased,
+                lost,
+            };
+            check_leases(&mut book, &mut tx, writes)
+                .map_err(|e| self.failed("checking the apps' leases", e))??;
+        }
         // Records in a row (nearly every write) go in one statement; the
         // other writes between them keep their order.
         let mut appends = Appends::default();

@@ -4,6 +4,8 @@
 //! embedded store (SQLite, `sqlite.rs`) and a shared database (PostgreSQL,
 //! `postgres.rs`) both stand behind it.
 
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -70,7 +72,58 @@ pub struct AppSummary {
     pub snapshots: Vec<StoredSnapshot>,
 }
 
+/// Who holds an app's lease ([`Leases`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub node: String,
+    /// Where that node takes requests (its `--advertise`).
+    pub address: String,
+    pub epoch: u64,
+    /// Not expired by the database's clock.
+    pub live: bool,
+}
+
+/// What acquiring an app's lease came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// This node holds it, at this epoch (its fencing token).
+    Held { epoch: u64 },
+    /// Another node holds it, and its lease is live.
+    Refused(LeaseHolder),
+}
+
+/// Leases on apps, for a store that many nodes share: a node runs an app
+/// only while it holds the app's lease, and every write the store commits
+/// for an app it leased checks, in the same transaction, that the lease
+/// still carries its epoch (else [`crate::Error::Fenced`]). Once a store
+/// has acquired a lease, it refuses writes for apps it holds none of.
+/// Expiry is by the database's clock, never the nodes'.
+pub trait Leases: Send + Sync {
+    /// Takes the app's lease for `node` (reachable at `address`) for `ttl`:
+    /// a new lease, or one that expired or that `node` held before (in an
+    /// earlier process) with the next epoch; one this store holds already
+    /// is renewed. Refused while another node's lease is live.
+    fn acquire(&self, app: &str, node: &str, address: &str, ttl: Duration) -> Result<Acquired>;
+    /// Extends the lease this store holds on `app` by `ttl` from now, if the
+    /// database still gives it this store's node and epoch; `false` (and
+    /// the lease forgotten) if not.
+    fn renew(&self, app: &str, ttl: Duration) -> Result<bool>;
+    /// Lets the lease go at once (a clean stop), so that another node need
+    /// not wait for it to expire.
+    fn release(&self, app: &str) -> Result<()>;
+    /// The apps this store holds leases on.
+    fn leased(&self) -> Vec<String>;
+    /// Who holds the app's lease, if anybody ever did.
+    fn holder(&self, app: &str) -> Result<Option<LeaseHolder>>;
+}
+
 pub trait StateStore: Send + Sync {
+    /// The store's leases, if it is shared between nodes. `None`: one
+    /// process holds the store whole (a state directory, locked when
+    /// opened) and has nobody to fence.
+    fn leases(&self) -> Option<&dyn Leases> {
+        None
+    }
     /// Takes the app for this process before it is opened: one process at
     /// a time runs an app. Refused ([`Error::AppInUse`]) while another
     /// holds it. A store that one process holds whole (a state directory,
@@ -97,6 +150,19 @@ pub trait StateStore: Send + Sync {
     /// The app's snapshots, newest first.
     fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>>;
     fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>>;
+}
+
+impl Write {
+    /// The app it writes to.
+    pub fn app(&self) -> &str {
+        match self {
+            Write::App { name, .. } => name,
+            Write::Record { app, .. }
+            | Write::HostOptions { app, .. }
+            | Write::Remove { app }
+            | Write::Snapshot { app, .. } => app,
+        }
+    }
 }
 
 /// The content hash an app's code is kept under ([`StateStore::put_code`]).
