@@ -50,16 +50,17 @@ impl Served {
     /// A server on a fresh state directory.
     fn start(root: &Path, name: &str) -> anyhow::Result<Served> {
         let state = scratch(name);
-        let mut served = Served::start_on(root, state.as_os_str())?;
+        let mut served = Served::start_on(root, state.as_os_str(), &[])?;
         served.state = Some(state);
         Ok(served)
     }
 
-    /// A server on `state`: a directory or a database's URL.
-    fn start_on(root: &Path, state: &std::ffi::OsStr) -> anyhow::Result<Served> {
+    /// A server on `state` (a directory or a database's URL), with `args`.
+    fn start_on(root: &Path, state: &std::ffi::OsStr, args: &[&str]) -> anyhow::Result<Served> {
         let mut child = Command::new(elmbox_bin(root))
             .args(["serve", "--listen", "127.0.0.1:0", "--state"])
             .arg(state)
+            .args(args)
             .env("ELMBOX_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
@@ -101,6 +102,57 @@ impl Drop for Served {
         if let Some(state) = &self.state {
             let _ = std::fs::remove_dir_all(state);
         }
+    }
+}
+
+/// The `--lease-ms` settings the takeover time is measured at.
+const TAKEOVER_LEASES_MS: [u64; 2] = [1_000, 5_000];
+
+/// Two nodes on one database, the counter deployed and driven on node a;
+/// a is killed (SIGKILL); the time from the kill to node b's first answer
+/// for the app (b answers 503 while it takes the app over, and 307 to a
+/// while a's lease lives: both are retried every 10 ms).
+fn takeover(
+    root: &Path,
+    postgres: &PgServer,
+    js: &[u8],
+    lease_ms: u64,
+) -> anyhow::Result<Duration> {
+    let url = postgres.database(&format!("takeover{lease_ms}"));
+    let lease = lease_ms.to_string();
+    let node =
+        |id: &str| Served::start_on(root, url.as_ref(), &["--node-id", id, "--lease-ms", &lease]);
+    let mut a = node("a")?;
+    let b = node("b")?;
+    a.deploy("counter", js)?;
+    let events = |node: &Served| format!("{}/apps/counter/events", node.url);
+    for _ in 0..100 {
+        ureq::post(events(&a)).send("click")?;
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    a.child.kill()?;
+    let killed = Instant::now();
+    a.child.wait()?;
+    loop {
+        let response = agent.post(events(&b)).send("click")?;
+        if response.status() == 200 {
+            let body = response.into_body().read_to_string()?;
+            if !body.contains("\"count\":101") {
+                bail!("node b answered {body} after the takeover, not the 101st click");
+            }
+            return Ok(killed.elapsed());
+        }
+        if killed.elapsed() > Duration::from_millis(lease_ms) * 4 + Duration::from_secs(10) {
+            bail!(
+                "node b still answers {} long after node a was killed",
+                response.status()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -320,7 +372,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
 
     // The same on PostgreSQL (a throwaway server, fsync on as by default).
     let postgres = PgServer::start_durable();
-    let on_postgres = Served::start_on(root, postgres.database("bench").as_ref())?;
+    let on_postgres = Served::start_on(root, postgres.database("bench").as_ref(), &[])?;
     on_postgres.deploy("counter", &js)?;
     rows.push((
         "counter on PostgreSQL, 16 connections".to_string(),
@@ -333,6 +385,10 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         )?,
     ));
     drop(on_postgres);
+    let takeovers = TAKEOVER_LEASES_MS
+        .iter()
+        .map(|&lease_ms| takeover(root, &postgres, &js, lease_ms).map(|took| (lease_ms, took)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     drop(postgres);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -379,6 +435,22 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
             r.requests_per_s / run_like_served,
             r.requests_per_s / run_plain,
         )?;
+    }
+    writeln!(
+        doc,
+        "\nTakeover: two `elmbox serve` nodes on that PostgreSQL server, the counter \
+         deployed and driven (100 events) on node a, then a killed with SIGKILL; the time \
+         from the kill to node b's first answer for the app (b redirects to a while a's \
+         lease lives and answers 503 while it restores the app; the client retries every \
+         10 ms), and b's answer continues the count:\n"
+    )?;
+    writeln!(
+        doc,
+        "| `--lease-ms` | kill to first answer on the other node |"
+    )?;
+    writeln!(doc, "|---:|---:|")?;
+    for (lease_ms, took) in &takeovers {
+        writeln!(doc, "| {lease_ms} | {:.0} ms |", took.as_secs_f64() * 1e3)?;
     }
     Ok(doc)
 }
