@@ -187,6 +187,7 @@ pub struct PgServer {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    fsync: bool,
 }
 
 /// The superuser's password on every [`PgServer`].
@@ -233,6 +234,7 @@ impl PgServer {
             dir,
             port,
             as_postgres,
+            fsync,
         };
         let data = server.dir.join("data");
         server.check(
@@ -249,21 +251,38 @@ impl PgServer {
                 // its files to reach the disk.
                 .args(["--no-instructions", "--no-sync"]),
         );
+        server.restart();
+        server
+    }
+
+    /// Starts the server (again) on its port and data directory, and
+    /// waits until it takes connections.
+    pub fn restart(&self) {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync={}",
-            server.dir.display(),
-            if fsync { "on" } else { "off" }
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync={}",
+            self.port,
+            self.dir.display(),
+            if self.fsync { "on" } else { "off" }
         );
-        server.check(
-            server
-                .command("pg_ctl")
+        self.check(
+            self.command("pg_ctl")
                 .args(["start", "-w", "-D"])
-                .arg(&data)
+                .arg(self.dir.join("data"))
                 .arg("-l")
-                .arg(server.dir.join("log"))
+                .arg(self.dir.join("log"))
                 .args(["-o", &options]),
         );
-        server
+    }
+
+    /// Stops the server as an administrator would in a hurry (`pg_ctl
+    /// stop -m fast`): its sessions are ended, transactions in flight
+    /// rolled back, and it is down when this returns.
+    pub fn stop(&self) {
+        self.check(
+            self.command("pg_ctl")
+                .args(["stop", "-w", "-m", "fast", "-D"])
+                .arg(self.dir.join("data")),
+        );
     }
 
     /// One of the server's programs, run as the user the server runs as.

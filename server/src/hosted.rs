@@ -241,10 +241,16 @@ impl Hosted {
         if self.node.is_none() {
             return self.committer.clone();
         }
-        lock(&self.committers)
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Committer::start(self.store.clone(), None)))
-            .clone()
+        let mut committers = lock(&self.committers);
+        match committers.get(name) {
+            // One whose commit failed commits nothing more: a new start.
+            Some(committer) if committer.check().is_ok() => committer.clone(),
+            _ => {
+                let committer = Arc::new(Committer::start(self.store.clone(), None));
+                committers.insert(name.to_string(), committer.clone());
+                committer
+            }
+        }
     }
 
     /// Whether `name` has a place here (served, parked, or busy).
@@ -270,7 +276,13 @@ impl Hosted {
         if lock(&self.apps).contains_key(name) {
             return Ok(Located::Here);
         }
-        match leases.holder(name).map_err(internal)? {
+        // The database out of reach (restarting, say) is for a while.
+        let unreachable = |e: Error| {
+            HostError::Busy(format!(
+                "`{name}` cannot be located or taken over now ({e}); try again"
+            ))
+        };
+        match leases.holder(name).map_err(unreachable)? {
             Some(holder) if holder.live && holder.node != node.id => {
                 return Ok(Located::Elsewhere {
                     node: holder.node,
@@ -279,7 +291,7 @@ impl Hosted {
             }
             _ => {}
         }
-        if self.store.app(name).map_err(internal)?.is_none() {
+        if self.store.app(name).map_err(unreachable)?.is_none() {
             return Err(HostError::NotFound(name.into()));
         }
         let mut apps = lock(&self.apps);
@@ -334,10 +346,34 @@ impl Hosted {
     /// Renews this node's leases; an app whose lease is lost (taken over
     /// while this node did not renew, or fenced in a commit) is dropped:
     /// its queued events fail, and its requests go to the new holder.
+    /// So is an app whose commit failed (the database went away): its
+    /// state in memory may be ahead of the store's, so its next request
+    /// takes it over again from the store, with the next epoch.
     pub fn renew_leases(&self) {
         let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
             return;
         };
+        // A commit fenced off has let its lease go already: lost, below.
+        let held = leases.leased();
+        let failed: Vec<(String, String)> = lock(&self.committers)
+            .iter()
+            .filter(|(name, _)| held.contains(name))
+            .filter_map(|(name, committer)| {
+                let e = committer.check().err()?;
+                Some((name.clone(), e.to_string()))
+            })
+            .collect();
+        for (name, reason) in failed {
+            if self.drop_app(&name) {
+                // Its lease, let go here at least: the takeover that
+                // restores it takes the next epoch.
+                let _ = leases.release(&name);
+                tracing::warn!(
+                    app = %name,
+                    "a commit failed ({reason}): no longer served until a request takes it over again"
+                );
+            }
+        }
         let mut names = leases.leased();
         names.extend(
             lock(&self.apps)
@@ -371,13 +407,28 @@ impl Hosted {
     /// removal or parking under way has marked the slot busy, and is
     /// refused by the database.
     fn drop_lost(&self, name: &str) {
-        let slot = {
+        if !self.drop_app(name) {
+            return;
+        }
+        let holder = self
+            .store
+            .leases()
+            .and_then(|l| l.holder(name).ok().flatten());
+        let holder = holder.map_or("nobody".into(), |h| format!("node `{}`", h.node));
+        tracing::warn!(app = %name, "lease lost: no longer served here (held by {holder})");
+    }
+
+    /// Stops serving `name` (its queued events fail), and stops its
+    /// commit thread; false if a takeover or deploy under way has it.
+    fn drop_app(&self, name: &str) -> bool {
+        let (slot, committer) = {
             let mut apps = lock(&self.apps);
-            match apps.get(name) {
+            if let Some(Slot::Busy) = apps.get(name) {
                 // A takeover or deploy under way holds its own lease.
-                Some(Slot::Busy) => return,
-                _ => apps.remove(name),
+                return false;
             }
+            // Taken out together: a takeover after this starts a new one.
+            (apps.remove(name), lock(&self.committers).remove(name))
         };
         if let Some(Slot::Serving(owner)) = slot {
             drop(owner.events);
@@ -385,13 +436,8 @@ impl Hosted {
             let _ = self.pool.take_durable(name);
         }
         // Its commit thread stops; a new lease starts a new one.
-        lock(&self.committers).remove(name);
-        let holder = self
-            .store
-            .leases()
-            .and_then(|l| l.holder(name).ok().flatten());
-        let holder = holder.map_or("nobody".into(), |h| format!("node `{}`", h.node));
-        tracing::warn!(app = %name, "lease lost: no longer served here (held by {holder})");
+        drop(committer);
+        true
     }
 
     /// The options the store keeps for `name`.

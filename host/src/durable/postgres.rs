@@ -22,11 +22,22 @@
 //! (app, seq) refuses a second append of a record either way.
 //!
 //! One connection behind a mutex: the commit thread is the only heavy user.
+//! When the connection is lost (the server restarted, say), the operation
+//! under way fails with its error (a commit in flight is not durable), and
+//! the next one connects again, with the same session settings; while the
+//! server is unreachable, operations fail at once, trying again at most
+//! every [`RECONNECT_PAUSE`]. Session advisory locks die with their
+//! connection: an app claimed by one (without leases) is refused any
+//! further write once the connection was lost, as another process may
+//! have claimed it meanwhile; leases are rows, and outlive connections.
+//! A failed commit may yet have reached the database (the acknowledgement
+//! lost): its records are in doubt, and rolled back when the node takes
+//! the app over again with the very next epoch (see `Session::in_doubt`).
 //! No TLS: a URL that requires it (`sslmode=require`) is refused.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -75,6 +86,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// that just died ends only once the server sees its connection closed.
 const CLAIM_WAIT: Duration = Duration::from_secs(1);
 
+/// While the server cannot be reached, how long operations fail without
+/// trying to connect again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
 /// A new lease (epoch 1), or the next epoch of one that expired or that
 /// the same node held (in a process before this one); none while another
 /// node's lease is live.
@@ -101,6 +116,8 @@ const APPEND_RECORDS: &str = "INSERT INTO elmbox_log (app, seq, record)
 pub struct PostgresStore {
     /// The URL without its password, for messages.
     location: String,
+    /// How to connect again, once the connection is lost.
+    config: postgres::Config,
     db: Mutex<Session>,
 }
 
@@ -110,6 +127,17 @@ struct Session {
     client: Closing,
     statements: HashMap<&'static str, Statement>,
     claimed: HashSet<String>,
+    /// Apps claimed on a connection since lost, with their locks: refused
+    /// every write from then on.
+    unlocked: HashSet<String>,
+    /// Apps whose last commit failed (the connection lost, say), so that
+    /// it may have been committed without this process hearing so: the epoch
+    /// of their lease, and the first event record of that commit. They
+    /// are rolled back when this node takes the app over next, if nobody
+    /// else held it meanwhile (see [`Leases::acquire`]).
+    in_doubt: HashMap<String, (u64, u64)>,
+    /// When connecting again last failed, and why.
+    reconnect_failed: Option<(Instant, String)>,
     /// The leases held, by app.
     leased: HashMap<String, HeldLease>,
     /// The epochs of leases lost (not renewed in time, or fenced), by app:
@@ -167,7 +195,7 @@ impl PostgresStore {
     /// processes running its apps: nothing is created, migrated or written.
     pub fn open_read_only(url: &str) -> Result<PostgresStore> {
         let store = PostgresStore::connect(url, true)?;
-        let mut db = store.db();
+        let mut db = store.db()?;
         let version = schema_version(&mut *db.client).map_err(|e| store.failed("reading", e))?;
         match version {
             0 => Err(store.bad("it holds no elmbox state".into())),
@@ -208,25 +236,17 @@ impl PostgresStore {
         }
         // Notices (a table that exists, say) are nobody's business here.
         config.notice_callback(|_| {});
-        let mut client = config.connect(NoTls).map_err(|e| bad(refused(&e)))?;
-        let setup = match read_only {
-            true => "SET default_transaction_read_only = on",
-            // A commit must be durable when it returns: never without
-            // waiting for the server's WAL flush, whatever its default.
-            false => {
-                "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN
-                     SET synchronous_commit = on; END IF; END $$"
-            }
-        };
-        client
-            .batch_execute(setup)
-            .map_err(|e| bad(format!("setting up the session: {}", describe(&e))))?;
+        let client = new_session(&config, read_only).map_err(bad)?;
         Ok(PostgresStore {
             location,
+            config,
             db: Mutex::new(Session {
                 client: Closing(Some(client)),
                 statements: HashMap::new(),
                 claimed: HashSet::new(),
+                unlocked: HashSet::new(),
+                in_doubt: HashMap::new(),
+                reconnect_failed: None,
                 leased: HashMap::new(),
                 lost: HashMap::new(),
                 leasing: false,
@@ -239,7 +259,7 @@ impl PostgresStore {
     /// under a lock, so that a node starting meanwhile waits and finds them
     /// applied.
     fn migrate(&self) -> Result<()> {
-        let mut db = self.db();
+        let mut db = self.db()?;
         let failed = |e| self.failed("creating or migrating the schema", e);
         let mut tx = db.client.transaction().map_err(failed)?;
         tx.execute(
@@ -283,8 +303,60 @@ impl PostgresStore {
         }
     }
 
-    fn db(&self) -> MutexGuard<'_, Session> {
+    /// The session, connected again if its connection was lost.
+    fn db(&self) -> Result<MutexGuard<'_, Session>> {
+        let mut db = self.session();
+        if db.client.is_closed() {
+            self.reconnect(&mut db)?;
+        }
+        Ok(db)
+    }
+
+    /// The session as it is, connected or not.
+    fn session(&self) -> MutexGuard<'_, Session> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the session's lost connection with a new one, unless the
+    /// last try failed moments ago.
+    fn reconnect(&self, db: &mut Session) -> Result<()> {
+        if let Some((when, reason)) = &db.reconnect_failed {
+            if when.elapsed() < RECONNECT_PAUSE {
+                return Err(self.lost_connection(reason));
+            }
+        }
+        match new_session(&self.config, db.read_only) {
+            Ok(client) => {
+                db.client = Closing(Some(client));
+                db.statements.clear();
+                db.reconnect_failed = None;
+                let claimed: Vec<String> = db.claimed.drain().collect();
+                db.unlocked.extend(claimed);
+                Ok(())
+            }
+            Err(reason) => {
+                let e = self.lost_connection(&reason);
+                db.reconnect_failed = Some((Instant::now(), reason));
+                Err(e)
+            }
+        }
+    }
+
+    fn lost_connection(&self, reason: &str) -> Error {
+        self.bad(format!(
+            "the connection to it was lost, and connecting again failed: {reason}"
+        ))
+    }
+
+    /// Refused if `app` was claimed on a connection since lost.
+    fn unlocked(&self, db: &Session, app: &str) -> Result<()> {
+        match db.unlocked.contains(app) {
+            true => Err(self.bad(format!(
+                "the lock on app `{app}` was lost with the connection to the database \
+                 (another process may run it now): restart this process to run it again"
+            ))),
+            false => Ok(()),
+        }
     }
 
     fn bad(&self, reason: String) -> Error {
@@ -300,7 +372,7 @@ impl PostgresStore {
 
     /// The rows of `sql`; `what` says what was read, if it fails.
     fn rows(&self, what: &str, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        self.db()
+        self.db()?
             .client
             .query(sql, params)
             .map_err(|e| self.failed(what, e))
@@ -335,6 +407,24 @@ impl PostgresStore {
             }
         })
     }
+}
+
+/// A new connection from `config`, with the session's settings; why not.
+fn new_session(config: &postgres::Config, read_only: bool) -> Result<Client, String> {
+    let mut client = config.connect(NoTls).map_err(|e| refused(&e))?;
+    let setup = match read_only {
+        true => "SET default_transaction_read_only = on",
+        // A commit must be durable when it returns: never without
+        // waiting for the server's WAL flush, whatever its default.
+        false => {
+            "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN
+                 SET synchronous_commit = on; END IF; END $$"
+        }
+    };
+    client
+        .batch_execute(setup)
+        .map_err(|e| format!("setting up the session: {}", describe(&e)))?;
+    Ok(client)
 }
 
 /// The version of the schema in the database (0: none yet).
@@ -487,30 +577,61 @@ struct LeaseBook<'a> {
 
 impl Leases for PostgresStore {
     fn acquire(&self, app: &str, node: &str, address: &str, ttl: Duration) -> Result<Acquired> {
-        let held = self.db().leased.get(app).map(|held| held.epoch);
+        let held = self.session().leased.get(app).map(|held| held.epoch);
         if let Some(epoch) = held {
             if self.renew(app, ttl)? {
+                // Still held: what the store has is what is restored.
+                self.session().in_doubt.remove(app);
                 return Ok(Acquired::Held { epoch });
             }
         }
-        let mut db = self.db();
+        let mut db = self.db()?;
         if db.read_only {
             return Err(self.bad("it was opened to be read, not to run apps".into()));
         }
         let Session {
-            client, statements, ..
+            client,
+            statements,
+            in_doubt,
+            ..
         } = &mut *db;
-        let row = prepared(statements, &mut **client, ACQUIRE_LEASE)
-            .and_then(|acquire| {
-                client.query_opt(
+        let doubt = in_doubt.get(app).copied();
+        let mut rolled_back = false;
+        let row = client
+            .transaction()
+            .and_then(|mut tx| {
+                let acquire = prepared(statements, &mut tx, ACQUIRE_LEASE)?;
+                let row = tx.query_opt(
                     &acquire,
                     &[&app, &node, &(ttl.as_millis() as f64), &address],
-                )
+                )?;
+                let epoch = row.as_ref().map(|row| row.get::<_, i64>(0) as u64);
+                if let (Some(epoch), Some((held, first))) = (epoch, doubt) {
+                    // Nobody has held the app since: no answer was given
+                    // on the records in doubt, whose clients heard 503.
+                    if epoch == held + 1 {
+                        for sql in [
+                            "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
+                            "DELETE FROM elmbox_snapshots WHERE app = $1 AND seq >= $2",
+                        ] {
+                            tx.execute(sql, &[&app, &(first as i64)])?;
+                        }
+                        rolled_back = true;
+                    }
+                }
+                tx.commit()?;
+                Ok(row)
             })
             .map_err(|e| self.failed("acquiring the app's lease", e))?;
         db.leasing = true;
         if let Some(row) = row {
             let epoch = row.get::<_, i64>(0) as u64;
+            if db.in_doubt.remove(app).is_some() && rolled_back {
+                eprintln!(
+                    "elmbox: the events of {app} from a commit in doubt (the connection \
+                     was lost during it) are rolled back: their clients were answered 503"
+                );
+            }
             let node = node.to_string();
             db.lost.remove(app);
             db.leased.insert(app.to_string(), HeldLease { node, epoch });
@@ -527,7 +648,7 @@ impl Leases for PostgresStore {
     }
 
     fn renew(&self, app: &str, ttl: Duration) -> Result<bool> {
-        let mut db = self.db();
+        let mut db = self.db()?;
         let Session {
             client,
             statements,
@@ -560,10 +681,12 @@ impl Leases for PostgresStore {
     }
 
     fn release(&self, app: &str) -> Result<()> {
-        let mut db = self.db();
-        let Some(held) = db.leased.remove(app) else {
+        // Let go here even if the database cannot be told: the next
+        // acquire takes the next epoch.
+        let Some(held) = self.session().leased.remove(app) else {
             return Ok(());
         };
+        let mut db = self.db()?;
         db.client
             .execute(
                 "UPDATE elmbox_leases SET expires_at = now()
@@ -575,7 +698,7 @@ impl Leases for PostgresStore {
     }
 
     fn leased(&self) -> Vec<String> {
-        let mut apps: Vec<String> = self.db().leased.keys().cloned().collect();
+        let mut apps: Vec<String> = self.session().leased.keys().cloned().collect();
         apps.sort();
         apps
     }
@@ -601,10 +724,11 @@ impl StateStore for PostgresStore {
     }
 
     fn claim(&self, app: &str) -> Result<()> {
-        let mut db = self.db();
+        let mut db = self.db()?;
         if db.read_only {
             return Err(self.bad("it was opened to be read, not to run apps".into()));
         }
+        self.unlocked(&db, app)?;
         // A lease makes this node the app's only writer: no lock besides.
         if db.claimed.contains(app) || db.leased.contains_key(app) {
             return Ok(());
@@ -657,7 +781,7 @@ impl StateStore for PostgresStore {
 
     fn put_code(&self, bytes: &[u8]) -> Result<String> {
         let hash = code_hash(bytes);
-        let mut db = self.db();
+        let mut db = self.db()?;
         let Session {
             client, statements, ..
         } = &mut *db;
@@ -732,7 +856,93 @@ impl StateStore for PostgresStore {
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {
-        let mut db = self.db();
+        let mut db = self.db()?;
+        for write in writes {
+            self.unlocked(&db, write.app())?;
+        }
+        let committed = self.commit_on(&mut db, writes);
+        if committed.is_ok() {
+            for write in writes {
+                db.in_doubt.remove(write.app());
+            }
+        } else {
+            // The server may have committed before the connection went (or
+            // before its error reached this process): the records are in
+            // doubt until this node takes the app over again (unanswered
+            // meanwhile, by the output gate). Fenced, the app is not held.
+            for write in writes {
+                let Write::Record { app, record } = write else {
+                    continue;
+                };
+                let Some(held) = db.leased.get(app.as_str()).map(|held| held.epoch) else {
+                    continue;
+                };
+                let doubt = db
+                    .in_doubt
+                    .entry(app.to_string())
+                    .or_insert((held, record.seq));
+                doubt.1 = doubt.1.min(record.seq);
+            }
+        }
+        committed
+    }
+
+    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
+        let mut db = self.db()?;
+        let rows: Vec<(u64, Vec<u8>)> = db
+            .client
+            .query(
+                "SELECT seq, record FROM elmbox_log WHERE app = $1 AND seq > $2 ORDER BY seq",
+                &[&app, &(after as i64)],
+            )
+            .map_err(|e| self.failed("reading the log", e))?
+            .into_iter()
+            .map(|row| (row.get::<_, i64>(0) as u64, row.get(1)))
+            .collect();
+        let (read, torn_from) = sound_records(app, after, &rows)?;
+        if let Some(seq) = torn_from {
+            db.client
+                .execute(
+                    "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
+                    &[&app, &(seq as i64)],
+                )
+                .map_err(|e| self.failed("cutting a damaged log tail", e))?;
+        }
+        Ok(read)
+    }
+
+    fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>> {
+        let rows = self.rows(
+            "listing snapshots",
+            "SELECT seq, guest, code, octet_length(bytes)::bigint FROM elmbox_snapshots
+              WHERE app = $1 ORDER BY seq DESC",
+            &[&app],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredSnapshot {
+                seq: row.get::<_, i64>(0) as u64,
+                guest: GuestId::from_hex(row.get(1)),
+                code: row.get(2),
+                bytes: row.get::<_, i64>(3) as u64,
+            })
+            .collect())
+    }
+
+    fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>> {
+        let row = self.row(
+            "reading a snapshot",
+            "SELECT bytes FROM elmbox_snapshots WHERE app = $1 AND seq = $2",
+            &[&app, &(seq as i64)],
+        )?;
+        row.map(|row| row.get(0))
+            .ok_or_else(|| self.bad(format!("app `{app}` has no snapshot after event {seq}")))
+    }
+}
+
+impl PostgresStore {
+    /// The transaction of [`StateStore::commit`], on the session `db`.
+    fn commit_on(&self, db: &mut Session, writes: &[Write]) -> Result<()> {
         let Session {
             client,
             statements,
@@ -740,7 +950,7 @@ impl StateStore for PostgresStore {
             lost,
             leasing,
             ..
-        } = &mut *db;
+        } = db;
         let mut tx = client
             .transaction()
             .map_err(|e| self.failed("starting a commit", e))?;
@@ -827,57 +1037,5 @@ impl StateStore for PostgresStore {
             .flush(statements, &mut tx)
             .map_err(|e| self.failed("appending to the log", e))?;
         tx.commit().map_err(|e| self.failed("committing", e))
-    }
-
-    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
-        let mut db = self.db();
-        let rows: Vec<(u64, Vec<u8>)> = db
-            .client
-            .query(
-                "SELECT seq, record FROM elmbox_log WHERE app = $1 AND seq > $2 ORDER BY seq",
-                &[&app, &(after as i64)],
-            )
-            .map_err(|e| self.failed("reading the log", e))?
-            .into_iter()
-            .map(|row| (row.get::<_, i64>(0) as u64, row.get(1)))
-            .collect();
-        let (read, torn_from) = sound_records(app, after, &rows)?;
-        if let Some(seq) = torn_from {
-            db.client
-                .execute(
-                    "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
-                    &[&app, &(seq as i64)],
-                )
-                .map_err(|e| self.failed("cutting a damaged log tail", e))?;
-        }
-        Ok(read)
-    }
-
-    fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>> {
-        let rows = self.rows(
-            "listing snapshots",
-            "SELECT seq, guest, code, octet_length(bytes)::bigint FROM elmbox_snapshots
-              WHERE app = $1 ORDER BY seq DESC",
-            &[&app],
-        )?;
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredSnapshot {
-                seq: row.get::<_, i64>(0) as u64,
-                guest: GuestId::from_hex(row.get(1)),
-                code: row.get(2),
-                bytes: row.get::<_, i64>(3) as u64,
-            })
-            .collect())
-    }
-
-    fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>> {
-        let row = self.row(
-            "reading a snapshot",
-            "SELECT bytes FROM elmbox_snapshots WHERE app = $1 AND seq = $2",
-            &[&app, &(seq as i64)],
-        )?;
-        row.map(|row| row.get(0))
-            .ok_or_else(|| self.bad(format!("app `{app}` has no snapshot after event {seq}")))
     }
 }
