@@ -547,7 +547,7 @@ fn machine() -> String {
             .unwrap_or_else(|| "not installed".into())
     };
     format!(
-        "{cpu}, {cores} cores; {}; Node.js {}; wasmtime 48.0.8, rquickjs 0.12 (QuickJS-ng, as in javy 8.1)",
+        "{cpu}, {cores} cores; {}; Node.js {}; wasmtime 48.0.8, javy 8.1.0 (QuickJS-ng)",
         version("rustc", "--version"),
         version("node", "--version")
     )

@@ -1,9 +1,9 @@
 //! `console.*`, captured into the reply so the host decides where it goes.
 //!
-//! Not written to WASI stdout/stderr (javy's console's way): captured, every
-//! line (with its level) stays in the host's hands and off the protocol stream.
+//! javy's own console writes straight to WASI stdout/stderr; replacing it keeps
+//! every line (with its level) in the host's hands and off the protocol stream.
 
-use rquickjs::{prelude::Rest, Ctx, Function, Object, Result, Value};
+use javy::quickjs::{prelude::Rest, Ctx, Function, Object, Result, Value};
 
 use crate::error::display;
 use crate::reply::{self, Level};

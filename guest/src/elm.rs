@@ -2,7 +2,7 @@
 //! `Elm.<Module>.init({ flags })`, `app.ports.<in>.send(value)` and
 //! `app.ports.<out>.subscribe(callback)`, for one pair of ports or for all.
 
-use rquickjs::{Ctx, Function, Object, Persistent, Value};
+use javy::quickjs::{Ctx, Function, Object, Persistent, Value};
 
 use elmbox_abi::{AppSettings, PortDirection};
 
@@ -105,7 +105,7 @@ impl ElmApp {
 
     /// The one incoming port's `send` (not in all-ports mode), for callers
     /// that expose it to scripts.
-    pub fn send_function<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    pub fn send_function<'js>(&self, ctx: &Ctx<'js>) -> javy::quickjs::Result<Function<'js>> {
         self.incoming[0].1.clone().restore(ctx)
     }
 
@@ -166,7 +166,7 @@ fn collect_output<'js>(
     ctx: &Ctx<'js>,
     value: Value<'js>,
     tag: Option<&str>,
-) -> rquickjs::Result<()> {
+) -> javy::quickjs::Result<()> {
     let json = match ctx.json_stringify(value) {
         Ok(json) => json,
         Err(e) => {

@@ -1,6 +1,6 @@
 //! # elmbox-guest
 //!
-//! The WebAssembly side of elmbox: QuickJS-ng (through rquickjs, as in javy) running one Elm
+//! The WebAssembly side of elmbox: QuickJS (through `javy`) running one Elm
 //! app. The host instantiates this module once per app, calls
 //! [`elmbox_load`] once with the app's JavaScript, then feeds events through
 //! [`elmbox_dispatch`] and moves the virtual clock with [`elmbox_advance`].
@@ -20,15 +20,13 @@
 //! [`elmbox_main`] to `_start`: the result is a WASI command that serves
 //! events on stdin with the app already evaluated and started.
 //!
-//! Modules: `session` (the loaded app and its event loop), `engine` (the
-//! QuickJS runtime and its allocator), `elm` (port glue), `quickjs` (raw
-//! QuickJS calls), `timers` (virtual clock), `random` (`Math.random` in linear memory),
+//! Modules: `session` (the loaded app and its event loop), `elm` (port
+//! glue), `quickjs` (raw QuickJS calls), `timers` (virtual clock), `random` (`Math.random` in linear memory),
 //! `console`, `reply`, `input`, `error`, `standalone` (the line protocol on
 //! stdio); `native` runs the same engine without Wasm, for benchmarks.
 
 mod console;
 mod elm;
-mod engine;
 mod error;
 mod input;
 pub mod native;

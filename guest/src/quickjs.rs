@@ -4,13 +4,35 @@
 
 use std::ffi::CString;
 
-use rquickjs::{qjs, Ctx};
+use javy::quickjs::{qjs, Ctx};
 
 use crate::error::{AppError, Thrown, ThrownFromJs};
 
 /// The QuickJS runtime behind a context.
 pub fn runtime_ptr(ctx: &Ctx<'_>) -> *mut qjs::JSRuntime {
     unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) }
+}
+
+/// Whether QuickJS counts the real size of the blocks it allocates.
+///
+/// QuickJS allocates straight from libc's `malloc` (one layer; rquickjs's
+/// Rust allocator would add three, with a size header per block) and asks
+/// `malloc_usable_size` for sizes, but on WASI only when compiled with the
+/// Makefile's `GUEST_CFLAGS`: without them it counts every block as 0 bytes,
+/// and its heap figures and GC threshold would mean nothing.
+pub fn counts_block_sizes(ctx: &Ctx<'_>) -> bool {
+    const PROBE: usize = 64;
+    let rt = runtime_ptr(ctx);
+    unsafe {
+        let block = qjs::js_malloc_rt(rt, PROBE as _);
+        if block.is_null() {
+            // Out of memory already: the load fails on its own, and says so.
+            return true;
+        }
+        let size = qjs::js_malloc_usable_size_rt(rt, block) as usize;
+        qjs::js_free_rt(rt, block);
+        size >= PROBE
+    }
 }
 
 /// Compiles, then runs, the app as a classic global script (non-strict, so the

@@ -5,11 +5,10 @@
 use std::cell::RefCell;
 
 use elmbox_abi::{AppSettings, DispatchMode, EventFormat, FaultSite, MemoryReport};
-use rquickjs::{Ctx, Function, Module, String as JsString, Value};
+use javy::quickjs::{Ctx, Function, Module, String as JsString, Value};
 
 use crate::console;
 use crate::elm::{self, ElmApp};
-use crate::engine::{Engine, EngineLimits};
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::quickjs::{self, run_jobs, run_script};
 use crate::random;
@@ -38,7 +37,7 @@ pub fn with_session<R>(f: impl FnOnce(&mut Session) -> Result<R, AppError>) -> R
 const EVAL_SEND: &str = "__elmboxSend";
 
 pub struct Session {
-    runtime: Engine,
+    runtime: javy::Runtime,
     settings: AppSettings,
     /// What the app sent while it started, as a JSON array: a built
     /// module's snapshot keeps it, so its instances can report it too.
@@ -62,24 +61,30 @@ impl Session {
                 message: "all-ports mode dispatches by call only".into(),
             });
         }
-        // The host always sends a finite GC threshold unless asked not to:
-        // without one, cyclic garbage would pile up.
-        let unlimited = |bytes: u32| {
+        let mut js = javy::Config::default();
+        // javy's default GC threshold is never, which lets cyclic garbage
+        // pile up; the host always sends a finite one unless asked not to.
+        let threshold = |bytes: u32| {
             if bytes == u32::MAX {
                 usize::MAX
             } else {
                 bytes as usize
             }
         };
-        let runtime = Engine::new(&EngineLimits {
-            gc_threshold: unlimited(settings.gc_threshold),
-            memory_limit: settings.js_memory_limit.map_or(usize::MAX, |b| b as usize),
-            max_stack_size: settings.max_stack_size as usize,
-        })
-        .map_err(|e| AppError::BadConfig {
+        js.gc_threshold(threshold(settings.gc_threshold))
+            .memory_limit(settings.js_memory_limit.map_or(usize::MAX, |b| b as usize))
+            .max_stack_size(settings.max_stack_size as usize);
+        let runtime = javy::Runtime::new(js).map_err(|e| AppError::BadConfig {
             message: e.to_string(),
         })?;
         let app = runtime.context().with(|ctx| -> Result<ElmApp, AppError> {
+            if !quickjs::counts_block_sizes(&ctx) {
+                return Err(AppError::BadConfig {
+                    message: "this guest's QuickJS cannot tell the size of its heap blocks: \
+                              build the guest with `make guest` (GUEST_CFLAGS)"
+                        .into(),
+                });
+            }
             let setup = |e| AppError::ScriptThrew {
                 file: settings.name.clone(),
                 thrown: Thrown::from_js(&ctx, e),
@@ -388,6 +393,6 @@ fn call_timer(ctx: &Ctx<'_>, due: &timers::Due) -> Result<(), Thrown> {
         );
     }
     callback
-        .call::<_, ()>((rquickjs::prelude::Rest(args),))
+        .call::<_, ()>((javy::quickjs::prelude::Rest(args),))
         .map_err(|e| Thrown::from_js(ctx, e))
 }
