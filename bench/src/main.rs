@@ -6,8 +6,9 @@
 //! - elmbox `call` mode: the app in its Wasm sandbox, one call per event;
 //! - native QuickJS: the guest crate's own engine (`elmbox_guest::native`)
 //!   compiled for the host, so the only difference is the sandbox;
-//! - Node.js (when `node` is installed) running `node-runner.js`, which hosts
-//!   the app the same way (virtual timers drained after each event).
+//! - Node.js (when `node` is installed) and Bellard's QuickJS (when
+//!   `ELMBOX_QJS` names its `qjs`) running `js-runner.js`, which hosts the
+//!   app the same way (virtual timers drained after each event).
 //!
 //! Then `elmbox serve` under an HTTP load generator (`serve.rs`), a heavy
 //! real program, elm-analyse (`elm_analyse.rs`),
@@ -51,7 +52,7 @@ struct Throughput {
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // `--section serve|durable`: one section alone, printed (while working
+    // `--section NAME`: one section alone, printed (while working
     // on it).
     if std::env::args().nth(1).as_deref() == Some("--section") {
         match std::env::args().nth(2).as_deref() {
@@ -60,14 +61,17 @@ fn main() -> anyhow::Result<()> {
             Some("startup") => print!("{}", startup::section(&root)?),
             Some("pool") => print!("{}", pool::section(&root)?),
             Some("elm-analyse") => print!("{}", elm_analyse::section(&root, &Runtime::new()?)?),
-            other => bail!("no section {other:?}: serve, durable, startup, pool or elm-analyse"),
+            Some("throughput") => print!("{}", throughput_section(&root, &Runtime::new()?)?),
+            other => bail!(
+                "no section {other:?}: throughput, serve, durable, startup, pool or elm-analyse"
+            ),
         }
         return Ok(());
     }
     let out = match std::env::args().nth(1) {
         Some(flag) if flag.starts_with('-') => {
             bail!(
-                "usage: elmbox-bench [OUT.md] | elmbox-bench --section serve|durable|startup|pool|elm-analyse (not {flag})"
+                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|durable|startup|pool|elm-analyse (not {flag})"
             )
         }
         Some(out) => PathBuf::from(out),
@@ -91,46 +95,9 @@ fn main() -> anyhow::Result<()> {
 
     writeln!(
         doc,
-        "## Throughput: elmbox against the same JavaScript natively and on Node.js\n"
+        "## Throughput: elmbox against the same JavaScript natively, on Node.js and on Bellard's QuickJS\n"
     )?;
-    writeln!(
-        doc,
-        "{EVENTS} events after {WARMUP} warm-up events, one app instance per engine. \
-         *Native QuickJS* is elmbox's guest engine (same QuickJS-ng, timer queue and Elm glue) \
-         compiled for the host instead of Wasm, so `elmbox / native` is the cost of the sandbox. \
-         Memory: elmbox reports the guest's linear memory and QuickJS heap; native the QuickJS heap; \
-         Node.js its V8 heap in use and process RSS.\n"
-    )?;
-    writeln!(
-        doc,
-        "| app | engine | events/s | µs/event | vs native QuickJS | memory after the run |"
-    )?;
-    writeln!(doc, "|---|---|---:|---:|---:|---|")?;
-    for workload in workloads(&root)? {
-        eprintln!("bench: {}", workload.label);
-        let wasm = run_elmbox(&runtime, &workload)?;
-        let native = run_native(&workload)?;
-        let node = run_node(&root, &workload)?;
-        let mut rows = vec![
-            ("elmbox (Wasm, call mode)", wasm),
-            ("native QuickJS", native),
-        ];
-        if let Some(node) = node {
-            rows.push(("Node.js", node));
-        }
-        let native_rate = rows[1].1.events_per_s;
-        for (engine, r) in &rows {
-            writeln!(
-                doc,
-                "| {} | {engine} | {:.0} | {:.1} | {:.2}× the time | {} |",
-                workload.label,
-                r.events_per_s,
-                1e6 / r.events_per_s,
-                native_rate / r.events_per_s,
-                r.memory
-            )?;
-        }
-    }
+    doc.push_str(&throughput_section(&root, &runtime)?);
 
     writeln!(doc, "\n## Serving over HTTP\n")?;
     doc.push_str(&serve::section(&root)?);
@@ -394,37 +361,155 @@ fn run_native(w: &Workload) -> anyhow::Result<Throughput> {
     })
 }
 
-fn run_node(root: &Path, w: &Workload) -> anyhow::Result<Option<Throughput>> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Ok(None);
+/// Events/s of each app on each engine, side by side, as ratios to native QuickJS.
+fn throughput_section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
+    let mut doc = String::new();
+    writeln!(
+        doc,
+        "{EVENTS} events after {WARMUP} warm-up events, one app instance per engine. \
+         *Native QuickJS* is elmbox's guest engine (same QuickJS-ng, timer queue and Elm glue) \
+         compiled for the host instead of Wasm, so `elmbox / native` is the cost of the sandbox. \
+         Memory: elmbox reports the guest's linear memory and QuickJS heap; native the QuickJS heap; \
+         Node.js its V8 heap in use and process RSS. *Bellard's QuickJS* (when `ELMBOX_QJS` names it) \
+         is `qjs` built by bellard/quickjs's own Makefile, hosting the app with the same runner \
+         script as Node.js (`bench/js-runner.js`); it reports process RSS.\n"
+    )?;
+    let engines = ScriptEngine::available();
+    let bellard = engines.iter().any(|e| e.bellard);
+    let (extra_head, extra_rule) = if bellard {
+        (" vs Bellard's QuickJS |", "---:|")
+    } else {
+        ("", "")
+    };
+    writeln!(
+        doc,
+        "| app | engine | events/s | µs/event | vs native QuickJS |{extra_head} memory after the run |"
+    )?;
+    writeln!(doc, "|---|---|---:|---:|---:|{extra_rule}---|")?;
+    for workload in workloads(root)? {
+        eprintln!("bench: {}", workload.label);
+        let wasm = run_elmbox(runtime, &workload)?;
+        let native = run_native(&workload)?;
+        let mut rows = vec![
+            ("elmbox (Wasm, call mode)".to_string(), wasm),
+            ("native QuickJS".to_string(), native),
+        ];
+        let mut bellard_rate = None;
+        for engine in &engines {
+            let run = engine.run(root, &workload)?;
+            if engine.bellard {
+                bellard_rate = Some(run.events_per_s);
+            }
+            rows.push((engine.label.clone(), run));
+        }
+        let native_rate = rows[1].1.events_per_s;
+        for (engine, r) in &rows {
+            let extra = bellard_rate
+                .map(|rate| format!(" {:.2}× the time |", rate / r.events_per_s))
+                .unwrap_or_default();
+            writeln!(
+                doc,
+                "| {} | {engine} | {:.0} | {:.1} | {:.2}× the time |{extra} {} |",
+                workload.label,
+                r.events_per_s,
+                1e6 / r.events_per_s,
+                native_rate / r.events_per_s,
+                r.memory
+            )?;
+        }
     }
-    let dir = std::env::temp_dir().join(format!("elmbox-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let (app, events) = (dir.join("app.js"), dir.join("events.txt"));
-    std::fs::write(&app, &w.js)?;
-    std::fs::write(&events, w.events.join("\n"))?;
-    let out = Command::new("node")
-        .arg(root.join("bench/node-runner.js"))
-        .args([&app, &events])
-        .arg(WARMUP.to_string())
-        .output()?;
-    let _ = std::fs::remove_dir_all(&dir);
-    if !out.status.success() {
-        bail!(
-            "node-runner failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+
+    Ok(doc)
+}
+
+/// A JavaScript engine outside elmbox, running `bench/js-runner.js`.
+struct ScriptEngine {
+    /// The table's name for it.
+    label: String,
+    program: PathBuf,
+    /// Arguments before the runner's path.
+    flags: &'static [&'static str],
+    /// Bellard's `qjs`, the reference the speed goals are set against.
+    bellard: bool,
+}
+
+impl ScriptEngine {
+    /// Node.js when `node` is installed, and Bellard's QuickJS when
+    /// `ELMBOX_QJS` names its `qjs` (built outside the repo, never committed:
+    /// `make qjs` in a checkout of bellard/quickjs).
+    fn available() -> Vec<ScriptEngine> {
+        let mut engines = Vec::new();
+        if Command::new("node").arg("--version").output().is_ok() {
+            engines.push(ScriptEngine {
+                label: "Node.js".into(),
+                program: "node".into(),
+                flags: &[],
+                bellard: false,
+            });
+        }
+        if let Some(version) = bellard_qjs() {
+            engines.push(ScriptEngine {
+                label: format!("Bellard's QuickJS ({version})"),
+                program: std::env::var_os("ELMBOX_QJS").expect("checked").into(),
+                // `std` and `os` as globals: the runner reads files through them.
+                flags: &["--std"],
+                bellard: true,
+            });
+        }
+        engines
     }
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let seconds = report["seconds"].as_f64().context("node-runner: seconds")?;
-    Ok(Some(Throughput {
-        events_per_s: w.events.len() as f64 / seconds,
-        memory: format!(
-            "V8 heap used {:.1} MB, RSS {:.1} MB",
-            report["heapUsed"].as_f64().unwrap_or(0.0) / MB,
-            report["rss"].as_f64().unwrap_or(0.0) / MB
-        ),
-    }))
+
+    fn command(&self, root: &Path) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(self.flags)
+            .arg(root.join("bench/js-runner.js"));
+        command
+    }
+
+    fn run(&self, root: &Path, w: &Workload) -> anyhow::Result<Throughput> {
+        let dir = std::env::temp_dir().join(format!("elmbox-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let (app, events) = (dir.join("app.js"), dir.join("events.txt"));
+        std::fs::write(&app, &w.js)?;
+        std::fs::write(&events, w.events.join("\n"))?;
+        let out = self
+            .command(root)
+            .args([&app, &events])
+            .arg(WARMUP.to_string())
+            .output()?;
+        let _ = std::fs::remove_dir_all(&dir);
+        if !out.status.success() {
+            bail!(
+                "js-runner.js on {} failed: {}",
+                self.label,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("js-runner.js on {}: no JSON report", self.label))?;
+        let seconds = report["seconds"].as_f64().context("js-runner: seconds")?;
+        let rss = report["rss"].as_f64().unwrap_or(0.0) / MB;
+        Ok(Throughput {
+            events_per_s: w.events.len() as f64 / seconds,
+            memory: match report["heapUsed"].as_f64() {
+                Some(heap) => format!("V8 heap used {:.1} MB, RSS {rss:.1} MB", heap / MB),
+                None => format!("RSS {rss:.1} MB"),
+            },
+        })
+    }
+}
+
+/// The version `ELMBOX_QJS` reports (the first line of `qjs -h`), if it runs.
+fn bellard_qjs() -> Option<String> {
+    let qjs = std::env::var_os("ELMBOX_QJS")?;
+    let out = Command::new(qjs).arg("-h").output().ok()?;
+    // `qjs -h` exits 1 after its usage text.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first = text.lines().next()?.trim();
+    first
+        .strip_prefix("QuickJS version ")
+        .map(|v| format!("qjs {v}"))
 }
 
 /// Events/s, QuickJS heap growth per event after warm-up, final linear memory.
@@ -547,8 +632,9 @@ fn machine() -> String {
             .unwrap_or_else(|| "not installed".into())
     };
     format!(
-        "{cpu}, {cores} cores; {}; Node.js {}; wasmtime 48.0.8, javy 8.1.0 (QuickJS-ng)",
+        "{cpu}, {cores} cores; {}; Node.js {}; wasmtime 48.0.8, javy 8.1.0 (QuickJS-ng); Bellard's QuickJS: {}",
         version("rustc", "--version"),
-        version("node", "--version")
+        version("node", "--version"),
+        bellard_qjs().unwrap_or_else(|| "not given (ELMBOX_QJS)".into())
     )
 }

@@ -1,7 +1,7 @@
 //! Start-up: one event answered by a whole `elmbox run` process, from its
 //! JavaScript and from a built module, with the compiled guest taken from
 //! the code cache and without it, against Node.js doing the same with
-//! `node-runner.js`. Each command runs in turn with the others, so drift
+//! `js-runner.js`. Each command runs in turn with the others, so drift
 //! in the machine's speed touches all alike; medians of the wall time and of
 //! the peak RSS (the kernel's own figure for the finished child).
 
@@ -126,10 +126,10 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     ];
     let node = Command::new("node").arg("--version").output().is_ok();
     if node {
-        let runner = root.join("bench/node-runner.js");
+        let runner = root.join("bench/js-runner.js");
         let js = js.clone();
         commands.push((
-            "Node.js, `node node-runner.js counter.js` (the same event)".into(),
+            "Node.js, `node js-runner.js counter.js` (the same event)".into(),
             Box::new(move || {
                 let mut command = Command::new("node");
                 command.arg(&runner).arg(&js).arg(&events).arg("0");
