@@ -79,6 +79,16 @@ pub struct AppSettings {
     pub random_seed: Option<u64>,
     #[serde(default)]
     pub mode: DispatchMode,
+    /// Whether the host rewrites the app's JavaScript before the guest
+    /// evaluates it (`elmbox-optimize`: Elm's known-arity calls made direct).
+    /// The app behaves the same either way; recorded so a restore loads
+    /// exactly what ran. Settings recorded before it existed mean yes.
+    #[serde(default = "yes")]
+    pub optimize: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How a built module (`elmbox build`) serves the line protocol on its own:
@@ -126,6 +136,7 @@ mod tests {
                 same_instant_timer_limit: 1000,
                 random_seed: Some(42),
                 mode: DispatchMode::Eval,
+                optimize: false,
             },
             stdio: StdioConfig {
                 advance_ms: 10,

@@ -69,6 +69,7 @@ mod tests {
             same_instant_timer_limit: 1000,
             random_seed: Some(7),
             mode: DispatchMode::Call,
+            optimize: false,
         }
     }
 

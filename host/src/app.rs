@@ -57,6 +57,17 @@ impl App {
     /// Loads the app into a fresh, attached guest instance: its JavaScript
     /// evaluated once, `init` called, ports connected.
     pub(crate) fn load(&mut self, settings: &AppSettings, source: &[u8]) -> Result<()> {
+        // Text that is not UTF-8, or not Elm output, goes to QuickJS as it is
+        // (which then reports what is wrong with it).
+        let rewritten = settings
+            .optimize
+            .then(|| {
+                std::str::from_utf8(source)
+                    .ok()
+                    .and_then(elmbox_optimize::direct_calls)
+            })
+            .flatten();
+        let source = rewritten.as_ref().map_or(source, |r| r.source.as_bytes());
         let settings = serde_json::to_vec(settings).map_err(|e| Error::Config(e.to_string()))?;
         let source_len = u32::try_from(source.len())
             .map_err(|_| Error::Config("the app's source is over 4 GiB".to_string()))?;

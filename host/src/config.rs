@@ -70,6 +70,11 @@ pub struct AppConfig {
     /// instead, and runaway recursion traps (`Error::Crashed`, "stack
     /// overflow"); see [`WASM_STACK_BYTES`](crate::WASM_STACK_BYTES).
     pub max_stack_size: usize,
+    /// Rewrite the app's JavaScript before it is evaluated: Elm's
+    /// known-arity calls made direct (`elmbox-optimize`), a few percent off
+    /// an event with the same behaviour. On by default; off runs the text
+    /// exactly as given.
+    pub optimize: bool,
     pub console: Console,
 }
 
@@ -91,6 +96,7 @@ impl Default for AppConfig {
             same_instant_timer_limit: 100_000,
             random_seed: None,
             max_stack_size: 256 << 10,
+            optimize: true,
             console: Console::default(),
         }
     }
@@ -115,6 +121,10 @@ impl AppConfig {
     }
     pub fn all_ports(mut self, all: bool) -> Self {
         self.all_ports = all;
+        self
+    }
+    pub fn optimize(mut self, optimize: bool) -> Self {
+        self.optimize = optimize;
         self
     }
     pub fn flags(mut self, flags: Value) -> Self {
@@ -195,6 +205,7 @@ impl AppConfig {
             mode: self.dispatch_mode,
             #[cfg(not(feature = "measure"))]
             mode: elmbox_abi::DispatchMode::Call,
+            optimize: self.optimize,
         })
     }
 }

@@ -29,6 +29,10 @@ pub struct AppOptions {
     pub max_memory_mb: Option<usize>,
     pub deadline_ms: Option<u64>,
     pub max_event_bytes: Option<usize>,
+    /// `false`: evaluate the JavaScript exactly as given, without elmbox's
+    /// Elm-aware rewriting ([`AppConfig::optimize`]).
+    #[serde(default)]
+    pub optimize: Option<bool>,
 }
 
 /// A deploy: the options, and whether to start from `init`.
@@ -67,6 +71,7 @@ impl Deploy {
                 "max-memory-mb" => options.max_memory_mb = Some(number()? as usize),
                 "deadline-ms" => options.deadline_ms = Some(number()?),
                 "max-event-bytes" => options.max_event_bytes = Some(number()? as usize),
+                "optimize" => options.optimize = Some(flag()?),
                 _ => return Err(format!("unknown query parameter `{key}`")),
             }
         }
@@ -90,6 +95,7 @@ impl AppOptions {
             } else {
                 EventFormat::Text
             },
+            optimize: self.optimize.unwrap_or(defaults.optimize),
             ..defaults
         }
     }
@@ -103,6 +109,7 @@ impl AppOptions {
             ("out-port", self.out_port.is_some()),
             ("flags", self.flags.is_some()),
             ("json-events", self.json_events),
+            ("optimize", self.optimize.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
