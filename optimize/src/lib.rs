@@ -4,11 +4,16 @@
 //!
 //! Elm calls every function of two or more arguments through `A2`…`A9`:
 //! `A2(f, x, y)` is `f.a === 2 ? f.f(x, y) : f(x)(y)`, and `F2(g)` makes the
-//! `f` with `f.a = 2` and `f.f = g`. When `f` is a variable whose only value
-//! is `F2(…)` (declared so, never assigned), the test always passes, and
-//! [`direct_calls`] writes the call as `f.f(x, y)`: the same call, with the
-//! same `this`, minus one JavaScript call. On an interpreter that is a few
-//! percent of an event (docs/PERFORMANCE.md).
+//! `f` with `f.a = 2` and `f.f = g`. [`direct_calls`] saves the call to
+//! `A2` (one JavaScript call of two; on an interpreter, a few percent of an
+//! event, docs/PERFORMANCE.md) in two ways:
+//! - when `f` is a variable whose only value is `F2(…)` (declared so, never
+//!   assigned), the test always passes: `f.f(x, y)`, the same call with the
+//!   same `this`;
+//! - otherwise, when `f` is a name and `x` and `y` are names, literals or a
+//!   name's property: `(f.a === 2 ? f.f(x, y) : f(x)(y))`, `A2`'s body in
+//!   place (reading `f.a` before `x` and `y` changes nothing, as reading
+//!   them runs no code).
 //!
 //! Safety comes from a real parser and scope analysis (oxc), not text
 //! matching: only calls whose `A2`…`A9` and whose `f` resolve to the
@@ -35,7 +40,8 @@ use oxc_parser::Parser;
 use oxc_semantic::{ScopeFlags, Scoping, SemanticBuilder, SymbolId};
 use oxc_span::{GetSpan, SourceType};
 
-/// The rewritten program, and how many calls were made direct.
+/// The rewritten program, and how many calls no longer go through
+/// `A2`…`A9` (made direct or with `A<n>`'s body in place).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewritten {
     pub source: String,
@@ -98,7 +104,10 @@ fn rewrite(source: &str) -> Option<Rewritten> {
     }
     let scoping = semantic.semantic.scoping();
 
-    let mut found = Found::default();
+    let mut found = Found {
+        source,
+        ..Found::default()
+    };
     found.visit_program(&program);
     let helpers = found.helpers(source)?;
 
@@ -114,6 +123,22 @@ fn rewrite(source: &str) -> Option<Rewritten> {
             continue;
         };
         if found.curried_arity(scoping, &helpers, target) != Some(call.arity) {
+            // `A2(f, x, y)` -> `(f.a === 2 ? f.f(x, y) : f(x)(y))`: A2's own
+            // body in place. Only when x and y are reads that cannot run
+            // code (so reading `f.a` before them changes nothing) and are
+            // short (they are written twice; a nested call never is).
+            if let Some(args) = &call.simple_arguments {
+                let (f, n) = (&call.target_name, call.arity);
+                let list = args.join(", ");
+                let curried: String = args.iter().map(|a| format!("({a})")).collect();
+                let removed = &source[call.start..call.end];
+                let newlines = "\n".repeat(removed.matches('\n').count());
+                edits.push((
+                    call.start,
+                    call.end,
+                    format!("({f}.a === {n} ? {f}.f({list}) : {f}{curried}{newlines})"),
+                ));
+            }
             continue;
         }
         // `A2(f, x, y)` -> `f.f(x, y)`: everything from `A2` up to `x` goes.
@@ -150,7 +175,8 @@ fn rewrite(source: &str) -> Option<Rewritten> {
 
 /// What one walk over the program finds.
 #[derive(Default)]
-struct Found {
+struct Found<'s> {
+    source: &'s str,
     /// Function declarations by name: F, F2…F9, A2…A9, with their symbols
     /// and text spans.
     functions: HashMap<String, Vec<(SymbolId, usize, usize)>>,
@@ -164,6 +190,11 @@ struct Found {
 
 struct Call {
     start: usize,
+    end: usize,
+    /// The arguments after the function, as text, when each is a name, a
+    /// literal or a name's property: reads that run no code in Elm output
+    /// (its values have no getters), safe to write twice.
+    simple_arguments: Option<Vec<String>>,
     second_argument: usize,
     arity: u32,
     apply: oxc_semantic::ReferenceId,
@@ -200,7 +231,7 @@ fn elm_apply(n: u32) -> String {
     format!("functionA{n}(fun,{list}){{returnfun.a==={n}?fun.f({list}):fun{curried};}}")
 }
 
-impl Found {
+impl Found<'_> {
     /// Elm's helpers, if the program's are Elm's: each defined exactly once,
     /// `F` and `A<n>` word for word, `F<n>` starting `return F(n, fun, …`.
     fn helpers(&self, source: &str) -> Option<Helpers> {
@@ -248,7 +279,7 @@ impl Found {
     }
 }
 
-impl<'a> Visit<'a> for Found {
+impl<'a> Visit<'a> for Found<'_> {
     fn visit_function(&mut self, func: &Function<'a>, flags: ScopeFlags) {
         if let Some(id) = &func.id {
             let name = id.name.as_str();
@@ -281,15 +312,15 @@ impl<'a> Visit<'a> for Found {
     }
 
     fn visit_call_expression(&mut self, call: &CallExpression<'a>) {
-        if let Some(found) = Self::apply_call(call) {
+        if let Some(found) = Self::apply_call(call, self.source) {
             self.calls.push(found);
         }
         walk::walk_call_expression(self, call);
     }
 }
 
-impl Found {
-    fn apply_call(call: &CallExpression<'_>) -> Option<Call> {
+impl Found<'_> {
+    fn apply_call(call: &CallExpression<'_>, source: &str) -> Option<Call> {
         let Expression::Identifier(apply) = &call.callee else {
             return None;
         };
@@ -307,8 +338,25 @@ impl Found {
         let Argument::Identifier(target) = &call.arguments[0] else {
             return None;
         };
+        let simple = |a: &Argument<'_>| match a {
+            Argument::Identifier(_)
+            | Argument::NumericLiteral(_)
+            | Argument::StringLiteral(_)
+            | Argument::BooleanLiteral(_)
+            | Argument::NullLiteral(_) => true,
+            Argument::StaticMemberExpression(m) => matches!(m.object, Expression::Identifier(_)),
+            _ => false,
+        };
+        let simple_arguments = call.arguments[1..].iter().all(simple).then(|| {
+            call.arguments[1..]
+                .iter()
+                .map(|a| source[a.span().start as usize..a.span().end as usize].to_string())
+                .collect()
+        });
         Some(Call {
             start: call.span.start as usize,
+            end: call.span.end as usize,
+            simple_arguments,
             second_argument: call.arguments[1].span().start as usize,
             arity,
             apply: apply.reference_id(),

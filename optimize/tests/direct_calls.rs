@@ -61,15 +61,35 @@ fn nested_and_multi_line_calls_keep_their_line_numbers() {
 }
 
 #[test]
-fn arity_mismatch_shadowing_and_reassignment_are_left_alone() {
+fn calls_of_unknown_arity_get_the_test_in_place_and_never_the_direct_form() {
     let js = elm("var add = F2(function (x, y) { return x + y; });\n\
          var one = A3(add, 1, 2, 3);\n\
-         function local(add) { return A2(add, 1, 2); }\n\
+         function local(add, r) { return A2(add, r.x, 'a'); }\n\
          var moved = F2(function (x, y) { return x; });\n\
          moved = function (x) { return function (y) { return y; }; };\n\
          var two = A2(moved, 1, 2);\n\
          var partial = add(1);\n\
-         var three = A2(partial, 1, 2);");
+         var three = A2(partial, 1,\n 2);");
+    let out = direct_calls(&js).expect("rewritten");
+    assert_eq!(out.direct_calls, 4);
+    for expected in [
+        "var one = (add.a === 3 ? add.f(1, 2, 3) : add(1)(2)(3));",
+        "return (add.a === 2 ? add.f(r.x, 'a') : add(r.x)('a'));",
+        "var two = (moved.a === 2 ? moved.f(1, 2) : moved(1)(2));",
+        "var three = (partial.a === 2 ? partial.f(1, 2) : partial(1)(2)\n);",
+    ] {
+        assert!(
+            out.source.contains(expected),
+            "no {expected:?} in:\n{}",
+            out.source
+        );
+    }
+    assert_eq!(out.source.lines().count(), js.lines().count());
+}
+
+#[test]
+fn calls_whose_arguments_run_code_are_left_alone_unless_known() {
+    let js = elm("function local(f, g) { return A2(f, g(1), 2) + A2(f, [1], 2) + A2(g.h, 1, 2); }");
     assert_eq!(direct_calls(&js), None);
 }
 
