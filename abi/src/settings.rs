@@ -80,7 +80,7 @@ pub struct AppSettings {
     #[serde(default)]
     pub mode: DispatchMode,
     /// Whether the host rewrites the app's JavaScript before the guest
-    /// evaluates it (`elmbox-optimize`: Elm's known-arity calls made direct).
+    /// evaluates it (`elmbox-optimize`: Elm's calls through `A2`…`A9` made without them).
     /// The app behaves the same either way; recorded so a restore loads
     /// exactly what ran. Settings recorded before it existed mean yes.
     #[serde(default = "yes")]
