@@ -52,6 +52,12 @@ pub enum Error {
         before: Option<u64>,
     },
 
+    /// A name that breaks the rule for app names
+    /// ([`crate::app_name::RULE`]); `name` as
+    /// [`crate::app_name::printable`] shows it.
+    #[error("`{name}` cannot name an app: app names are {rule}", rule = crate::app_name::RULE)]
+    BadAppName { name: String },
+
     #[error("no app named `{name}` in the pool")]
     NoSuchApp { name: String },
 

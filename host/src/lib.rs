@@ -55,6 +55,7 @@
 //!   connection); without it a URL is refused, saying so.
 
 mod app;
+pub mod app_name;
 mod code_cache;
 mod config;
 mod console;

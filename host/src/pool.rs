@@ -35,6 +35,7 @@ use serde_json::Value;
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::app::{parse_outputs, App};
+use crate::app_name;
 use crate::config::AppConfig;
 use crate::durable::commit::Committer;
 use crate::durable::store::StateStore;
@@ -159,6 +160,7 @@ impl Pool {
         config: AppConfig,
         limits: SandboxLimits,
     ) -> Result<()> {
+        app_name::check(name)?;
         self.room_for(name, &self.read_apps())?;
         let image = self
             .runtime
@@ -170,6 +172,7 @@ impl Pool {
     /// Starts an app from an image made by this pool's runtime (or one that
     /// shares its compiled guest), under the image's limits.
     pub fn load_image(&self, name: &str, image: &AppImage) -> Result<()> {
+        app_name::check(name)?;
         if !image.made_by(&self.runtime) {
             return Err(Error::Config(
                 "the image was made by another runtime: make it with pool.runtime()".into(),
@@ -208,6 +211,7 @@ impl Pool {
         committer: Arc<Committer>,
         options: DurableOptions,
     ) -> Result<Opened> {
+        app_name::check(name)?;
         self.room_for(name, &self.read_apps())?;
         let (app, opened) = DurableApp::open(
             &self.durable_runtime(limits)?,
@@ -441,6 +445,14 @@ impl Pool {
     }
 
     /// Whether `name` may join `apps`: not taken, and the pool not full.
+    /// `Ok` if an app named `name` could be added now: the name is free
+    /// and the pool is not full (else [`Error::AppExists`],
+    /// [`Error::PoolFull`]). For a caller that must know before it writes
+    /// anything for the app.
+    pub fn has_room_for(&self, name: &str) -> Result<()> {
+        self.room_for(name, &self.read_apps())
+    }
+
     fn room_for(&self, name: &str, apps: &Apps) -> Result<()> {
         if apps.contains_key(name) {
             return Err(Error::AppExists { name: name.into() });

@@ -20,19 +20,20 @@ use elmbox::durable::commit::Committer;
 use elmbox::durable::store::{Acquired, LeaseHolder, StateStore, Write};
 use elmbox::durable::StateLocation;
 use elmbox::{
-    Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode, Pool,
-    PoolConfig, Restoring,
+    app_name, Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode,
+    Pool, PoolConfig, Restoring,
 };
 use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::http_mode::Pending;
 use crate::options::{AppOptions, Deploy};
+use crate::unserved::{Unserved, UnservedApp};
 
 /// Why a call on the hosted apps failed, by what the client did.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("no app named `{0}`")]
+    #[error("no app named `{}`", app_name::printable(.0))]
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
@@ -66,8 +67,12 @@ pub struct AppInfo {
     /// Events (and clock moves, deploys) in its log.
     pub events: u64,
     pub restores: u64,
-    /// `serving`, or `parked` (idle, out of memory until its next request).
+    /// `serving`, `parked` (idle, out of memory until its next request),
+    /// or `unserved` (in the store, not served: see `problem`).
     pub state: &'static str,
+    /// Why an unserved app is not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     /// In HTTP mode, the requests waiting for their response.
     pub waiting: Option<usize>,
     /// While it is in memory.
@@ -127,6 +132,8 @@ pub struct Hosted {
     committers: Mutex<HashMap<String, Arc<Committer>>>,
     node: Option<Node>,
     apps: Mutex<HashMap<String, Slot>>,
+    /// Apps in the store that are not served, and why.
+    unserved: Unserved,
     /// Deploys and removals, one at a time.
     admin: Mutex<()>,
 }
@@ -196,10 +203,16 @@ impl Hosted {
             committers: Mutex::default(),
             node,
             apps: Mutex::default(),
+            unserved: Unserved::default(),
             admin: Mutex::default(),
         };
         for summary in store.apps()? {
             let name = summary.app.name;
+            // Written by an older elmbox: reported, listed, never started.
+            if let Err(e) = app_name::check(&name) {
+                hosted.unserved.report(&name, e.to_string());
+                continue;
+            }
             match hosted.lease(&name) {
                 Ok(None) => {}
                 Ok(Some(holder)) => {
@@ -211,10 +224,12 @@ impl Hosted {
                     continue;
                 }
             }
-            let options = hosted.kept_options(&name)?;
-            match hosted.reopen(&name, options) {
+            let served = hosted
+                .kept_options(&name)
+                .and_then(|options| hosted.reopen(&name, options));
+            match served {
                 Ok(()) => tracing::info!(app = %name, "serving"),
-                Err(e) => tracing::error!(app = %name, error = %e, "not served"),
+                Err(e) => hosted.unserved.report(&name, e.to_string()),
             }
         }
         Ok(hosted)
@@ -308,6 +323,7 @@ impl Hosted {
     /// not restore, it is left alone.
     pub fn take_over(&self, name: &str) {
         let _admin = lock(&self.admin);
+        let _settle = SettleOnPanic(self, name);
         let started = Instant::now();
         let taken = self.lease(name).and_then(|holder| match holder {
             Some(holder) => Ok(Some(holder)),
@@ -470,7 +486,8 @@ impl Hosted {
         self.serve(app, options)
     }
 
-    /// Hands `app` to the pool and starts its owner.
+    /// Hands `app` to the pool and starts its owner; if that fails, the
+    /// app is not left in the pool.
     fn serve(&self, app: DurableApp, options: AppOptions) -> Result<(), Error> {
         let name = app.name().to_string();
         let restoring = app.restoring();
@@ -480,10 +497,19 @@ impl Hosted {
         let owner_name = name.clone();
         let pending = options.http.then(|| Arc::new(Pending::new(&name)));
         let routes = pending.clone();
+        // Not named after the app: a thread's name is no place for text
+        // that comes from outside.
         let thread = std::thread::Builder::new()
-            .name(format!("app {name}"))
-            .spawn(move || own(&pool, &owner_name, queue, routes))
-            .map_err(|e| Error::Config(format!("cannot start the app's thread: {e}")))?;
+            .name("elmbox-app".into())
+            .spawn(move || own(&pool, &owner_name, queue, routes));
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(e) => {
+                let _ = self.pool.take_durable(&name);
+                return Err(Error::Config(format!("cannot start the app's thread: {e}")));
+            }
+        };
+        self.unserved.forget(&name);
         lock(&self.apps).insert(
             name,
             Slot::Serving(Owner {
@@ -550,12 +576,7 @@ impl Hosted {
     /// If the new version does not load or fails on a logged event, the
     /// old one goes on serving.
     pub fn deploy(&self, name: &str, source: &[u8], deploy: Deploy) -> Result<bool, HostError> {
-        if name.is_empty() || name.starts_with('_') || name.contains('/') {
-            return Err(HostError::BadRequest(format!(
-                "`{name}` cannot name an app: names are not empty, have no `/` and do not \
-                 start with `_`"
-            )));
-        }
+        app_name::check(name).map_err(|e| HostError::BadRequest(e.to_string()))?;
         let is_module = source.starts_with(b"\0asm");
         let fixed = deploy.options.fixed_by_build();
         if is_module && !fixed.is_empty() {
@@ -588,16 +609,31 @@ impl Hosted {
             }
             Err(e) => return Err(internal(e)),
         }
+        // Whatever happens below, a panic included, the app's place is
+        // left servable or removable, never busy for ever.
+        let _settle = SettleOnPanic(self, name);
         let old = self.stop(name)?;
+        if !matches!(old, Some(Previous::Serving(..))) {
+            // Known before anything is written: a new app needs room.
+            if let Err(e) = self.pool.has_room_for(name) {
+                return Err(self.restart(name, old, HostError::Busy(e.to_string())));
+            }
+        }
         let runtime = match self.pool.durable_runtime(deploy.options.limits()) {
             Ok(runtime) => runtime,
             Err(e) => return Err(self.restart(name, old, HostError::BadRequest(e.to_string()))),
+        };
+        let kept = match serde_json::to_string(&deploy.options) {
+            Ok(kept) => kept,
+            Err(e) => return Err(self.restart(name, old, internal(e))),
         };
         let how = if deploy.fresh {
             OnNewCode::Fresh
         } else {
             OnNewCode::Replay
         };
+        // The options go into the store in the commit that creates or
+        // deploys the app: a refused deploy leaves the old ones.
         let opened = DurableApp::open(
             &runtime,
             self.store.clone(),
@@ -607,6 +643,7 @@ impl Hosted {
             deploy.options.config(name),
             DurableOptions {
                 on_new_code: how,
+                host_options: Some(kept),
                 ..DurableOptions::default()
             },
         );
@@ -621,27 +658,14 @@ impl Hosted {
                 return Err(self.restart(name, old, refusal));
             }
         };
-        let written = serde_json::to_string(&deploy.options)
-            .map_err(|e| Error::Config(e.to_string()))
-            .and_then(|kept| {
-                self.committer(name).write(Write::HostOptions {
-                    app: name.to_string(),
-                    options: kept,
-                })
-            })
-            .and_then(|()| self.committer(name).ticket()?.wait());
-        if let Err(e) = written {
-            return Err(self.restart(name, old, internal(e)));
-        }
         drop(old);
         tracing::info!(app = %name, created = opened.created, deployed = ?opened.deployed, "deployed");
-        if let Err(e) = self.serve(app, deploy.options) {
-            // Kept in the store; served again once there is room (a restart).
-            lock(&self.apps).remove(name);
-            return Err(match e {
-                Error::PoolFull { .. } => HostError::Busy(e.to_string()),
-                e => internal(e),
-            });
+        if let Err(e) = self.serve(app, deploy.options.clone()) {
+            // The store has it: parked, it is woken by its next request
+            // (or removed by the admin).
+            tracing::error!(app = %name, error = %e, "deployed but not served: parked");
+            lock(&self.apps).insert(name.to_string(), Slot::Parked(deploy.options));
+            return Err(internal(e));
         }
         Ok(opened.created)
     }
@@ -679,8 +703,9 @@ impl Hosted {
     fn restart(&self, name: &str, previous: Option<Previous>, refusal: HostError) -> HostError {
         match previous {
             Some(Previous::Serving(app, options)) => {
-                if let Err(e) = self.serve(*app, options) {
-                    tracing::error!(app = %name, error = %e, "the old version could not be served again");
+                if let Err(e) = self.serve(*app, options.clone()) {
+                    tracing::error!(app = %name, error = %e, "the old version could not be served again: parked");
+                    lock(&self.apps).insert(name.to_string(), Slot::Parked(options));
                 }
             }
             Some(Previous::Parked(options)) => {
@@ -712,6 +737,7 @@ impl Hosted {
             .collect();
         let mut parked = 0;
         for name in idle_ones {
+            let _settle = SettleOnPanic(self, &name);
             let closed = match self.stop(&name) {
                 Ok(Some(Previous::Serving(app, options))) => app.close().map(|()| options),
                 Ok(other) => {
@@ -748,6 +774,7 @@ impl Hosted {
             Some(_) => return Ok(()),
             None => return Err(HostError::NotFound(name.into())),
         };
+        let _settle = SettleOnPanic(self, name);
         let started = Instant::now();
         self.reopen(name, options).map_err(internal)?;
         tracing::info!(app = %name, "woken in {} ms", started.elapsed().as_millis());
@@ -764,9 +791,14 @@ impl Hosted {
         matches!(lock(&self.apps).get(name), Some(Slot::Parked(_)))
     }
 
-    /// Removes the app `name`, and its state.
+    /// Removes the app `name`, and its state; an app the store holds but
+    /// this server does not serve (its name breaks the rule, say) too.
     pub fn remove(&self, name: &str) -> Result<(), HostError> {
         let _admin = lock(&self.admin);
+        if self.unserved.problem(name).is_some() && !self.has(name) {
+            return self.remove_unserved(name);
+        }
+        let _settle = SettleOnPanic(self, name);
         let stopped = self.stop(name);
         if let Err(HostError::Busy(_)) = stopped {
             // A takeover's: left to it.
@@ -789,6 +821,62 @@ impl Hosted {
             }
         }
         removed
+    }
+
+    /// Removes an app that is in the store but not served: it was never
+    /// loaded, so its store holds all of it.
+    fn remove_unserved(&self, name: &str) -> Result<(), HostError> {
+        match self.lease(name) {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                return Err(HostError::Conflict(format!(
+                    "`{}` is run by node `{}` at {}: remove it there",
+                    app_name::printable(name),
+                    holder.node,
+                    holder.address
+                )))
+            }
+            Err(e) => return Err(internal(e)),
+        }
+        let committer = self.committer(name);
+        committer
+            .write(Write::Remove { app: name.into() })
+            .and_then(|()| committer.ticket()?.wait())
+            .map_err(internal)?;
+        self.unserved.forget(name);
+        tracing::info!(app = %app_name::printable(name), "removed, unserved");
+        if let Some(leases) = self.store.leases() {
+            lock(&self.committers).remove(name);
+            leases.release(name).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// The apps in the store that are not served, with their problems.
+    pub fn unserved(&self) -> Vec<UnservedApp> {
+        self.unserved.list()
+    }
+
+    /// Puts the place of `name` right after a panic in the middle of a
+    /// deploy, removal, parking or takeover: never left busy. An app the
+    /// store holds is parked (its next request reopens it from the store,
+    /// as after a restart); one it does not hold is forgotten. Nothing
+    /// here may panic in its turn.
+    fn settle(&self, name: &str) {
+        let _ = self.pool.take_durable(name);
+        let in_store = self.store.app(name).ok().flatten().is_some();
+        let options = in_store.then(|| self.kept_options(name).unwrap_or_default());
+        let mut apps = lock(&self.apps);
+        match options {
+            Some(options) => {
+                apps.insert(name.to_string(), Slot::Parked(options));
+            }
+            None => {
+                apps.remove(name);
+            }
+        }
+        tracing::error!(app = %name, "a panic in the middle of a change: settled as {}",
+            if in_store { "parked" } else { "gone" });
     }
 
     /// The names of the apps served, in order.
@@ -828,7 +916,18 @@ impl Hosted {
                     "`{name}` is being deployed, parked or woken; try again"
                 )))
             }
-            None => return Err(HostError::NotFound(name.into())),
+            None => {
+                return match self.unserved.problem(name) {
+                    Some(problem) => {
+                        let options = self.kept_options(name).unwrap_or_default();
+                        let mut info = self.parked_info(name, options)?;
+                        info.state = "unserved";
+                        info.problem = Some(problem);
+                        Ok(info)
+                    }
+                    None => Err(HostError::NotFound(name.into())),
+                }
+            }
         };
         let (events, restores, memory, code) = self
             .pool
@@ -851,6 +950,7 @@ impl Hosted {
             events,
             restores,
             state: "serving",
+            problem: None,
             waiting,
             memory: Some(memory.into()),
             last_snapshot: self.last_snapshot(name)?,
@@ -882,6 +982,7 @@ impl Hosted {
             events,
             restores: 0,
             state: "parked",
+            problem: None,
             waiting,
             memory: None,
             last_snapshot,
@@ -928,12 +1029,24 @@ impl Hosted {
     }
 }
 
+/// Settles an app's place ([`Hosted::settle`]) if the change it guards
+/// panics before it is done.
+struct SettleOnPanic<'a>(&'a Hosted, &'a str);
+
+impl Drop for SettleOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.settle(self.1);
+        }
+    }
+}
+
 /// An error that says the app itself is at fault (it does not load), not
 /// the server.
 fn is_load_error(e: &Error) -> bool {
     matches!(
         e,
-        Error::App { .. } | Error::BadModule { .. } | Error::Config(_)
+        Error::App { .. } | Error::BadModule { .. } | Error::Config(_) | Error::BadAppName { .. }
     ) || e.is_fatal()
 }
 

@@ -10,6 +10,7 @@ mod http_mode;
 mod metrics;
 mod options;
 mod routes;
+mod unserved;
 
 use std::future::Future;
 use std::net::SocketAddr;

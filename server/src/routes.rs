@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, put};
 use axum::{Json, Router};
-use elmbox::{AppError, Error};
+use elmbox::{app_name, AppError, Error};
 
 use crate::hosted::{HostError, Hosted, Located};
 use crate::http_mode::{request_event, response, Pending};
@@ -169,7 +169,11 @@ async fn deploy_app(
 }
 
 async fn list_apps(_: Admin, State(state): State<Shared>) -> Response {
-    Json(serde_json::json!({ "apps": state.hosted.names() })).into_response()
+    Json(serde_json::json!({
+        "apps": state.hosted.names(),
+        "unserved": state.hosted.unserved(),
+    }))
+    .into_response()
 }
 
 async fn show_app(_: Admin, State(state): State<Shared>, Path(name): Path<String>) -> Response {
@@ -204,6 +208,10 @@ async fn app_request(
     body: Bytes,
 ) -> Response {
     let name = params.get("name").cloned().unwrap_or_default();
+    if !app_name::is_valid(&name) {
+        // Never served: not worth a look in the store.
+        return HostError::NotFound(name).into_response();
+    }
     let rest = params.get("rest").map(String::as_str).unwrap_or_default();
     if state.hosted.is_node() && !state.hosted.has(&name) {
         let located = blocking({

@@ -240,7 +240,7 @@ fn apps_are_deployed_called_and_removed_over_http() {
     assert_eq!(status, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&list).unwrap(),
-        json!({"apps": ["counter"]})
+        json!({"apps": ["counter"], "unserved": []})
     );
     let (status, info) = server.admin_get("apps/counter", Some(TOKEN));
     assert_eq!(status, 200, "{info}");

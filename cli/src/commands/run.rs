@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use elmbox::app_name;
 use elmbox::durable::commit::Committer;
 use elmbox::durable::StateLocation;
 use elmbox::{
@@ -71,7 +72,7 @@ pub struct DurableArgs {
     /// With --state, the app's name in the state [default: APP's file name without
     /// its extension, so that `app.js` and the `app.wasm` built from it are
     /// one app].
-    #[arg(long, requires = "state", value_name = "NAME")]
+    #[arg(long, requires = "state", value_name = "NAME", value_parser = app_name_arg)]
     pub name: Option<String>,
 
     /// With --state, a snapshot after at most this many events [default:
@@ -146,6 +147,15 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
             .to_string_lossy()
             .into_owned()
     });
+    // Before the store is opened: nothing is made for a name it refuses.
+    if args.durable.name.is_none() {
+        app_name::check(&name).with_context(|| {
+            format!(
+                "{} gives the app its name: name it with --name",
+                args.app.app.display()
+            )
+        })?;
+    }
     let all_ports = config.all_ports;
     let runtime = runtime.with_limits(args.sandbox.apply(limits))?;
     let store = location.open()?;
@@ -286,6 +296,13 @@ fn append_array(answer: &mut Vec<u8>, more: &[u8]) {
     answer.pop(); // the closing `]`
     answer.push(b',');
     answer.extend_from_slice(rest);
+}
+
+/// `--name`: an app name, by the one rule for them.
+fn app_name_arg(name: &str) -> Result<String, String> {
+    app_name::check(name)
+        .map(|()| name.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use elmbox::app_name;
 use elmbox::durable::StateLocation;
 
 /// Show what the state of `elmbox run --state` holds (a directory, or a
@@ -23,7 +24,8 @@ pub fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
     }
     for app in apps {
         let snapshot_bytes: u64 = app.snapshots.iter().map(|s| s.bytes).sum();
-        println!("{}", app.app.name);
+        // As an older elmbox may have let it in: nothing a terminal acts on.
+        println!("{}", app_name::printable(&app.app.name));
         println!("  code          {}", app.app.code);
         println!(
             "  events        {} ({} of log)",

@@ -34,6 +34,8 @@ const QUIET: Duration = Duration::from_micros(200);
 
 enum Job {
     Write(Write),
+    /// Writes that go into one commit: all durable or none.
+    Writes(Vec<Write>),
     /// A snapshot to encode, then write as [`Write::Snapshot`].
     Snapshot {
         app: String,
@@ -103,6 +105,12 @@ impl Committer {
     /// Hands `write` over; it is durable once a later ticket says so.
     pub fn write(&self, write: Write) -> Result<()> {
         self.send(Job::Write(write))
+    }
+
+    /// Hands `writes` over to go into one commit, all durable or none
+    /// (a deploy's new code and the record of it, say).
+    pub fn write_together(&self, writes: Vec<Write>) -> Result<()> {
+        self.send(Job::Writes(writes))
     }
 
     /// Hands over a snapshot of `app` after record `seq`, running `code`:
@@ -207,6 +215,7 @@ fn run(
         for job in batch {
             match job {
                 Job::Write(write) => writes.push(write),
+                Job::Writes(together) => writes.extend(together),
                 Job::Snapshot {
                     app,
                     seq,
@@ -238,7 +247,9 @@ fn run(
         let mut wrote = false;
         for job in waiting {
             match job {
-                Job::Write(_) | Job::Snapshot { .. } => unreachable!("writes were taken out"),
+                Job::Write(_) | Job::Writes(_) | Job::Snapshot { .. } => {
+                    unreachable!("writes were taken out")
+                }
                 Job::Notify(tell) => tell(failed.clone().map_or(Ok(()), Err)),
                 // Never released if its writes were not durable.
                 Job::Line(line) if failed.is_none() => {

@@ -35,6 +35,7 @@ use elmbox_abi::AppSettings;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::app_name;
 use crate::config::{host_random, wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
@@ -71,6 +72,13 @@ pub struct DurableOptions {
     /// whichever comes first.
     pub snapshot_every_inputs: u64,
     pub snapshot_every: Duration,
+    /// What the host that runs the app keeps with it in the store
+    /// ([`Write::HostOptions`], read back by [`StateStore::host_options`]):
+    /// written by [`DurableApp::open`] in the same commit as the app's
+    /// creation or deploy, so that a store never holds a new version with
+    /// the old version's host options, or an app without its own; and on
+    /// its own when only they changed. `None`: left as they are.
+    pub host_options: Option<String>,
 }
 
 impl Default for DurableOptions {
@@ -80,6 +88,7 @@ impl Default for DurableOptions {
             snapshot_after_work: Duration::from_millis(150),
             snapshot_every_inputs: 100_000,
             snapshot_every: Duration::from_secs(60),
+            host_options: None,
         }
     }
 }
@@ -281,6 +290,7 @@ impl DurableApp {
         config: AppConfig,
         options: DurableOptions,
     ) -> Result<(DurableApp, Opened)> {
+        app_name::check(name)?;
         let console = config.console.clone();
         let mut given = match is_module(source) {
             true => module_settings(runtime, source)?,
@@ -296,12 +306,24 @@ impl DurableApp {
             let mut durable = DurableApp::new(
                 app, runtime, name, &code, console, given, source, store, committer, options,
             );
-            durable.committer.write(Write::App {
+            let mut created = vec![Write::App {
                 name: name.to_string(),
                 code,
-            })?;
-            durable.snapshot()?;
-            durable.committer.ticket()?.wait()?;
+            }];
+            created.extend(durable.host_options_write());
+            let made = durable
+                .committer
+                .write_together(created)
+                .and_then(|()| durable.snapshot())
+                .and_then(|()| durable.committer.ticket()?.wait());
+            if let Err(e) = made {
+                // Refused, so it leaves nothing behind: a failed commit
+                // wrote none of its writes, and what did reach the store is
+                // taken out again if the store still takes writes.
+                let _ = durable.committer.write(Write::Remove { app: name.into() });
+                let _ = durable.committer.ticket().and_then(|t| t.wait());
+                return Err(e);
+            }
             let opened = Opened {
                 created: true,
                 snapshot: Some(0),
@@ -322,6 +344,13 @@ impl DurableApp {
             options.clone(),
         )?;
         if identity(&recorded, &recorded_source) == identity(&given, source) {
+            if options.host_options.is_some()
+                && durable.store.host_options(name)? != options.host_options
+            {
+                let writes = durable.host_options_write().into_iter().collect();
+                durable.committer.write_together(writes)?;
+                durable.committer.ticket()?.wait()?;
+            }
             return Ok((durable, opened));
         }
         match options.on_new_code {
@@ -347,6 +376,7 @@ impl DurableApp {
         console: Console,
         options: DurableOptions,
     ) -> Result<Option<(DurableApp, Opened)>> {
+        app_name::check(name)?;
         store.claim(name)?;
         let Some(stored) = store.app(name)? else {
             return Ok(None);
@@ -723,26 +753,41 @@ impl DurableApp {
             next.clock_ms = next.app.memory()?.clock_ms;
         }
         next.seq = self.seq + 1;
-        self.committer.write(Write::App {
-            name: self.name.clone(),
-            code: code.clone(),
-        })?;
-        self.committer.write(Write::Record {
-            app: self.name.clone(),
-            record: Record {
-                seq: next.seq,
-                clock_ms: next.clock_ms,
-                input: Input::Deploy {
-                    code,
-                    fresh: how == OnNewCode::Fresh,
-                },
-                outcome: Outcome::Answered { answer: 0 },
+        // The new code, the record of its deploy and its host options:
+        // all in the store or none of them.
+        let mut deployed = vec![
+            Write::App {
+                name: self.name.clone(),
+                code: code.clone(),
             },
-        })?;
+            Write::Record {
+                app: self.name.clone(),
+                record: Record {
+                    seq: next.seq,
+                    clock_ms: next.clock_ms,
+                    input: Input::Deploy {
+                        code,
+                        fresh: how == OnNewCode::Fresh,
+                    },
+                    outcome: Outcome::Answered { answer: 0 },
+                },
+            },
+        ];
+        deployed.extend(self.host_options_write());
+        self.committer.write_together(deployed)?;
         next.snapshot()?;
         self.committer.ticket()?.wait()?;
         *self = next;
         Ok(())
+    }
+
+    /// The write of [`DurableOptions::host_options`], if there are any.
+    fn host_options_write(&self) -> Option<Write> {
+        let options = self.options.host_options.clone()?;
+        Some(Write::HostOptions {
+            app: self.name.clone(),
+            options,
+        })
     }
 
     /// Removes the app from its store, log and snapshots and all, once
