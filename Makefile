@@ -10,8 +10,8 @@
 #                or ELM_HOME holding the packages)
 #   make modules build each example fixture into a standalone module
 #                (target/modules/NAME.wasm) and run one on the wasmtime CLI
-#   make fuzz    arbitrary bytes as events and as app JavaScript (cargo fuzz),
-#                FUZZ_SECONDS per target (default 120)
+#   make fuzz    arbitrary bytes as events, as app JavaScript and as calls on
+#                the HTTP API (cargo fuzz), FUZZ_SECONDS per target (default 120)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -146,9 +146,10 @@ FUZZ_ENV := RUSTC_BOOTSTRAP=1 RUSTFLAGS="--cfg asan" \
 	ASAN_OPTIONS=allow_user_segv_handler=1:handle_segv=0:detect_leaks=0
 fuzz: build fixtures
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	mkdir -p fuzz/corpus/app_js fuzz/corpus/events
+	mkdir -p fuzz/corpus/app_js fuzz/corpus/events fuzz/corpus/http_api
 	cp $(FIXTURES)/*.js fuzz/corpus/app_js/
 	printf 'hello' > fuzz/corpus/events/text
 	printf '\001{"type":"click","id":1}' > fuzz/corpus/events/json
 	cd fuzz && $(FUZZ_ENV) cargo fuzz run events -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192
 	cd fuzz && $(FUZZ_ENV) cargo fuzz run app_js -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192 -max_len=65536
+	cd fuzz && $(FUZZ_ENV) cargo fuzz run http_api -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192 -max_len=4096

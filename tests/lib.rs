@@ -6,6 +6,8 @@
 //! `ELMBOX_ELM_OUT` names a folder holding `counter.js`, `wordcount.js` and
 //! `timers.js` (`make elm` writes them where Elm's package server is reachable).
 
+pub mod http_api;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -39,8 +39,8 @@
 //! the app's settings), `app` (one loaded app), `runtime` (the compiled
 //! guest; `code_cache` keeps it on disk), `snapshot` and `image`
 //! (pre-initialised apps), `pool` (many apps in one process), `durable`
-//! (apps whose state lives in a store). `console`, `stats` and `error` sit
-//! beside them. What the host and guest agree on is the `elmbox-abi` crate.
+//! (apps whose state lives in a store). `console`, `stats`, `error` and
+//! `app_name` (the one rule for app names) sit beside them. What the host and guest agree on is the `elmbox-abi` crate.
 //!
 //! ## Features
 //! - `embedded-guest` (default): the guest module is built into the library

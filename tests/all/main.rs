@@ -2,6 +2,7 @@
 //! binary links wasmtime once, and the tests share one compiled guest
 //! (`elmbox_tests::runtime`). One module per area.
 
+mod app_names;
 mod cli;
 mod counter;
 mod durable;
@@ -9,6 +10,7 @@ mod durable_postgres;
 mod elm_analyse;
 mod errors;
 mod faults;
+mod http_api_fuzz;
 mod limits;
 mod memory;
 mod pool;
