@@ -35,6 +35,7 @@ pub fn check(name: &str) -> Result<()> {
         true => Ok(()),
         false => Err(Error::BadAppName {
             name: printable(name),
+            rule: RULE,
         }),
     }
 }

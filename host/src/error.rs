@@ -52,11 +52,10 @@ pub enum Error {
         before: Option<u64>,
     },
 
-    /// A name that breaks the rule for app names
-    /// ([`crate::app_name::RULE`]); `name` as
-    /// [`crate::app_name::printable`] shows it.
-    #[error("`{name}` cannot name an app: app names are {rule}", rule = crate::app_name::RULE)]
-    BadAppName { name: String },
+    /// A name that breaks the rule for app names (`rule`, from
+    /// `app_name`); `name` as `app_name::printable` shows it.
+    #[error("`{name}` cannot name an app: app names are {rule}")]
+    BadAppName { name: String, rule: &'static str },
 
     #[error("no app named `{name}` in the pool")]
     NoSuchApp { name: String },

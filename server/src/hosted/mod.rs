@@ -8,7 +8,8 @@
 //!
 //! Everything here blocks (loading an app compiles nothing, but replays its
 //! log); the routes call it from tokio's blocking threads, except
-//! [`Hosted::send`], which only queues.
+//! [`Hosted::send`], which only queues. What the admin API shows of an app
+//! is `info.rs`; leases and takeovers on a shared database, `nodes.rs`.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -17,18 +18,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use elmbox::durable::commit::Committer;
-use elmbox::durable::store::{Acquired, LeaseHolder, StateStore, Write};
+use elmbox::durable::store::{StateStore, Write};
 use elmbox::durable::StateLocation;
 use elmbox::{
-    app_name, Console, DurableApp, DurableOptions, Error, EventFormat, MemoryStats, OnNewCode,
-    Pool, PoolConfig, Restoring,
+    app_name, Console, DurableApp, DurableOptions, Error, EventFormat, OnNewCode, Pool, PoolConfig,
+    Restoring,
 };
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::http_mode::Pending;
 use crate::options::{AppOptions, Deploy};
 use crate::unserved::{Unserved, UnservedApp};
+
+mod info;
+mod nodes;
+
+pub use info::AppInfo;
+pub use nodes::{Located, Node};
 
 /// Why a call on the hosted apps failed, by what the client did.
 #[derive(Debug, thiserror::Error)]
@@ -56,69 +62,6 @@ pub enum HostError {
 
 /// The answer to one event, once the event is durable.
 pub type Answer = oneshot::Receiver<Result<String, Error>>;
-
-/// What `GET /_elmbox/apps/{name}` shows.
-#[derive(Debug, Serialize)]
-pub struct AppInfo {
-    pub name: String,
-    /// The content hash of the code and settings it runs.
-    pub code: String,
-    pub options: AppOptions,
-    /// Events (and clock moves, deploys) in its log.
-    pub events: u64,
-    pub restores: u64,
-    /// `serving`, `parked` (idle, out of memory until its next request),
-    /// or `unserved` (in the store, not served: see `problem`).
-    pub state: &'static str,
-    /// Why an unserved app is not served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
-    /// In HTTP mode, the requests waiting for their response.
-    pub waiting: Option<usize>,
-    /// While it is in memory.
-    pub memory: Option<MemoryInfo>,
-    /// The event the newest snapshot was taken after.
-    pub last_snapshot: Option<u64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MemoryInfo {
-    pub linear_memory_bytes: u64,
-    pub js_heap_bytes: u64,
-    pub js_used_bytes: u64,
-}
-
-impl From<MemoryStats> for MemoryInfo {
-    fn from(stats: MemoryStats) -> Self {
-        MemoryInfo {
-            linear_memory_bytes: stats.linear_memory_bytes,
-            js_heap_bytes: stats.js_heap_bytes,
-            js_used_bytes: stats.js_used_bytes,
-        }
-    }
-}
-
-/// This server as one node of many on a shared database
-/// (`--node-id`): it runs an app only while it holds the app's lease.
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub id: String,
-    /// Where other nodes send this node's apps' clients.
-    pub address: String,
-    /// How long a lease lasts unless renewed.
-    pub lease: Duration,
-}
-
-/// Where a request for an app not served here goes.
-pub enum Located {
-    /// Served here after all (it came meanwhile): go on.
-    Here,
-    /// Another node's lease on it is live: to that node's address.
-    Elsewhere { node: String, address: String },
-    /// Nobody's live lease: this node takes it over (the slot is busy
-    /// until [`Hosted::take_over`] is done).
-    TakeOver,
-}
 
 pub struct Hosted {
     pool: Arc<Pool>,
@@ -235,22 +178,6 @@ impl Hosted {
         Ok(hosted)
     }
 
-    /// Takes (or renews) the app's lease for this node; `Some(holder)`
-    /// if another node's lease is live. Without `--node-id`: nothing to
-    /// take.
-    fn lease(&self, name: &str) -> Result<Option<LeaseHolder>, Error> {
-        let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
-            return Ok(None);
-        };
-        match leases.acquire(name, &node.id, &node.address, node.lease)? {
-            Acquired::Held { epoch } => {
-                tracing::debug!(app = %name, epoch, "leased");
-                Ok(None)
-            }
-            Acquired::Refused(holder) => Ok(Some(holder)),
-        }
-    }
-
     /// The commit thread of app `name`'s writes.
     fn committer(&self, name: &str) -> Arc<Committer> {
         if self.node.is_none() {
@@ -271,189 +198,6 @@ impl Hosted {
     /// Whether `name` has a place here (served, parked, or busy).
     pub fn has(&self, name: &str) -> bool {
         lock(&self.apps).contains_key(name)
-    }
-
-    /// How long this node's leases last, if it is a node.
-    pub fn lease_time(&self) -> Option<Duration> {
-        self.node.as_ref().map(|node| node.lease)
-    }
-
-    /// Whether this server is one node of many.
-    pub fn is_node(&self) -> bool {
-        self.node.is_some()
-    }
-
-    /// Where a request for `name` goes, if this node does not serve it.
-    pub fn locate(&self, name: &str) -> Result<Located, HostError> {
-        let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
-            return Ok(Located::Here);
-        };
-        if lock(&self.apps).contains_key(name) {
-            return Ok(Located::Here);
-        }
-        // The database out of reach (restarting, say) is for a while.
-        let unreachable = |e: Error| {
-            HostError::Busy(format!(
-                "`{name}` cannot be located or taken over now ({e}); try again"
-            ))
-        };
-        match leases.holder(name).map_err(unreachable)? {
-            Some(holder) if holder.live && holder.node != node.id => {
-                return Ok(Located::Elsewhere {
-                    node: holder.node,
-                    address: holder.address,
-                })
-            }
-            _ => {}
-        }
-        if self.store.app(name).map_err(unreachable)?.is_none() {
-            return Err(HostError::NotFound(name.into()));
-        }
-        let mut apps = lock(&self.apps);
-        if apps.contains_key(name) {
-            return Ok(Located::Here);
-        }
-        apps.insert(name.to_string(), Slot::Busy);
-        Ok(Located::TakeOver)
-    }
-
-    /// Takes the app `name` over (after [`Hosted::locate`] said so): its
-    /// lease with the next epoch, then its state from the store (snapshot
-    /// and log), and serves it. If another node was quicker, or it does
-    /// not restore, it is left alone.
-    pub fn take_over(&self, name: &str) {
-        let _admin = lock(&self.admin);
-        let _settle = SettleOnPanic(self, name);
-        let started = Instant::now();
-        let taken = self.lease(name).and_then(|holder| match holder {
-            Some(holder) => Ok(Some(holder)),
-            None => {
-                let options = self.kept_options(name)?;
-                self.reopen(name, options).map(|()| None)
-            }
-        });
-        match taken {
-            Ok(None) => {
-                let ms = started.elapsed().as_millis();
-                tracing::info!(app = %name, "taken over in {ms} ms");
-            }
-            Ok(Some(holder)) => {
-                tracing::info!(app = %name, node = %holder.node, "taken over by another node first");
-                self.forget(name);
-            }
-            Err(e) => {
-                tracing::error!(app = %name, error = %e, "taking over");
-                self.forget(name);
-                if let Some(leases) = self.store.leases() {
-                    let _ = leases.release(name);
-                }
-            }
-        }
-    }
-
-    /// Drops a busy slot whose takeover came to nothing.
-    fn forget(&self, name: &str) {
-        let mut apps = lock(&self.apps);
-        if matches!(apps.get(name), Some(Slot::Busy)) {
-            apps.remove(name);
-        }
-    }
-
-    /// Renews this node's leases; an app whose lease is lost (taken over
-    /// while this node did not renew, or fenced in a commit) is dropped:
-    /// its queued events fail, and its requests go to the new holder.
-    /// So is an app whose commit failed (the database went away): its
-    /// state in memory may be ahead of the store's, so its next request
-    /// takes it over again from the store, with the next epoch.
-    pub fn renew_leases(&self) {
-        let (Some(node), Some(leases)) = (&self.node, self.store.leases()) else {
-            return;
-        };
-        // A commit fenced off has let its lease go already: lost, below.
-        let held = leases.leased();
-        let failed: Vec<(String, String)> = lock(&self.committers)
-            .iter()
-            .filter(|(name, _)| held.contains(name))
-            .filter_map(|(name, committer)| {
-                let e = committer.check().err()?;
-                Some((name.clone(), e.to_string()))
-            })
-            .collect();
-        for (name, reason) in failed {
-            if self.drop_app(&name) {
-                // Its lease, let go here at least: the takeover that
-                // restores it takes the next epoch.
-                let _ = leases.release(&name);
-                tracing::warn!(
-                    app = %name,
-                    "a commit failed ({reason}): no longer served until a request takes it over again"
-                );
-            }
-        }
-        let mut names = leases.leased();
-        names.extend(
-            lock(&self.apps)
-                .iter()
-                .filter(|(_, slot)| !matches!(slot, Slot::Busy))
-                .map(|(name, _)| name.clone()),
-        );
-        names.sort();
-        names.dedup();
-        let mut lost = Vec::new();
-        for name in names {
-            match leases.renew(&name, node.lease) {
-                Ok(true) => {}
-                Ok(false) => lost.push(name),
-                // The lease may yet be renewed in time; if not, the
-                // database refuses this node's commits for the app.
-                Err(e) => tracing::warn!(app = %name, error = %e, "renewing the lease"),
-            }
-        }
-        // After the renewals: dropping an app waits for its event under way.
-        for name in lost {
-            self.drop_lost(&name);
-        }
-    }
-
-    /// Stops serving `name`, whose lease this node lost, writing nothing
-    /// more for it.
-    ///
-    /// Not under the admin lock, which a takeover holds while it restores:
-    /// the renewals of the other apps must not wait for that. A deploy,
-    /// removal or parking under way has marked the slot busy, and is
-    /// refused by the database.
-    fn drop_lost(&self, name: &str) {
-        if !self.drop_app(name) {
-            return;
-        }
-        let holder = self
-            .store
-            .leases()
-            .and_then(|l| l.holder(name).ok().flatten());
-        let holder = holder.map_or("nobody".into(), |h| format!("node `{}`", h.node));
-        tracing::warn!(app = %name, "lease lost: no longer served here (held by {holder})");
-    }
-
-    /// Stops serving `name` (its queued events fail), and stops its
-    /// commit thread; false if a takeover or deploy under way has it.
-    fn drop_app(&self, name: &str) -> bool {
-        let (slot, committer) = {
-            let mut apps = lock(&self.apps);
-            if let Some(Slot::Busy) = apps.get(name) {
-                // A takeover or deploy under way holds its own lease.
-                return false;
-            }
-            // Taken out together: a takeover after this starts a new one.
-            (apps.remove(name), lock(&self.committers).remove(name))
-        };
-        if let Some(Slot::Serving(owner)) = slot {
-            drop(owner.events);
-            let _ = owner.thread.join();
-            let _ = self.pool.take_durable(name);
-        }
-        // Its commit thread stops; a new lease starts a new one.
-        drop(committer);
-        true
     }
 
     /// The options the store keeps for `name`.
@@ -884,118 +628,6 @@ impl Hosted {
         let mut names: Vec<String> = lock(&self.apps).keys().cloned().collect();
         names.sort();
         names
-    }
-
-    /// Every served app's memory now (an app busy with an event is waited
-    /// for; one being restored after a fault is left out).
-    pub fn memory(&self) -> Vec<(String, MemoryStats)> {
-        self.names()
-            .into_iter()
-            .filter_map(|name| {
-                if self.is_restoring(&name) {
-                    return None;
-                }
-                let stats = self.pool.with_durable(&name, |app| app.memory()).ok()?;
-                Some((name, stats))
-            })
-            .collect()
-    }
-
-    pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
-        let (options, waiting) = match lock(&self.apps).get(name) {
-            Some(Slot::Serving(owner)) if owner.restoring.now() => {
-                return Err(HostError::Restoring(name.into()))
-            }
-            Some(Slot::Serving(owner)) => (
-                owner.options.clone(),
-                owner.pending.as_ref().map(|p| p.len()),
-            ),
-            Some(Slot::Parked(options)) => return self.parked_info(name, options.clone()),
-            Some(Slot::Busy) => {
-                return Err(HostError::Busy(format!(
-                    "`{name}` is being deployed, parked or woken; try again"
-                )))
-            }
-            None => {
-                return match self.unserved.problem(name) {
-                    Some(problem) => {
-                        let options = self.kept_options(name).unwrap_or_default();
-                        let mut info = self.parked_info(name, options)?;
-                        info.state = "unserved";
-                        info.problem = Some(problem);
-                        Ok(info)
-                    }
-                    None => Err(HostError::NotFound(name.into())),
-                }
-            }
-        };
-        let (events, restores, memory, code) = self
-            .pool
-            .with_durable(name, |app| {
-                Ok((
-                    app.seq(),
-                    app.restores(),
-                    app.memory()?,
-                    app.code().to_string(),
-                ))
-            })
-            .map_err(|e| match e {
-                Error::NoSuchApp { .. } => HostError::NotFound(name.into()),
-                e => internal(e),
-            })?;
-        Ok(AppInfo {
-            name: name.to_string(),
-            code,
-            options,
-            events,
-            restores,
-            state: "serving",
-            problem: None,
-            waiting,
-            memory: Some(memory.into()),
-            last_snapshot: self.last_snapshot(name)?,
-        })
-    }
-
-    /// What the store says of a parked app.
-    fn parked_info(&self, name: &str, options: AppOptions) -> Result<AppInfo, HostError> {
-        let stored = self
-            .store
-            .app(name)
-            .map_err(internal)?
-            .ok_or_else(|| HostError::NotFound(name.into()))?;
-        let waiting = options.http.then_some(0);
-        // Parking snapshots the app: its log after that is short, if any.
-        let last_snapshot = self.last_snapshot(name)?;
-        let since = last_snapshot.unwrap_or(0);
-        let events = self
-            .store
-            .log(name, since)
-            .map_err(internal)?
-            .records
-            .last()
-            .map_or(since, |r| r.seq);
-        Ok(AppInfo {
-            name: name.to_string(),
-            code: stored.code,
-            options,
-            events,
-            restores: 0,
-            state: "parked",
-            problem: None,
-            waiting,
-            memory: None,
-            last_snapshot,
-        })
-    }
-
-    fn last_snapshot(&self, name: &str) -> Result<Option<u64>, HostError> {
-        Ok(self
-            .store
-            .snapshots(name)
-            .map_err(internal)?
-            .first()
-            .map(|s| s.seq))
     }
 
     /// Stops every owner (their queued events answered first), snapshots

@@ -1,0 +1,163 @@
+//! What the admin API shows of an app ([`AppInfo`]): from memory while it
+//! is served, from the store while it is parked or not served.
+
+use elmbox::{Error, MemoryStats};
+use serde::Serialize;
+
+use super::{internal, lock, HostError, Hosted, Slot};
+use crate::options::AppOptions;
+
+/// What `GET /_elmbox/apps/{name}` shows.
+#[derive(Debug, Serialize)]
+pub struct AppInfo {
+    pub name: String,
+    /// The content hash of the code and settings it runs.
+    pub code: String,
+    pub options: AppOptions,
+    /// Events (and clock moves, deploys) in its log.
+    pub events: u64,
+    pub restores: u64,
+    /// `serving`, `parked` (idle, out of memory until its next request),
+    /// or `unserved` (in the store, not served: see `problem`).
+    pub state: &'static str,
+    /// Why an unserved app is not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// In HTTP mode, the requests waiting for their response.
+    pub waiting: Option<usize>,
+    /// While it is in memory.
+    pub memory: Option<MemoryInfo>,
+    /// The event the newest snapshot was taken after.
+    pub last_snapshot: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemoryInfo {
+    pub linear_memory_bytes: u64,
+    pub js_heap_bytes: u64,
+    pub js_used_bytes: u64,
+}
+
+impl From<MemoryStats> for MemoryInfo {
+    fn from(stats: MemoryStats) -> Self {
+        MemoryInfo {
+            linear_memory_bytes: stats.linear_memory_bytes,
+            js_heap_bytes: stats.js_heap_bytes,
+            js_used_bytes: stats.js_used_bytes,
+        }
+    }
+}
+
+impl Hosted {
+    /// Every served app's memory now (an app busy with an event is waited
+    /// for; one being restored after a fault is left out).
+    pub fn memory(&self) -> Vec<(String, MemoryStats)> {
+        self.names()
+            .into_iter()
+            .filter_map(|name| {
+                if self.is_restoring(&name) {
+                    return None;
+                }
+                let stats = self.pool.with_durable(&name, |app| app.memory()).ok()?;
+                Some((name, stats))
+            })
+            .collect()
+    }
+
+    pub fn info(&self, name: &str) -> Result<AppInfo, HostError> {
+        let (options, waiting) = match lock(&self.apps).get(name) {
+            Some(Slot::Serving(owner)) if owner.restoring.now() => {
+                return Err(HostError::Restoring(name.into()))
+            }
+            Some(Slot::Serving(owner)) => (
+                owner.options.clone(),
+                owner.pending.as_ref().map(|p| p.len()),
+            ),
+            Some(Slot::Parked(options)) => return self.parked_info(name, options.clone()),
+            Some(Slot::Busy) => {
+                return Err(HostError::Busy(format!(
+                    "`{name}` is being deployed, parked or woken; try again"
+                )))
+            }
+            None => {
+                return match self.unserved.problem(name) {
+                    Some(problem) => {
+                        let options = self.kept_options(name).unwrap_or_default();
+                        let mut info = self.parked_info(name, options)?;
+                        info.state = "unserved";
+                        info.problem = Some(problem);
+                        Ok(info)
+                    }
+                    None => Err(HostError::NotFound(name.into())),
+                }
+            }
+        };
+        let (events, restores, memory, code) = self
+            .pool
+            .with_durable(name, |app| {
+                Ok((
+                    app.seq(),
+                    app.restores(),
+                    app.memory()?,
+                    app.code().to_string(),
+                ))
+            })
+            .map_err(|e| match e {
+                Error::NoSuchApp { .. } => HostError::NotFound(name.into()),
+                e => internal(e),
+            })?;
+        Ok(AppInfo {
+            name: name.to_string(),
+            code,
+            options,
+            events,
+            restores,
+            state: "serving",
+            problem: None,
+            waiting,
+            memory: Some(memory.into()),
+            last_snapshot: self.last_snapshot(name)?,
+        })
+    }
+
+    /// What the store says of a parked app.
+    fn parked_info(&self, name: &str, options: AppOptions) -> Result<AppInfo, HostError> {
+        let stored = self
+            .store
+            .app(name)
+            .map_err(internal)?
+            .ok_or_else(|| HostError::NotFound(name.into()))?;
+        let waiting = options.http.then_some(0);
+        // Parking snapshots the app: its log after that is short, if any.
+        let last_snapshot = self.last_snapshot(name)?;
+        let since = last_snapshot.unwrap_or(0);
+        let events = self
+            .store
+            .log(name, since)
+            .map_err(internal)?
+            .records
+            .last()
+            .map_or(since, |r| r.seq);
+        Ok(AppInfo {
+            name: name.to_string(),
+            code: stored.code,
+            options,
+            events,
+            restores: 0,
+            state: "parked",
+            problem: None,
+            waiting,
+            memory: None,
+            last_snapshot,
+        })
+    }
+
+    fn last_snapshot(&self, name: &str) -> Result<Option<u64>, HostError> {
+        Ok(self
+            .store
+            .snapshots(name)
+            .map_err(internal)?
+            .first()
+            .map(|s| s.seq))
+    }
+}
