@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use elmbox::app_name::printable;
 use elmbox::{AppConfig, EventFormat, SandboxLimits};
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,9 @@ impl Deploy {
         let mut deploy = Deploy::default();
         let options = &mut deploy.options;
         for (key, value) in query {
-            let bad = |what: &str| format!("query parameter `{key}`: {what}, not `{value}`");
+            // Shown as names are: a query may carry anything.
+            let (shown_key, shown) = (printable(key), printable(value));
+            let bad = |what: &str| format!("query parameter `{shown_key}`: {what}, not `{shown}`");
             let number = || value.parse::<u64>().map_err(|_| bad("a whole number"));
             let flag = || match value.as_str() {
                 "true" => Ok(true),
@@ -72,7 +75,7 @@ impl Deploy {
                 "deadline-ms" => options.deadline_ms = Some(number()?),
                 "max-event-bytes" => options.max_event_bytes = Some(number()? as usize),
                 "optimize" => options.optimize = Some(flag()?),
-                _ => return Err(format!("unknown query parameter `{key}`")),
+                _ => return Err(format!("unknown query parameter `{shown_key}`")),
             }
         }
         Ok(deploy)
@@ -173,6 +176,14 @@ mod tests {
             ),
             (vec![("json-events", "yes")], "`json-events`: true or false"),
             (vec![("flags", "{oops")], "`flags`: JSON"),
+            (
+                vec![("in\u{1b}[2J", "x")],
+                "unknown query parameter `in\\u{1b}[2J`",
+            ),
+            (
+                vec![("fresh", "\u{202e}yes")],
+                "`fresh`: true or false, not `\\u{202e}yes`",
+            ),
         ] {
             let err = Deploy::from_query(&query(&pairs)).unwrap_err();
             assert!(err.contains(says), "{err}");
