@@ -704,56 +704,36 @@ fn probe(addr: SocketAddr, name: &str) -> Result<(), String> {
 #[derive(Default)]
 pub struct ServeProcess {
     child: Option<std::process::Child>,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What each start wrote, in order.
+    logs: Vec<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl ServeProcess {
     /// What the server wrote to its standard error, over all its starts.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.logs
+            .iter()
+            .map(|log| log.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
     }
 }
 
 impl ServerUnderTest for ServeProcess {
     fn start(&mut self, state: &Path) -> SocketAddr {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(crate::elmbox_bin())
+        let mut command = std::process::Command::new(crate::elmbox_bin());
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--max-apps", "64"])
             .arg("--response-timeout-ms")
             .arg(RESPONSE_TIMEOUT_MS.to_string())
             .arg("--state")
             .arg(state)
             .env("ELMBOX_ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("elmbox serve starts");
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let log = self.log();
-                panic!(
-                    "the server stopped before listening ({:?}):\n{log}",
-                    child.wait()
-                );
-            };
-            self.log.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(url) = line.strip_prefix("elmbox: listening on http://") {
-                break url.trim().parse().expect("a socket address");
-            }
-        };
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                log.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push_str(&format!("{line}\n"));
-            }
-        });
-        self.child = Some(child);
-        addr
+            .env("RUST_LOG", "info");
+        let listening = crate::spawn_listening(&mut command);
+        self.logs.push(listening.log);
+        self.child = Some(listening.child);
+        let addr = listening.url.trim_start_matches("http://");
+        addr.parse().expect("a socket address")
     }
 
     fn stop(&mut self) {

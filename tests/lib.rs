@@ -144,6 +144,53 @@ pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A server process that has said where it listens, and what it has
+/// written to its standard error (collected as it goes).
+pub struct Listening {
+    pub child: std::process::Child,
+    /// `http://ADDRESS:PORT`, as the server said it.
+    pub url: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+/// Spawns `command` (an `elmbox serve`) with its standard error piped, and
+/// waits until it says `elmbox: listening on URL`; panics with what it wrote
+/// if it stops before.
+pub fn spawn_listening(command: &mut Command) -> Listening {
+    use std::io::BufRead;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("elmbox serve starts");
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!(
+                "the server stopped before listening ({:?}):\n{log}",
+                child.wait()
+            );
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(url) = line.strip_prefix("elmbox: listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    let log = Arc::new(Mutex::new(log));
+    let more = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut log = more.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    Listening { child, url, log }
+}
+
 /// Runs the `elmbox` binary.
 pub fn elmbox(args: &[&str], stdin: &[u8]) -> Output {
     run_with_stdin(&elmbox_bin(), args, stdin)

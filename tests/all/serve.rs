@@ -2,14 +2,16 @@
 //! killed with SIGKILL or stopped with SIGTERM and started again.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use elmbox_tests::{elm_like, elmbox, elmbox_bin, fixture, stderr, unruly_app};
+use elmbox_tests::{
+    elm_like, elmbox, elmbox_bin, fixture, spawn_listening, stderr, unruly_app, Listening,
+};
 use serde_json::{json, Value};
 
 use crate::support::PgServer;
@@ -44,38 +46,12 @@ impl Served {
         if let Some(token) = token {
             command.env("ELMBOX_ADMIN_TOKEN", token);
         }
-        let mut child = command
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--state"])
             .arg(state)
             .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("elmbox serve starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut log = String::new();
-        let url = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("the server stopped before listening:\n{log}"))
-                .unwrap();
-            log.push_str(&line);
-            log.push('\n');
-            if let Some(url) = line.strip_prefix("elmbox: listening on ") {
-                break url.trim().to_string();
-            }
-        };
-        let log = Arc::new(Mutex::new(log));
-        let more = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut log = more.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+            .env("RUST_LOG", "info");
+        let Listening { child, url, log } = spawn_listening(&mut command);
         // A connection per request: the server closes a connection whose
         // request it refused before reading its body (an admin upload
         // without the token), and a pooled one would then be reused closed.
