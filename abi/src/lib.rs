@@ -28,4 +28,4 @@ pub use records::{MemoryReport, Reply};
 pub use settings::{AppSettings, DispatchMode, EventFormat, ModuleSettings, StdioConfig};
 
 /// Bumped whenever an export, a record or a setting changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;

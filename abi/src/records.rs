@@ -1,10 +1,11 @@
 //! The binary records the host reads straight from guest memory, at
 //! addresses the guest hands out once.
 
-/// What a call hands back, at the fixed address `elmbox_reply` returns: seven
-/// little-endian `u32`s (wasm32 pointers and lengths).
+/// What a call hands back, at the fixed address `elmbox_reply` returns:
+/// eight little-endian `u32`s (wasm32 pointers and lengths), then the
+/// app's clock after the call as two `u64`s and an `f64`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Reply {
     /// 0 when the call succeeded, 1 when `error` holds a JSON `AppError`.
     pub status: u32,
@@ -16,10 +17,23 @@ pub struct Reply {
     pub console_len: u32,
     pub error_ptr: u32,
     pub error_len: u32,
+    /// Timers armed before the call that fired during it (those that came
+    /// due, not the zero-delay ones the call set off).
+    pub timers_fired: u32,
+    /// The clock's instant, in ms since the app was loaded.
+    pub clock_ms: u64,
+    /// When the earliest armed timer is due, in ms since load;
+    /// [`Reply::NO_TIMER`] when none is armed.
+    pub next_due_ms: u64,
+    /// What `Date.now()` reads at instant 0: `Date.now()` is
+    /// `epoch_ms + clock_ms`.
+    pub epoch_ms: f64,
 }
 
 impl Reply {
-    pub const SIZE: usize = 7 * 4;
+    pub const SIZE: usize = 8 * 4 + 3 * 8;
+    /// `next_due_ms` when no timer is armed.
+    pub const NO_TIMER: u64 = u64::MAX;
 
     /// Decodes the record as the host reads it from guest memory.
     pub fn from_le_bytes(bytes: &[u8]) -> Option<Reply> {
@@ -28,6 +42,8 @@ impl Reply {
                 bytes.get(4 * i..4 * i + 4)?.try_into().ok()?,
             ))
         };
+        let d =
+            |i: usize| -> Option<[u8; 8]> { bytes.get(32 + 8 * i..40 + 8 * i)?.try_into().ok() };
         Some(Reply {
             status: w(0)?,
             outputs_ptr: w(1)?,
@@ -36,7 +52,16 @@ impl Reply {
             console_len: w(4)?,
             error_ptr: w(5)?,
             error_len: w(6)?,
+            timers_fired: w(7)?,
+            clock_ms: u64::from_le_bytes(d(0)?),
+            next_due_ms: u64::from_le_bytes(d(1)?),
+            epoch_ms: f64::from_le_bytes(d(2)?),
         })
+    }
+
+    /// When the earliest timer is due, if one is armed.
+    pub fn next_due(&self) -> Option<u64> {
+        (self.next_due_ms != Reply::NO_TIMER).then_some(self.next_due_ms)
     }
 }
 
@@ -91,10 +116,14 @@ mod tests {
 
     #[test]
     fn records_decode_field_by_field() {
-        let words: Vec<u8> = (1u32..=7).flat_map(|w| w.to_le_bytes()).collect();
+        let mut words: Vec<u8> = (1u32..=8).flat_map(|w| w.to_le_bytes()).collect();
+        words.extend(9u64.to_le_bytes());
+        words.extend(Reply::NO_TIMER.to_le_bytes());
+        words.extend(1.5f64.to_le_bytes());
+        let reply = Reply::from_le_bytes(&words).unwrap();
         assert_eq!(
-            Reply::from_le_bytes(&words),
-            Some(Reply {
+            reply,
+            Reply {
                 status: 1,
                 outputs_ptr: 2,
                 outputs_len: 3,
@@ -102,9 +131,14 @@ mod tests {
                 console_len: 5,
                 error_ptr: 6,
                 error_len: 7,
-            })
+                timers_fired: 8,
+                clock_ms: 9,
+                next_due_ms: Reply::NO_TIMER,
+                epoch_ms: 1.5,
+            }
         );
-        assert_eq!(Reply::from_le_bytes(&words[..27]), None);
+        assert_eq!(reply.next_due(), None);
+        assert_eq!(Reply::from_le_bytes(&words[..Reply::SIZE - 1]), None);
         let fields: Vec<u8> = (10i64..19).flat_map(|f| f.to_le_bytes()).collect();
         assert_eq!(
             MemoryReport::from_le_bytes(&fields),
@@ -135,6 +169,10 @@ mod tests {
             console_len: 0,
             error_ptr: 0x3000,
             error_len: u32::MAX,
+            timers_fired: 3,
+            clock_ms: 1 << 40,
+            next_due_ms: 7,
+            epoch_ms: 1.7e12,
         };
         let bytes: [u8; Reply::SIZE] = unsafe { std::mem::transmute(reply) };
         assert_eq!(Reply::from_le_bytes(&bytes), Some(reply));

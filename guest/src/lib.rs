@@ -3,7 +3,8 @@
 //! The WebAssembly side of elmbox: QuickJS (through `javy`) running one Elm
 //! app. The host instantiates this module once per app, calls
 //! [`elmbox_load`] once with the app's JavaScript, then feeds events through
-//! [`elmbox_dispatch`] and moves the virtual clock with [`elmbox_advance`].
+//! [`elmbox_dispatch`] and moves its clock with [`elmbox_advance`] (exactly:
+//! virtual time) or [`elmbox_advance_to`] (catching up: the wall clock).
 //! Source text is evaluated exactly once, at load; events are plain calls.
 //!
 //! ## The ABI: this file is its export table
@@ -11,8 +12,9 @@
 //! comes back through one `Reply` record (see the `elmbox-abi` crate) whose
 //! address the host reads once ([`elmbox_reply`]). Every call that runs
 //! JavaScript returns its status (0 ok, 1 error) and refreshes the reply:
-//! the JSON array of outgoing-port values, the console lines, and on failure
-//! a JSON `AppError`. Settings travel as the JSON types of `elmbox-abi`.
+//! the JSON array of outgoing-port values, the console lines, on failure
+//! a JSON `AppError`, and the clock: its instant, its epoch and when the
+//! earliest timer is due, so a host can schedule the app's next wake. Settings travel as the JSON types of `elmbox-abi`.
 //!
 //! ## Built modules
 //! `elmbox build` loads an app into this module, records its stdio settings
@@ -104,22 +106,44 @@ pub extern "C" fn elmbox_startup() -> u32 {
 }
 
 /// Sends the `len` bytes in the input buffer to the app as one event, in
-/// the app's [`elmbox_abi::EventFormat`].
+/// the app's [`elmbox_abi::EventFormat`], at the instant `at_ms` of its
+/// clock (ms since load; the clock catches up to it first, see `timers`);
+/// a negative or NaN `at_ms` is the clock's current instant.
 #[no_mangle]
-pub extern "C" fn elmbox_dispatch(len: u32) -> u32 {
+pub extern "C" fn elmbox_dispatch(len: u32, at_ms: f64) -> u32 {
     reply::begin();
+    let at = clock_instant(at_ms);
     let result = input::take(len, |event| {
-        session::with_session(|session| session.dispatch(event))
+        session::with_session(|session| session.dispatch(event, at))
     });
     reply::finish(result)
 }
 
-/// Moves the virtual clock forward by `ms`, firing due timers in order.
+/// Moves the virtual clock forward by `ms`, firing due timers in order,
+/// each at its own instant.
 #[no_mangle]
 pub extern "C" fn elmbox_advance(ms: f64) -> u32 {
     reply::begin();
     let result = session::with_session(|session| session.advance(ms));
     reply::finish(result)
+}
+
+/// Moves the clock to the instant `at_ms` (ms since load; never
+/// backwards), catching up: what came due by then fires once, at `at_ms`.
+#[no_mangle]
+pub extern "C" fn elmbox_advance_to(at_ms: f64) -> u32 {
+    reply::begin();
+    let result = match clock_instant(at_ms) {
+        Some(at) => session::with_session(|session| session.advance_to(at)),
+        None => session::with_session(|_| Ok(())),
+    };
+    reply::finish(result)
+}
+
+/// An instant of the clock passed as a float: whole ms, `None` for a
+/// negative or NaN one.
+fn clock_instant(at_ms: f64) -> Option<u64> {
+    (at_ms >= 0.0).then(|| at_ms.min(u64::MAX as f64) as u64)
 }
 
 /// QuickJS's memory accounting; the record's address is fixed.
@@ -172,6 +196,7 @@ pub extern "C" fn elmbox_settings() -> u32 {
 pub extern "C" fn elmbox_set_clock(now_ms: f64) {
     if now_ms.is_finite() {
         timers::rebase(now_ms);
+        reply::stamp_clock();
     }
 }
 

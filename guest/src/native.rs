@@ -22,7 +22,7 @@ impl NativeApp {
     /// Dispatches one event; returns the outputs as a JSON array.
     pub fn dispatch(&mut self, event: &[u8]) -> Result<Vec<u8>, AppError> {
         reply::begin();
-        let result = self.session.dispatch(event);
+        let result = self.session.dispatch(event, None);
         reply::finish::<AppError>(Ok(()));
         result.map(|()| reply::last(|outputs, _| outputs.to_vec()))
     }

@@ -32,6 +32,7 @@ thread_local! {
 
 /// Starts a call: forgets what the previous one produced.
 pub fn begin() {
+    crate::timers::begin_call();
     BUFFERS.with_borrow_mut(|b| {
         b.outputs.clear();
         b.outputs.push(b'[');
@@ -104,9 +105,21 @@ pub fn finish<E: Serialize>(result: Result<(), E>) -> u32 {
             r.console_len = b.console.len() as u32;
             r.error_ptr = b.error.as_ptr() as u32;
             r.error_len = b.error.len() as u32;
+            r.timers_fired = crate::timers::take_fired();
         });
+        stamp_clock();
         status
     })
+}
+
+/// Puts the clock as it is now in [`Reply`]: after every call, and when the
+/// host sets the epoch.
+pub fn stamp_clock() {
+    REPLY.with_borrow_mut(|r| {
+        r.clock_ms = crate::timers::elapsed();
+        r.next_due_ms = crate::timers::next_due().unwrap_or(u64::MAX);
+        r.epoch_ms = crate::timers::epoch_ms();
+    });
 }
 
 /// The last call's outputs (a JSON array) and console frames, for callers

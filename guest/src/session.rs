@@ -124,7 +124,7 @@ impl Session {
             app,
             reload,
         };
-        session.with(|ctx| session.settle(ctx, timers::elapsed()))?;
+        session.with(|ctx| session.settle(ctx, timers::elapsed(), Move::Exact))?;
         Ok(session)
     }
 
@@ -147,8 +147,14 @@ impl Session {
         self.startup = outputs;
     }
 
-    /// Sends one event and runs the app until it is idle at the current instant.
-    pub fn dispatch(&mut self, event: &[u8]) -> Result<(), AppError> {
+    /// Sends one event and runs the app until it is idle. With `at` (ms
+    /// since load), the clock first catches up to that instant, firing what
+    /// came due by then (their outputs come first in the reply); an instant
+    /// before the clock's is the clock's.
+    pub fn dispatch(&mut self, event: &[u8], at: Option<u64>) -> Result<(), AppError> {
+        if let Some(at) = at.filter(|&at| at > timers::elapsed()) {
+            self.advance_to(at)?;
+        }
         let kind = self.settings.event_format;
         let text = std::str::from_utf8(event).map_err(|e| AppError::EventNotUtf8 {
             valid_up_to: e.valid_up_to() as u64,
@@ -190,7 +196,7 @@ impl Session {
         if let Err(fault @ AppError::Faulted { .. }) = sent {
             return Err(fault);
         }
-        let settled = self.settle(ctx, timers::elapsed());
+        let settled = self.settle(ctx, timers::elapsed(), Move::Exact);
         sent?;
         settled
     }
@@ -250,14 +256,29 @@ impl Session {
         } else {
             0
         };
-        self.with(|ctx| self.settle(ctx, timers::elapsed().saturating_add(ms)))
+        let until = timers::elapsed().saturating_add(ms);
+        self.with(|ctx| self.settle(ctx, until, Move::Exact))
+    }
+
+    /// Moves the clock to `at` (ms since load; never backwards), catching
+    /// up: what came due by then fires once, at `at`.
+    pub fn advance_to(&self, at: u64) -> Result<(), AppError> {
+        let until = at.max(timers::elapsed());
+        self.with(|ctx| self.settle(ctx, until, Move::CatchUp))
     }
 
     /// Runs promise jobs and every timer due up to `until`, then parks the
     /// clock there. A promise job that throws does not stop the others (as
     /// in a browser); the first error is reported. A timer callback that
     /// throws is a fault: in Elm it leaves the scheduler mid-step.
-    fn settle(&self, ctx: &Ctx<'_>, until: u64) -> Result<(), AppError> {
+    ///
+    /// Only timers that fire at the very instant they were due count
+    /// towards the same-instant limit: those a catch-up fires late are
+    /// bounded by how many were armed.
+    fn settle(&self, ctx: &Ctx<'_>, until: u64, how: Move) -> Result<(), AppError> {
+        if how == Move::CatchUp {
+            timers::set_now(until);
+        }
         let mut first_error = None;
         let mut instant = timers::elapsed();
         let mut fired_at_instant = 0u32;
@@ -273,7 +294,9 @@ impl Session {
                 instant = now;
                 fired_at_instant = 0;
             }
-            fired_at_instant += 1;
+            if due.due == now {
+                fired_at_instant += 1;
+            }
             let limit = self.settings.same_instant_timer_limit;
             if fired_at_instant > limit {
                 return Err(AppError::TimerStorm { limit });
@@ -290,7 +313,7 @@ impl Session {
                 });
             }
             if due.is_interval {
-                timers::rearm(due.id);
+                timers::rearm(due.id, due.due);
             }
         }
         timers::set_now(until);
@@ -338,6 +361,15 @@ impl Session {
     pub fn collect_garbage(&self) {
         self.with(quickjs::collect_garbage)
     }
+}
+
+/// How [`Session::settle`] moves the clock (see the `timers` module).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// Each timer fires at the instant it was due.
+    Exact,
+    /// The clock jumps to the end first; what came due meanwhile fires once.
+    CatchUp,
 }
 
 /// An all-ports event, `{"port": NAME, "value": VALUE}`: the port's name

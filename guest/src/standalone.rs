@@ -75,7 +75,7 @@ fn handle(
     stdio: &StdioConfig,
 ) -> Result<(), AppError> {
     reply::begin();
-    let dispatched = session::with_session(|session| session.dispatch(event));
+    let dispatched = session::with_session(|session| session.dispatch(event, None));
     let dispatch_end = reply::outputs_len();
     let advanced = match dispatched {
         Ok(()) if stdio.advance_ms > 0 => {

@@ -1,8 +1,16 @@
-//! `setTimeout`, `setInterval` and `Date.now` on a virtual clock.
+//! `setTimeout`, `setInterval` and `Date.now` on the app's clock.
 //!
-//! Time only moves when the host says so (`elmbox_advance`), which makes every
-//! run reproducible: `Process.sleep 1000` fires exactly when the host has
-//! advanced 1000 ms, and `Time.every` ticks carry predictable timestamps.
+//! Time only moves when the host says so, which makes every run
+//! reproducible. It moves in one of two ways:
+//! - exactly (`elmbox_advance`, virtual time): every timer due on the way
+//!   fires at its own instant, so `Time.every` ticks carry predictable
+//!   timestamps however far the clock goes;
+//! - catching up (`elmbox_advance_to`, and an event dispatched at an instant:
+//!   the wall clock of `serve`): the clock jumps first, and what came due in
+//!   the gap fires once, at once, as in a browser or Node.js after a
+//!   suspended process; an interval then keeps its period from the new
+//!   instant instead of firing once per period missed.
+//!
 //! Elm's outgoing-port manager parks itself on a `setTimeout(…, 0)` after each
 //! batch, so draining due timers after every dispatch is what delivers output.
 
@@ -36,6 +44,10 @@ struct Clock {
     armed: u64,
     queue: BTreeSet<Slot>,
     timers: HashMap<u32, Timer>,
+    /// Timers that came due (armed before this call) fired in this call.
+    fired: u32,
+    /// `armed` when this call began: later slots were set during it.
+    armed_before_call: u64,
 }
 
 thread_local! {
@@ -45,6 +57,8 @@ thread_local! {
 /// A timer that is due, taken off the queue, ready to be called.
 pub struct Due {
     pub id: u32,
+    /// The instant it was due at (the clock may be past it, catching up).
+    pub due: u64,
     pub callback: Persistent<Function<'static>>,
     pub args: Vec<Persistent<Value<'static>>>,
     pub is_interval: bool,
@@ -196,9 +210,13 @@ pub fn take_due(limit: u64) -> Option<Due> {
         }
         c.queue.remove(&slot);
         c.now = c.now.max(due);
+        if slot.1 <= c.armed_before_call {
+            c.fired = c.fired.saturating_add(1);
+        }
         let timer = c.timers.get(&id)?;
         let due = Due {
             id,
+            due,
             callback: timer.callback.clone(),
             args: timer.args.clone(),
             is_interval: timer.period.is_some(),
@@ -210,13 +228,17 @@ pub fn take_due(limit: u64) -> Option<Due> {
     })
 }
 
-/// Puts an interval back on the queue, unless its callback cleared it.
-pub fn rearm(id: u32) {
+/// Puts an interval that was due at `due` back on the queue, unless its
+/// callback cleared it: a period after `due`, or, if the clock is past
+/// that already (it caught up over a gap), a period after now.
+pub fn rearm(id: u32, due: u64) {
     CLOCK.with_borrow_mut(|c| {
         let Some(period) = c.timers.get(&id).and_then(|t| t.period) else {
             return;
         };
-        let slot = c.schedule(id, period);
+        let next = due.saturating_add(period);
+        let delay = if next > c.now { next - c.now } else { period };
+        let slot = c.schedule(id, delay);
         if let Some(timer) = c.timers.get_mut(&id) {
             timer.slot = slot;
         }
@@ -231,4 +253,29 @@ pub fn set_now(to: u64) {
 /// How many timers are armed.
 pub fn pending() -> usize {
     CLOCK.with_borrow(|c| c.timers.len())
+}
+
+/// When the earliest armed timer is due (ms since load).
+pub fn next_due() -> Option<u64> {
+    CLOCK.with_borrow(|c| c.queue.first().map(|&(due, _, _)| due))
+}
+
+/// Starts counting the timers a call fires.
+pub fn begin_call() {
+    CLOCK.with_borrow_mut(|c| {
+        c.fired = 0;
+        c.armed_before_call = c.armed;
+    })
+}
+
+/// How many timers that were armed before this call fired in it: those
+/// that came due as time passed, not the zero-delay ones the call itself
+/// set off (Elm's port manager parks on one after every batch).
+pub fn take_fired() -> u32 {
+    CLOCK.with_borrow_mut(|c| std::mem::take(&mut c.fired))
+}
+
+/// What `Date.now()` read at the instant of load.
+pub fn epoch_ms() -> f64 {
+    CLOCK.with_borrow(|c| c.epoch_ms)
 }

@@ -2,9 +2,12 @@
 //! the calls that feed it events and move its clock.
 
 use elmbox_abi::{console, AppError, AppSettings, ModuleSettings, StdioConfig};
+use std::time::SystemTime;
+
 use serde_json::Value;
 use wasmtime::{Instance, Store};
 
+use crate::clock::AppClock;
 use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::guest::{self, GuestExports, GuestId};
@@ -26,6 +29,10 @@ pub struct App {
     /// Set once the instance traps or runs away; every later call fails.
     failure: Option<String>,
     startup_outputs: Vec<Value>,
+    /// The clock after the last call, as the guest reported it.
+    clock: AppClock,
+    /// Timers the last call fired.
+    timers_fired: u32,
 }
 
 impl App {
@@ -41,6 +48,8 @@ impl App {
         known_reply_at: Option<usize>,
     ) -> Result<App> {
         let guest = GuestExports::bind(&mut store, &instance, known_reply_at)?;
+        // An instance of a built module: its record holds its build's clock.
+        let clock = guest.reply(&store).map(|r| r.clock).unwrap_or_default();
         Ok(App {
             store,
             instance,
@@ -51,6 +60,8 @@ impl App {
             console,
             failure: None,
             startup_outputs: Vec::new(),
+            clock,
+            timers_fired: 0,
         })
     }
 
@@ -134,7 +145,18 @@ impl App {
     /// Sets what `Date.now()` reads at the app's current virtual instant.
     pub(crate) fn set_clock(&mut self, now_ms: f64) -> Result<()> {
         let result = guest::call(&self.guest.set_clock, &mut self.store, now_ms);
-        result.map_err(|e| self.crashed(e))
+        result.map_err(|e| self.crashed(e))?;
+        self.read_clock();
+        Ok(())
+    }
+
+    /// Reads the clock from the reply record again: after the sandbox's
+    /// memory was replaced by a snapshot's, whose record holds the clock as
+    /// the last call before the snapshot left it.
+    pub(crate) fn read_clock(&mut self) {
+        if let Ok(reply) = self.guest.reply(&self.store) {
+            self.clock = reply.clock;
+        }
     }
 
     /// Where this instance's reply record is (the same in every instance of
@@ -159,7 +181,79 @@ impl App {
     /// app sent on its outgoing port in response, in order, including those
     /// sent by timers that came due at this instant.
     pub fn dispatch(&mut self, event: impl AsRef<[u8]>) -> Result<Vec<Value>> {
-        self.dispatch_with(event.as_ref(), parse_outputs)
+        self.dispatch_with(event.as_ref(), None, parse_outputs)
+    }
+
+    /// Sends one event at the wall-clock time `at`: the app's clock first
+    /// moves there (never backwards), and the timers due by then fire once,
+    /// at that instant, however long ago they came due (as in a browser after
+    /// a suspended process); what they sent comes first in the outputs.
+    /// This is how `elmbox serve` hands every event to an app.
+    pub fn dispatch_at(&mut self, at: SystemTime, event: impl AsRef<[u8]>) -> Result<Vec<Value>> {
+        let instant = self.clock.instant_at(at);
+        self.dispatch_with(event.as_ref(), Some(instant), parse_outputs)
+    }
+
+    /// Like [`App::dispatch_at`], with the outputs as JSON array text.
+    pub fn dispatch_json_at(&mut self, at: SystemTime, event: impl AsRef<[u8]>) -> Result<String> {
+        let instant = self.clock.instant_at(at);
+        self.dispatch_with(event.as_ref(), Some(instant), json_text)
+    }
+
+    /// Moves the app's clock to the wall-clock time `at` (never backwards),
+    /// firing the timers due by then as [`App::dispatch_at`] does; returns
+    /// what they sent. A scheduler calls it at [`App::next_due`].
+    pub fn advance_to(&mut self, at: SystemTime) -> Result<Vec<Value>> {
+        let instant = self.clock.instant_at(at);
+        self.advance_to_instant(instant, parse_outputs)
+    }
+
+    /// Like [`App::advance_to`], with the outputs as JSON array text.
+    pub fn advance_to_json(&mut self, at: SystemTime) -> Result<String> {
+        let instant = self.clock.instant_at(at);
+        self.advance_to_instant(instant, json_text)
+    }
+
+    /// The app's clock after its last call: its instant, its epoch, and
+    /// when its earliest timer is due.
+    pub fn clock(&self) -> AppClock {
+        self.clock
+    }
+
+    /// When the app's earliest armed timer is due, on the wall clock
+    /// (`None`: no timer armed). Known after every call, without one.
+    pub fn next_due(&self) -> Option<SystemTime> {
+        self.clock.next_due()
+    }
+
+    /// How many timers the last call fired.
+    pub fn timers_fired(&self) -> u32 {
+        self.timers_fired
+    }
+
+    /// [`App::dispatch_json_at`] at an instant of the app's own clock (ms
+    /// since load), as a log records it.
+    pub(crate) fn dispatch_json_at_instant(
+        &mut self,
+        instant: u64,
+        event: &[u8],
+    ) -> Result<String> {
+        self.dispatch_with(event, Some(instant), json_text)
+    }
+
+    /// [`App::advance_to_json`] at an instant of the app's own clock.
+    pub(crate) fn advance_to_instant_json(&mut self, instant: u64) -> Result<String> {
+        self.advance_to_instant(instant, json_text)
+    }
+
+    fn advance_to_instant<T>(
+        &mut self,
+        instant: u64,
+        take: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        self.check_alive()?;
+        let status = guest::call(&self.guest.advance_to, &mut self.store, instant as f64);
+        self.finish(status, take)
     }
 
     /// For an app loaded with all ports ([`AppConfig::all_ports`]): sends
@@ -175,7 +269,7 @@ impl App {
     /// Like [`App::dispatch`], but returns the outputs as the JSON array text
     /// the guest produced, without parsing it: the fast path for forwarding.
     pub fn dispatch_json(&mut self, event: impl AsRef<[u8]>) -> Result<String> {
-        self.dispatch_with(event.as_ref(), json_text)
+        self.dispatch_with(event.as_ref(), None, json_text)
     }
 
     /// Moves the app's virtual clock forward by `ms`, firing due timers
@@ -250,9 +344,11 @@ impl App {
         }
     }
 
+    /// One event, at `instant` of the app's clock (`None`: where it is).
     fn dispatch_with<T>(
         &mut self,
         event: &[u8],
+        instant: Option<u64>,
         take: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<T> {
         self.check_alive()?;
@@ -266,7 +362,12 @@ impl App {
         if let Err(e) = self.guest.write_input(&mut self.store, &[event]) {
             return Err(self.crashed(e));
         }
-        let status = guest::call(&self.guest.dispatch, &mut self.store, event.len() as u32);
+        let at = instant.map_or(-1.0, |ms| ms as f64);
+        let status = guest::call(
+            &self.guest.dispatch,
+            &mut self.store,
+            (event.len() as u32, at),
+        );
         self.finish(status, take)
     }
 
@@ -295,6 +396,8 @@ impl App {
             Ok(reply) => reply,
             Err(e) => return Err(self.crashed(e)),
         };
+        self.clock = reply.clock;
+        self.timers_fired = reply.timers_fired;
         for (level, text) in console::frames(reply.console) {
             self.console.emit(&self.name, level, text);
         }

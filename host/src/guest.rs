@@ -7,6 +7,7 @@ use wasmtime::error::Context;
 use wasmtime::{bail, Result, WasmParams, WasmResults};
 use wasmtime::{Instance, Memory, Store, TypedFunc};
 
+use crate::clock::AppClock;
 use crate::store::{run_to_completion, StoreState};
 
 /// Identifies a guest build: the SHA-256 of its module's bytes. A state is
@@ -57,8 +58,9 @@ pub(crate) struct GuestExports {
     memory: Memory,
     input: TypedFunc<u32, u32>,
     pub(crate) load: TypedFunc<(u32, u32), u32>,
-    pub(crate) dispatch: TypedFunc<u32, u32>,
+    pub(crate) dispatch: TypedFunc<(u32, f64), u32>,
     pub(crate) advance: TypedFunc<f64, u32>,
+    pub(crate) advance_to: TypedFunc<f64, u32>,
     memory_report: TypedFunc<(), u32>,
     pub(crate) collect_garbage: TypedFunc<(), ()>,
     pub(crate) set_stdio: TypedFunc<u32, u32>,
@@ -78,6 +80,10 @@ pub(crate) struct Reply<'a> {
     pub console: &'a [u8],
     /// A JSON `AppError` when `ok` is false.
     pub error: &'a [u8],
+    /// Timers fired during the call.
+    pub timers_fired: u32,
+    /// The app's clock after the call.
+    pub clock: AppClock,
 }
 
 impl GuestExports {
@@ -116,6 +122,7 @@ impl GuestExports {
             load: instance.get_typed_func(&mut *store, "elmbox_load")?,
             dispatch: instance.get_typed_func(&mut *store, "elmbox_dispatch")?,
             advance: instance.get_typed_func(&mut *store, "elmbox_advance")?,
+            advance_to: instance.get_typed_func(&mut *store, "elmbox_advance_to")?,
             memory_report: instance.get_typed_func(&mut *store, "elmbox_memory")?,
             collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
             set_stdio: instance.get_typed_func(&mut *store, "elmbox_set_stdio")?,
@@ -159,6 +166,12 @@ impl GuestExports {
             outputs: slice(record.outputs_ptr, record.outputs_len)?,
             console: slice(record.console_ptr, record.console_len)?,
             error: slice(record.error_ptr, record.error_len)?,
+            timers_fired: record.timers_fired,
+            clock: AppClock {
+                now_ms: record.clock_ms,
+                next_due_ms: record.next_due(),
+                epoch_ms: record.epoch_ms,
+            },
         })
     }
 

@@ -34,7 +34,8 @@
 //!
 //! ## Layers
 //! Each module uses only those listed before it: `store` (what a wasmtime
-//! store holds, stack size, deadlines, driving a call), `guest` (the host
+//! store holds, stack size, deadlines, driving a call), `clock` (an app's
+//! clock and the wall clock), `guest` (the host
 //! half of the guest ABI), `limits` and `config` (the sandbox's bounds and
 //! the app's settings), `app` (one loaded app), `runtime` (the compiled
 //! guest; `code_cache` keeps it on disk), `snapshot` and `image`
@@ -56,6 +57,7 @@
 
 mod app;
 pub mod app_name;
+pub mod clock;
 mod code_cache;
 mod config;
 mod console;
@@ -73,11 +75,12 @@ pub mod stats;
 mod store;
 
 pub use app::App;
+pub use clock::AppClock;
 #[cfg(feature = "measure")]
 pub use config::DispatchMode;
 pub use config::{AppConfig, EventFormat};
 pub use console::{Console, ConsoleLine, Level};
-pub use durable::{DurableApp, DurableOptions, OnNewCode, Opened, Restoring};
+pub use durable::{DurableApp, DurableOptions, OnNewCode, Opened, Restoring, Submitted};
 pub use elmbox_abi::{AppSettings, ModuleSettings, StdioConfig};
 pub use error::{AppError, Error, FaultSite, PortDirection, Result, Thrown};
 pub use guest::GuestId;

@@ -30,6 +30,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::SystemTime;
 
 use serde_json::Value;
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -347,6 +348,37 @@ impl Pool {
             |app| app.advance_time(ms),
             |app| parse_outputs(app.advance_time_json(ms)?.as_bytes()),
         )
+    }
+
+    /// Sends one event to the app `name` at the wall-clock time `at` (see
+    /// [`App::dispatch_at`]); a durable app records the instant with it.
+    pub fn dispatch_at(
+        &self,
+        name: &str,
+        at: SystemTime,
+        event: impl AsRef<[u8]>,
+    ) -> Result<Vec<Value>> {
+        let event = event.as_ref();
+        self.call(
+            name,
+            |app| app.dispatch_at(at, event),
+            |app| parse_outputs(app.dispatch_json_at(at, event)?.as_bytes()),
+        )
+    }
+
+    /// Moves the app's clock to the wall-clock time `at`, firing the timers
+    /// due by then (see [`App::advance_to`]).
+    pub fn advance_to(&self, name: &str, at: SystemTime) -> Result<Vec<Value>> {
+        self.call(
+            name,
+            |app| app.advance_to(at),
+            |app| parse_outputs(app.advance_to_json(at)?.as_bytes()),
+        )
+    }
+
+    /// When the app's earliest armed timer is due (see [`App::next_due`]).
+    pub fn next_due(&self, name: &str) -> Result<Option<SystemTime>> {
+        self.call(name, |app| Ok(app.next_due()), |app| Ok(app.next_due()))
     }
 
     /// Runs `f` on the app `name`, alone: other calls to the same app wait;

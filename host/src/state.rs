@@ -189,6 +189,7 @@ impl Runtime {
         )?;
         let (store, instance) = app.sandbox()?;
         write_state(store, instance, state)?;
+        app.read_clock();
         Ok(app)
     }
 }

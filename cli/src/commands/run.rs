@@ -6,6 +6,7 @@ use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
@@ -44,8 +45,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "MS")]
     advance_ms: Option<u64>,
 
+    /// The app's clock. `virtual`: time moves only by --advance-ms, so a
+    /// run is reproducible. `wall`: each line is handled at the wall-clock
+    /// instant it is read, and the timers due by then fire within that
+    /// line, once however long ago they came due (as `elmbox serve` runs
+    /// every app).
+    #[arg(long, value_enum, default_value_t = Clock::Virtual, conflicts_with = "advance_ms")]
+    clock: Clock,
+
     #[command(flatten)]
     durable: DurableArgs,
+}
+
+/// `--clock`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Clock {
+    Virtual,
+    Wall,
+}
+
+impl Clock {
+    /// The instant a line read now is handled at: `None` on virtual time.
+    fn now(self) -> Option<SystemTime> {
+        (self == Clock::Wall).then(SystemTime::now)
+    }
 }
 
 /// Keeping the app's state across runs.
@@ -109,7 +132,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &mut output,
         limit,
         first_line,
-        |event, answer| handle(&mut app, event, advance_ms, answer),
+        |event, answer| handle(&mut app, event, advance_ms, args.clock.now(), answer),
     );
     Ok(ExitCode::from(status))
 }
@@ -222,7 +245,11 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
         limit,
         first_line,
         |event, answer| {
-            let sent = durable.submit_event(event)?.ungated()?;
+            let submitted = match args.clock.now() {
+                Some(now) => durable.submit_event_at(now, event)?,
+                None => durable.submit_event(event)?,
+            };
+            let sent = submitted.ungated()?;
             answer.extend_from_slice(sent.as_bytes());
             if advance_ms > 0 {
                 let later = durable.submit_advance(advance_ms)?.ungated()?;
@@ -243,12 +270,21 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
     }
 }
 
-/// Dispatches one event, then advances the clock by `advance_ms`; writes
-/// into `answer` everything the app sent, also before a throw.
-fn handle(app: &mut App, event: &[u8], advance_ms: u64, answer: &mut Vec<u8>) -> Result<(), Error> {
-    let sent = app
-        .dispatch_json(event)
-        .inspect_err(|e| sent_before(e, answer))?;
+/// Dispatches one event (at the wall-clock time `at`, if given), then
+/// advances the clock by `advance_ms`; writes into `answer` everything the
+/// app sent, also before a throw.
+fn handle(
+    app: &mut App,
+    event: &[u8],
+    advance_ms: u64,
+    at: Option<SystemTime>,
+    answer: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let sent = match at {
+        Some(at) => app.dispatch_json_at(at, event),
+        None => app.dispatch_json(event),
+    };
+    let sent = sent.inspect_err(|e| sent_before(e, answer))?;
     answer.extend_from_slice(sent.as_bytes());
     if advance_ms == 0 {
         return Ok(());

@@ -359,6 +359,12 @@ mod tests {
         fn host_options(&self, _: &str) -> Result<Option<String>> {
             unreachable!("the commit thread only commits")
         }
+        fn timer_due(&self, _: &str) -> Result<Option<i64>> {
+            unreachable!("the commit thread only commits")
+        }
+        fn timers_due(&self, _: i64) -> Result<Vec<String>> {
+            unreachable!("the commit thread only commits")
+        }
         fn apps(&self) -> Result<Vec<AppSummary>> {
             unreachable!("the commit thread only commits")
         }

@@ -11,8 +11,11 @@ pub enum Input {
     /// settings say, or `{"port": NAME, "value": VALUE}` with all ports.
     Event(Vec<u8>),
     /// The virtual clock moved forward by this many milliseconds (timers
-    /// due by then fired).
+    /// due by then fired, each at its own instant).
     Advance(u64),
+    /// The app was woken for its timers: its clock moved to the record's
+    /// instant, catching up (what came due by then fired once, then).
+    Wake,
     /// A new version of the app's code was deployed: by replaying the log
     /// through it, or (`fresh`) starting from its `init`. `code` is the
     /// content hash of its code and settings.
@@ -35,7 +38,10 @@ pub enum Outcome {
 pub struct Record {
     /// 1, 2, 3, ... per app.
     pub seq: u64,
-    /// The app's virtual clock (ms since load) when the input arrived.
+    /// The app's clock (ms since load). For an event or a wake, the instant
+    /// it was handled at: the clock moves there first, never backwards, so
+    /// a replay sees the times the first run saw. For an advance, where
+    /// the clock was before it.
     pub clock_ms: u64,
     pub input: Input,
     pub outcome: Outcome,
@@ -51,6 +57,7 @@ impl Record {
             Input::Event(bytes) => (0, bytes.clone()),
             Input::Advance(ms) => (1, ms.to_le_bytes().to_vec()),
             Input::Deploy { code, fresh } => (if *fresh { 3 } else { 2 }, code.as_bytes().to_vec()),
+            Input::Wake => (4, Vec::new()),
         };
         let (outcome_tag, answer) = match self.outcome {
             Outcome::Answered { answer } => (0u8, answer),
@@ -107,6 +114,8 @@ impl Record {
                     .map_err(|_| bad("a deploy record is malformed"))?,
                 fresh: input_tag == 3,
             },
+            4 if payload.is_empty() => Input::Wake,
+            4 => return Err(bad("a wake record is malformed")),
             _ => return Err(bad("a record holds an unknown kind of input")),
         };
         let outcome = match outcome_tag {
@@ -157,6 +166,12 @@ mod tests {
                     fresh: true,
                 },
                 outcome: Outcome::Faulted,
+            },
+            Record {
+                seq: 4,
+                clock_ms: 1_000_000,
+                input: Input::Wake,
+                outcome: Outcome::Answered { answer: 7 },
             },
             Record {
                 seq: 3,

@@ -29,13 +29,14 @@ pub use location::StateLocation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use elmbox_abi::AppSettings;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::app_name;
+use crate::clock::AppClock;
 use crate::config::{host_random, wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
@@ -126,7 +127,7 @@ pub struct DurableApp {
     options: DurableOptions,
     /// The last input recorded.
     seq: u64,
-    /// The app's virtual clock, in ms since it was loaded.
+    /// The app's clock, in ms since it was loaded.
     clock_ms: u64,
     since_snapshot: u64,
     /// Time spent handling inputs since the last snapshot: a replay's cost.
@@ -136,6 +137,9 @@ pub struct DurableApp {
     /// Set while the app is being restored after a fault; shared with
     /// whoever serves it ([`DurableApp::restoring`]).
     restoring: Restoring,
+    /// When the store says the app's earliest timer is due (ms since load,
+    /// `None`: no timer); `None` until known. See [`Write::TimerDue`].
+    kept_due: Option<Option<u64>>,
 }
 
 /// Whether a durable app is being restored after a fault, readable from
@@ -324,6 +328,7 @@ impl DurableApp {
                 let _ = durable.committer.ticket().and_then(|t| t.wait());
                 return Err(e);
             }
+            durable.keep_timer_due(true)?;
             let opened = Opened {
                 created: true,
                 snapshot: Some(0),
@@ -409,6 +414,7 @@ impl DurableApp {
         committer: Arc<Committer>,
         options: DurableOptions,
     ) -> DurableApp {
+        let clock_ms = app.clock().now_ms;
         DurableApp {
             app,
             runtime: runtime.clone(),
@@ -421,12 +427,13 @@ impl DurableApp {
             committer,
             options,
             seq: 0,
-            clock_ms: 0,
+            clock_ms,
             since_snapshot: 0,
             work_since_snapshot: Duration::ZERO,
             snapshot_at: Instant::now(),
             restores: 0,
             restoring: Restoring::default(),
+            kept_due: None,
         }
     }
 
@@ -519,6 +526,9 @@ impl DurableApp {
             opened.replayed += 1;
         }
         durable.seq = log.records.last().map_or(from, |r| r.seq.max(from));
+        let kept = durable.store.timer_due(name)?;
+        durable.kept_due = Some(kept.map(|unix_ms| durable.instant_of_unix_ms(unix_ms)));
+        durable.keep_timer_due(true)?;
         Ok((durable, opened))
     }
 
@@ -530,7 +540,7 @@ impl DurableApp {
             return Ok(());
         }
         // Deploys are replayed by running the newest code from the start.
-        let Some(result) = self.apply(&record.input) else {
+        let Some(result) = self.apply(record.clock_ms, &record.input) else {
             return Ok(());
         };
         let now = outcome(&result);
@@ -547,18 +557,25 @@ impl DurableApp {
         Ok(())
     }
 
-    /// Hands one input to the app, and moves its clock; `None` for a
-    /// deploy, which is no input to the app.
-    fn apply(&mut self, input: &Input) -> Option<Result<String>> {
-        Some(match input {
-            Input::Event(event) => self.app.dispatch_json(event),
-            Input::Advance(ms) => {
-                self.clock_ms += ms;
-                self.app.advance_time_json(*ms)
-            }
+    /// Hands one input to the app at the instant `clock_ms` (an advance:
+    /// from there) and keeps up with its clock; `None` for a deploy, which
+    /// is no input to the app.
+    fn apply(&mut self, clock_ms: u64, input: &Input) -> Option<Result<String>> {
+        let result = match input {
+            Input::Event(event) => self.app.dispatch_json_at_instant(clock_ms, event),
+            Input::Advance(ms) => self.app.advance_time_json(*ms),
+            Input::Wake => self.app.advance_to_instant_json(clock_ms),
             Input::Deploy { .. } => return None,
-        })
+        };
+        self.clock_ms = self.app.clock().now_ms;
+        Some(result)
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
 /// The last deploy in `records` (a fresh one only, with `fresh_only`).
@@ -601,6 +618,47 @@ impl DurableApp {
         self.submit(Input::Advance(ms))
     }
 
+    /// Sends one event at the wall-clock time `at` (see [`App::dispatch_at`])
+    /// and records it with that instant, so that a replay sees the time the
+    /// app saw.
+    pub fn submit_event_at(&mut self, at: SystemTime, event: &[u8]) -> Result<Submitted> {
+        let instant = self.app.clock().instant_at(at);
+        self.submit_at(instant, Input::Event(event.to_vec()))
+    }
+
+    /// Moves the app's clock to the wall-clock time `at`, firing the timers
+    /// due by then (see [`App::advance_to`]), and records it: what a
+    /// scheduler calls at [`DurableApp::next_due`].
+    pub fn submit_advance_to(&mut self, at: SystemTime) -> Result<Submitted> {
+        let instant = self.app.clock().instant_at(at);
+        self.submit_at(instant, Input::Wake)
+    }
+
+    /// [`DurableApp::submit_event_at`], answered once durable.
+    pub fn dispatch_json_at(&mut self, at: SystemTime, event: impl AsRef<[u8]>) -> Result<String> {
+        self.submit_event_at(at, event.as_ref())?.wait()
+    }
+
+    /// [`DurableApp::submit_advance_to`], answered once durable.
+    pub fn advance_to_json(&mut self, at: SystemTime) -> Result<String> {
+        self.submit_advance_to(at)?.wait()
+    }
+
+    /// The app's clock after its last input.
+    pub fn clock(&self) -> AppClock {
+        self.app.clock()
+    }
+
+    /// When the app's earliest armed timer is due, on the wall clock.
+    pub fn next_due(&self) -> Option<SystemTime> {
+        self.app.next_due()
+    }
+
+    /// How many timers the last input fired.
+    pub fn timers_fired(&self) -> u32 {
+        self.app.timers_fired()
+    }
+
     /// One event, answered once it is durable (one commit, shared with
     /// whatever else is committing at the time).
     pub fn dispatch_json(&mut self, event: impl AsRef<[u8]>) -> Result<String> {
@@ -612,11 +670,20 @@ impl DurableApp {
         self.submit_advance(ms)?.wait()
     }
 
+    /// An input at the clock's current instant.
     fn submit(&mut self, input: Input) -> Result<Submitted> {
+        self.submit_at(self.clock_ms, input)
+    }
+
+    /// An input handled at `clock_ms` (an advance: from there), recorded
+    /// with it.
+    fn submit_at(&mut self, clock_ms: u64, input: Input) -> Result<Submitted> {
         self.committer.check()?;
-        let clock_ms = self.clock_ms;
+        let clock_ms = clock_ms.max(self.clock_ms);
         let started = Instant::now();
-        let result = self.apply(&input).expect("deploys are not submitted");
+        let result = self
+            .apply(clock_ms, &input)
+            .expect("deploys are not submitted");
         let outcome = outcome(&result);
         self.seq += 1;
         let seq = self.seq;
@@ -629,6 +696,7 @@ impl DurableApp {
                 outcome,
             },
         })?;
+        self.keep_timer_due(false)?;
         let result = match result {
             Err(cause) if outcome == Outcome::Faulted => {
                 let restoring = self.restoring.clone();
@@ -740,7 +808,7 @@ impl DurableApp {
                 if record.outcome == Outcome::Faulted {
                     continue;
                 }
-                let Some(result) = next.apply(&record.input) else {
+                let Some(result) = next.apply(record.clock_ms, &record.input) else {
                     continue;
                 };
                 if let Some(e) = result.as_ref().err().filter(|e| e.is_fatal()) {
@@ -776,6 +844,7 @@ impl DurableApp {
         deployed.extend(self.host_options_write());
         self.committer.write_together(deployed)?;
         next.snapshot()?;
+        next.keep_timer_due(true)?;
         self.committer.ticket()?.wait()?;
         *self = next;
         Ok(())
@@ -849,7 +918,45 @@ impl DurableApp {
         if self.since_snapshot > 0 {
             self.snapshot()?;
         }
+        self.keep_timer_due(true)?;
         self.committer.ticket()?.wait()
+    }
+
+    /// Keeps in the store when the app's earliest timer is due
+    /// ([`Write::TimerDue`]), if it changed: `exact`ly, or (after each
+    /// input) only if it is now earlier than the kept one. A kept time
+    /// earlier than the timer costs at most a needless wake-up; a later
+    /// one would be a late timer. So a ticking app writes nothing per tick.
+    fn keep_timer_due(&mut self, exact: bool) -> Result<()> {
+        let next = self.app.clock().next_due_ms;
+        let stale = match (self.kept_due, next) {
+            (None, _) => true,
+            (Some(kept), _) if exact => kept != next,
+            (Some(None), Some(_)) => true,
+            (Some(Some(kept)), Some(next)) => next < kept,
+            (Some(_), None) => false,
+        };
+        if !stale {
+            return Ok(());
+        }
+        let clock = self.app.clock();
+        let due_unix_ms = next.map(|ms| unix_ms(clock.wall_time_of(ms)));
+        self.committer.write(Write::TimerDue {
+            app: self.name.clone(),
+            due_unix_ms,
+        })?;
+        self.kept_due = Some(next);
+        Ok(())
+    }
+
+    /// The app's instant at the wall-clock time `unix_ms`, as kept.
+    fn instant_of_unix_ms(&self, unix_ms: i64) -> u64 {
+        let clock = AppClock {
+            now_ms: 0,
+            ..self.app.clock()
+        };
+        let at = UNIX_EPOCH + Duration::from_millis(unix_ms.max(0) as u64);
+        clock.instant_at(at)
     }
 
     /// [`DurableApp::checkpoint`], then the app is gone.

@@ -73,6 +73,10 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE elmbox_leases (
          app text PRIMARY KEY, node text NOT NULL, epoch bigint NOT NULL,
          expires_at timestamptz NOT NULL, address text NOT NULL);",
+    // 3: when each app's earliest timer is due (ms since the Unix epoch),
+    // so that a node can wake an app whose node died.
+    "CREATE TABLE elmbox_timers (app text PRIMARY KEY, due_ms bigint NOT NULL);
+     CREATE INDEX elmbox_timers_due ON elmbox_timers (due_ms);",
 ];
 
 /// Snapshots kept per app: the newest, and one to fall back on.
@@ -831,6 +835,24 @@ impl StateStore for PostgresStore {
         Ok(row.map(|row| row.get(0)))
     }
 
+    fn timer_due(&self, app: &str) -> Result<Option<i64>> {
+        let row = self.row(
+            "reading the app's timer",
+            "SELECT due_ms FROM elmbox_timers WHERE app = $1",
+            &[&app],
+        )?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn timers_due(&self, by_unix_ms: i64) -> Result<Vec<String>> {
+        let rows = self.rows(
+            "reading the timers due",
+            "SELECT app FROM elmbox_timers WHERE due_ms <= $1 ORDER BY due_ms",
+            &[&by_unix_ms],
+        )?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
     fn apps(&self) -> Result<Vec<AppSummary>> {
         let rows = self.rows(
             "listing apps",
@@ -991,10 +1013,25 @@ impl PostgresStore {
                      ON CONFLICT (app) DO UPDATE SET options = excluded.options",
                 )
                 .and_then(|upsert| tx.execute(&upsert, &[app, options])),
+                Write::TimerDue {
+                    app,
+                    due_unix_ms: Some(due),
+                } => prepared(
+                    statements,
+                    &mut tx,
+                    "INSERT INTO elmbox_timers (app, due_ms) VALUES ($1, $2)
+                     ON CONFLICT (app) DO UPDATE SET due_ms = excluded.due_ms",
+                )
+                .and_then(|upsert| tx.execute(&upsert, &[app, due])),
+                Write::TimerDue {
+                    app,
+                    due_unix_ms: None,
+                } => tx.execute("DELETE FROM elmbox_timers WHERE app = $1", &[app]),
                 Write::Remove { app } => [
                     "DELETE FROM elmbox_log WHERE app = $1",
                     "DELETE FROM elmbox_snapshots WHERE app = $1",
                     "DELETE FROM elmbox_host_options WHERE app = $1",
+                    "DELETE FROM elmbox_timers WHERE app = $1",
                     "DELETE FROM elmbox_apps WHERE name = $1",
                 ]
                 .into_iter()

@@ -163,6 +163,8 @@ fn setup(db: &Connection) -> rusqlite::Result<()> {
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS code (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS apps (name TEXT PRIMARY KEY, code TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS timers (app TEXT PRIMARY KEY, due_ms INTEGER NOT NULL)
+             WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS host_options (app TEXT PRIMARY KEY, options TEXT NOT NULL)
              WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS log (
@@ -254,6 +256,27 @@ impl StateStore for SqliteStore {
             .map_err(|e| self.failed("reading the app's host options", e))
     }
 
+    fn timer_due(&self, app: &str) -> Result<Option<i64>> {
+        self.db()
+            .query_row("SELECT due_ms FROM timers WHERE app = ?1", [app], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.failed("reading the app's timer", e))
+    }
+
+    fn timers_due(&self, by_unix_ms: i64) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut query = db
+            .prepare("SELECT app FROM timers WHERE due_ms <= ?1 ORDER BY due_ms")
+            .map_err(|e| self.failed("reading the timers due", e))?;
+        let apps = query
+            .query_map([by_unix_ms], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.failed("reading the timers due", e));
+        apps
+    }
+
     fn apps(&self) -> Result<Vec<AppSummary>> {
         let names: Vec<StoredApp> = {
             let db = self.db();
@@ -308,10 +331,21 @@ impl StateStore for SqliteStore {
                     "INSERT OR REPLACE INTO host_options (app, options) VALUES (?1, ?2)",
                     params![app, options],
                 ),
+                Write::TimerDue {
+                    app,
+                    due_unix_ms: Some(due),
+                } => tx
+                    .prepare_cached("INSERT OR REPLACE INTO timers (app, due_ms) VALUES (?1, ?2)")
+                    .and_then(|mut upsert| upsert.execute(params![app, due])),
+                Write::TimerDue {
+                    app,
+                    due_unix_ms: None,
+                } => tx.execute("DELETE FROM timers WHERE app = ?1", [app]),
                 Write::Remove { app } => [
                     "DELETE FROM log WHERE app = ?1",
                     "DELETE FROM snapshots WHERE app = ?1",
                     "DELETE FROM host_options WHERE app = ?1",
+                    "DELETE FROM timers WHERE app = ?1",
                     "DELETE FROM apps WHERE name = ?1",
                 ]
                 .into_iter()

@@ -32,9 +32,18 @@ pub enum Write {
     /// for it, say): opaque to the store, read back by
     /// [`StateStore::host_options`].
     HostOptions { app: String, options: String },
-    /// The app is gone: its log, snapshots and host options with it (its
-    /// code stays, under its hash).
+    /// The app is gone: its log, snapshots, host options and timer with it
+    /// (its code stays, under its hash).
     Remove { app: String },
+    /// When the app's earliest timer is due, in ms since the Unix epoch by
+    /// the wall clock (`None`: it has none): kept so that whoever opens
+    /// the store knows when to wake the app without opening it, a node
+    /// taking over an app whose node died, say. Never later than the
+    /// timer: a kept time may be early, never late.
+    TimerDue {
+        app: String,
+        due_unix_ms: Option<i64>,
+    },
     /// A snapshot of the app's sandbox after record `seq` (0: after load),
     /// taken from `guest` running the code stored under `code`.
     Snapshot {
@@ -139,6 +148,10 @@ pub trait StateStore: Send + Sync {
     fn app(&self, name: &str) -> Result<Option<StoredApp>>;
     /// What [`Write::HostOptions`] last kept for the app.
     fn host_options(&self, app: &str) -> Result<Option<String>>;
+    /// What [`Write::TimerDue`] last kept for the app.
+    fn timer_due(&self, app: &str) -> Result<Option<i64>>;
+    /// The apps whose kept timer is due by `by_unix_ms`, earliest first.
+    fn timers_due(&self, by_unix_ms: i64) -> Result<Vec<String>>;
     fn apps(&self) -> Result<Vec<AppSummary>>;
     /// Makes `writes` durable, all or none: when this returns, they survive
     /// a crash of the process and of the machine.
@@ -159,6 +172,7 @@ impl Write {
             Write::App { name, .. } => name,
             Write::Record { app, .. }
             | Write::HostOptions { app, .. }
+            | Write::TimerDue { app, .. }
             | Write::Remove { app }
             | Write::Snapshot { app, .. } => app,
         }
