@@ -10,6 +10,7 @@ mod http_mode;
 mod metrics;
 mod options;
 mod routes;
+mod scheduler;
 mod unserved;
 
 use std::future::Future;
@@ -88,8 +89,11 @@ impl Server {
             }),
             None => None,
         };
+        let metrics = Arc::new(metrics::Metrics::new());
+        let for_apps = metrics.clone();
         let hosted =
-            tokio::task::spawn_blocking(move || Hosted::open(&state, pool, node)).await??;
+            tokio::task::spawn_blocking(move || Hosted::open(&state, pool, node, for_apps))
+                .await??;
         Ok(Server {
             listener,
             idle_timeout,
@@ -97,7 +101,7 @@ impl Server {
                 hosted,
                 admin_token: admin_token.filter(|t| !t.is_empty()),
                 response_timeout,
-                metrics: metrics::Metrics::new(),
+                metrics,
             }),
         })
     }
@@ -113,27 +117,25 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = routes::router(self.state.clone());
+        // Until the apps are closed, which stops the scheduler.
+        let timers = self.state.clone();
+        let firing = std::thread::Builder::new()
+            .name("elmbox-wakes".into())
+            .spawn(move || timers.hosted.fire_timers())?;
         let parking = self.idle_timeout.map(|idle| {
-            let state = self.state.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval((idle / 2).max(Duration::from_millis(50)));
-                loop {
-                    every.tick().await;
-                    let state = state.clone();
-                    let _ = tokio::task::spawn_blocking(move || state.hosted.park_idle(idle)).await;
-                }
+            every(&self.state, (idle / 2).max(Duration::from_millis(50)), move |hosted| {
+                hosted.park_idle(idle);
             })
         });
         // Until the apps are closed: their last writes need their leases.
         let renewing = self.state.hosted.lease_time().map(|lease| {
-            let state = self.state.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(lease / 3);
-                loop {
-                    every.tick().await;
-                    let state = state.clone();
-                    let _ = tokio::task::spawn_blocking(move || state.hosted.renew_leases()).await;
-                }
+            every(&self.state, lease / 3, Hosted::renew_leases)
+        });
+        // Apart from the renewals, which a long takeover must not hold up.
+        let waking = self.state.hosted.lease_time().map(|lease| {
+            every(&self.state, lease / 3, move |hosted| {
+                // Due before the next look: taken over in time.
+                hosted.take_over_due_timers(std::time::SystemTime::now() + lease / 3)
             })
         });
         axum::serve(self.listener, app)
@@ -142,12 +144,34 @@ impl Server {
         if let Some(parking) = parking {
             parking.abort();
         }
+        if let Some(waking) = waking {
+            waking.abort();
+        }
         let state = self.state;
         let closed = tokio::task::spawn_blocking(move || state.hosted.close()).await;
         if let Some(renewing) = renewing {
             renewing.abort();
         }
+        let _ = firing.join();
         closed??;
         Ok(())
     }
+}
+
+/// Calls `work` on the hosted apps every `period`, on a blocking thread,
+/// one call at a time, until the task is aborted.
+fn every(
+    state: &Arc<ServerState>,
+    period: Duration,
+    work: impl Fn(&Hosted) + Clone + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            let (state, work) = (state.clone(), work.clone());
+            let _ = tokio::task::spawn_blocking(move || work(&state.hosted)).await;
+        }
+    })
 }

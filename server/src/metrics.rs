@@ -1,7 +1,8 @@
 //! `GET /metrics` in the Prometheus text format ([`Metrics`]): per app,
 //! events, errors, restores, the latency from taking an event to releasing
-//! its answer, linear memory and QuickJS heap (read when scraped); per
-//! process, resident memory and the apps served.
+//! its answer, timers fired and how late the app was woken for them,
+//! linear memory and QuickJS heap (read when scraped); per process,
+//! resident memory and the apps served.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,15 +33,24 @@ pub struct Metrics {
     errors: Family<App, Counter>,
     restores: Family<App, Counter>,
     latency: Latency,
+    timers_fired: Family<App, Counter>,
+    timer_lateness: Latency,
     linear_memory: Family<App, Gauge>,
     js_heap: Family<App, Gauge>,
     rss: Gauge,
     apps: Gauge,
+    apps_with_timers: Gauge,
 }
 
 /// 50 µs to ~1.6 s: a durable answer takes at least one fsync (~170 µs).
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(50e-6, 2.0, 16))
+}
+
+/// 100 µs to ~6.5 s: a wake is late by the scheduler's reaction (well under
+/// a millisecond), the app's queue of events before it, or a gap.
+fn lateness_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(100e-6, 2.0, 17))
 }
 
 impl Metrics {
@@ -76,6 +86,18 @@ impl Metrics {
             "From taking an event to releasing its answer, once durable",
             Family::new_with_constructor(latency_histogram as fn() -> Histogram),
         );
+        let timers_fired = add(
+            r,
+            "timers_fired",
+            "Timers of the app that came due and fired (Process.sleep, Time.every)",
+            Family::default(),
+        );
+        let timer_lateness = add(
+            r,
+            "timer_lateness_seconds",
+            "How late the app was woken for its earliest due timer",
+            Family::new_with_constructor(lateness_histogram as fn() -> Histogram),
+        );
         let linear_memory = add(
             r,
             "linear_memory_bytes",
@@ -100,12 +122,21 @@ impl Metrics {
             "Apps in memory (not parked)",
             Gauge::default(),
         );
+        let apps_with_timers = add(
+            r,
+            "apps_with_timers",
+            "Apps with a timer armed, parked ones included",
+            Gauge::default(),
+        );
         Metrics {
             registry,
+            apps_with_timers,
             events,
             errors,
             restores,
             latency,
+            timers_fired,
+            timer_lateness,
             linear_memory,
             js_heap,
             rss,
@@ -126,6 +157,22 @@ impl Metrics {
         }
     }
 
+    /// `fired` timers of `app` came due and fired in one of its inputs.
+    pub fn timers_fired(&self, app: &str, fired: u32) {
+        if fired > 0 {
+            self.timers_fired
+                .get_or_create(&label(app))
+                .inc_by(fired.into());
+        }
+    }
+
+    /// `app` was woken for its timers `seconds` after the earliest was due.
+    pub fn woken_late(&self, app: &str, seconds: f64) {
+        self.timer_lateness
+            .get_or_create(&label(app))
+            .observe(seconds);
+    }
+
     /// The app is gone: its series go with it.
     pub fn forget(&self, app: &str) {
         let app = label(app);
@@ -133,12 +180,15 @@ impl Metrics {
         self.errors.remove(&app);
         self.restores.remove(&app);
         self.latency.remove(&app);
+        self.timers_fired.remove(&app);
+        self.timer_lateness.remove(&app);
         self.linear_memory.remove(&app);
         self.js_heap.remove(&app);
     }
 
     /// The text a scrape gets, with memory as `memory` says it is now.
-    pub fn render(&self, memory: &[(String, MemoryStats)]) -> String {
+    pub fn render(&self, memory: &[(String, MemoryStats)], apps_with_timers: usize) -> String {
+        self.apps_with_timers.set(apps_with_timers as i64);
         // Parked apps have no memory to show.
         self.linear_memory.clear();
         self.js_heap.clear();

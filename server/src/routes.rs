@@ -29,7 +29,7 @@ pub struct ServerState {
     /// `None`: the admin API is off.
     pub admin_token: Option<String>,
     pub response_timeout: Duration,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 type Shared = Arc<ServerState>;
@@ -307,7 +307,12 @@ async fn event(state: &ServerState, name: &str, body: Bytes) -> Response {
 
 /// The Prometheus text format.
 async fn metrics(State(state): State<Shared>) -> Response {
-    let text = blocking(move || Ok(state.metrics.render(&state.hosted.memory()))).await;
+    let text = blocking(move || {
+        Ok(state
+            .metrics
+            .render(&state.hosted.memory(), state.hosted.apps_with_timers()))
+    })
+    .await;
     match text {
         Ok(text) => (
             [(

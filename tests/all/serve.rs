@@ -4,190 +4,15 @@
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use elmbox_tests::{
-    elm_like, elmbox, elmbox_bin, fixture, spawn_listening, stderr, unruly_app, Listening,
-};
+use elmbox_tests::{elm_like, elmbox, fixture, stderr, unruly_app};
 use serde_json::{json, Value};
 
 use crate::support::PgServer;
 
-const TOKEN: &str = "test-token";
-
-/// A fresh, empty scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A running `elmbox serve`; killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-    http: ureq::Agent,
-}
-
-impl Served {
-    /// On the state directory or database `state`.
-    fn start(state: impl AsRef<OsStr>) -> Served {
-        Served::start_with(state, Some(TOKEN), &[])
-    }
-
-    fn start_with(state: impl AsRef<OsStr>, token: Option<&str>, args: &[&str]) -> Served {
-        let mut command = Command::new(elmbox_bin());
-        command.env_remove("ELMBOX_ADMIN_TOKEN");
-        if let Some(token) = token {
-            command.env("ELMBOX_ADMIN_TOKEN", token);
-        }
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--state"])
-            .arg(state)
-            .args(args)
-            .env("RUST_LOG", "info");
-        let Listening { child, url, log } = spawn_listening(&mut command);
-        // A connection per request: the server closes a connection whose
-        // request it refused before reading its body (an admin upload
-        // without the token), and a pooled one would then be reused closed.
-        let http = ureq::Agent::config_builder()
-            .max_idle_connections(0)
-            .http_status_as_error(false)
-            // A node's 307 to another is for the tests to see.
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        Served {
-            child,
-            url,
-            log,
-            http,
-        }
-    }
-
-    fn deploy(&self, name: &str, query: &str, source: &[u8]) -> (u16, String) {
-        let url = format!("{}/_elmbox/apps/{name}{query}", self.url);
-        let response = self
-            .http
-            .put(&url)
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .send(source);
-        read(response)
-    }
-
-    fn event(&self, name: &str, body: &str) -> (u16, String) {
-        let url = format!("{}/apps/{name}/events", self.url);
-        read(self.http.post(&url).send(body))
-    }
-
-    /// An event, and the `Location` of a redirect.
-    fn event_located(&self, name: &str, body: &str) -> (u16, Option<String>, String) {
-        let url = format!("{}/apps/{name}/events", self.url);
-        let mut response = self.http.post(&url).send(body).expect("the server answers");
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_string());
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, location, text)
-    }
-
-    /// Sends the process `signal` (`STOP`, `CONT`).
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{signal}");
-    }
-
-    fn admin_get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        let mut request = self.http.get(format!("{}/_elmbox/{path}", self.url));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        read(request.call())
-    }
-
-    /// The count in a counter's answer.
-    fn count(&self, name: &str, body: &str) -> u64 {
-        let (status, answer) = self.event(name, body);
-        assert_eq!(status, 200, "{answer}\n{}", self.log());
-        count(&answer)
-    }
-
-    /// `GET /metrics`.
-    fn metrics(&self) -> String {
-        let (status, text) = read(self.http.get(format!("{}/metrics", self.url)).call());
-        assert_eq!(status, 200, "{text}");
-        text
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits until the server's log says `words` (it is read by a thread
-    /// of its own), for up to 10 s.
-    fn wait_for_log(&self, words: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(words) {
-            assert!(
-                Instant::now() < deadline,
-                "no `{words}` in:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGTERM, and the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, String) {
-    let mut response = response.expect("the server answers");
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    (status, body)
-}
-
-fn count(answer: &str) -> u64 {
-    let value: Value = serde_json::from_str(answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
-    value[0]["count"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{answer}"))
-}
+use crate::served::{count, read, scratch, Served, TOKEN};
 
 fn counter_js() -> Vec<u8> {
     std::fs::read(fixture("counter")).expect("make fixtures")
@@ -196,7 +21,7 @@ fn counter_js() -> Vec<u8> {
 #[test]
 fn apps_are_deployed_called_and_removed_over_http() {
     let dir = scratch("basics");
-    let server = Served::start(&dir.join("state"));
+    let server = Served::start(dir.join("state"));
     assert_eq!(
         read(server.http.get(format!("{}/healthz", server.url)).call()).0,
         200
@@ -303,7 +128,7 @@ fn apps_are_deployed_called_and_removed_over_http() {
 #[test]
 fn without_a_token_the_admin_api_is_off() {
     let dir = scratch("no-token");
-    let server = Served::start_with(&dir.join("state"), None, &[]);
+    let server = Served::start_with(dir.join("state"), None, &[]);
     let (status, why) = server.deploy("counter", "", &counter_js());
     assert_eq!(status, 403, "{why}");
     assert!(why.contains("the admin API is off"), "{why}");
@@ -313,7 +138,7 @@ fn without_a_token_the_admin_api_is_off() {
 #[test]
 fn a_new_version_replays_the_log_or_is_refused_with_409() {
     let dir = scratch("versions");
-    let server = Served::start(&dir.join("state"));
+    let server = Served::start(dir.join("state"));
     let v1 = elm_like(
         "var subs = [], n = 0;
          function init() { return { ports: {
@@ -346,7 +171,7 @@ fn a_new_version_replays_the_log_or_is_refused_with_409() {
 #[test]
 fn a_faulting_app_is_restored_and_its_neighbours_never_notice() {
     let dir = scratch("faults");
-    let server = Served::start(&dir.join("state"));
+    let server = Served::start(dir.join("state"));
     let limits = "?deadline-ms=1000&max-memory-mb=32";
     assert_eq!(
         server.deploy("unruly", limits, unruly_app().as_bytes()).0,
@@ -416,7 +241,7 @@ fn laborious_app() -> String {
 #[test]
 fn while_an_app_is_restored_its_requests_get_503_with_retry_after() {
     let dir = scratch("restoring");
-    let server = Served::start(&dir.join("state"));
+    let server = Served::start(dir.join("state"));
     assert_eq!(
         server.deploy("laborious", "", laborious_app().as_bytes()).0,
         201
@@ -486,7 +311,7 @@ fn while_an_app_is_restored_its_requests_get_503_with_retry_after() {
 #[test]
 fn a_flood_to_one_app_is_answered_in_order_and_none_lost() {
     let dir = scratch("flood");
-    let server = Served::start(&dir.join("state"));
+    let server = Served::start(dir.join("state"));
     assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
     let clients: Vec<_> = (0..16)
         .map(|client| {
@@ -524,7 +349,7 @@ fn a_flood_to_one_app_is_answered_in_order_and_none_lost() {
 #[test]
 fn malformed_http_and_vanishing_clients_leave_the_server_serving() {
     let dir = scratch("malformed");
-    let server = Served::start(&dir.join("state"));
+    let server = Served::start(dir.join("state"));
     assert_eq!(server.deploy("counter", "", &counter_js()).0, 201);
     let address = server.url.trim_start_matches("http://").to_string();
     let raw = |bytes: &[u8]| -> String {
@@ -672,7 +497,7 @@ fn web_app() -> String {
 fn http_mode_serves_requests_and_long_polls() {
     let dir = scratch("http-mode");
     let server = Served::start_with(
-        &dir.join("state"),
+        dir.join("state"),
         Some(TOKEN),
         &["--response-timeout-ms", "700"],
     );

@@ -6,6 +6,11 @@
 //! The owner does not wait for an event to be durable before the next: the
 //! commit thread releases each answer when its event is.
 //!
+//! Every app runs on the wall clock: each event is handled at the instant
+//! its owner takes it, and the one [`Scheduler`] tells the owner when the
+//! app's earliest timer is due, so that the owner wakes it then, behind the
+//! events queued before (see `scheduler.rs`).
+//!
 //! Everything here blocks (loading an app compiles nothing, but replays its
 //! log); the routes call it from tokio's blocking threads, except
 //! [`Hosted::send`], which only queues. What the admin API shows of an app
@@ -15,19 +20,21 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use elmbox::durable::commit::Committer;
 use elmbox::durable::store::{StateStore, Write};
 use elmbox::durable::StateLocation;
 use elmbox::{
     app_name, Console, DurableApp, DurableOptions, Error, EventFormat, OnNewCode, Pool, PoolConfig,
-    Restoring,
+    Restoring, Submitted,
 };
 use tokio::sync::oneshot;
 
 use crate::http_mode::Pending;
+use crate::metrics::Metrics;
 use crate::options::{AppOptions, Deploy};
+use crate::scheduler::{Fired, Scheduler};
 use crate::unserved::{Unserved, UnservedApp};
 
 mod info;
@@ -79,6 +86,11 @@ pub struct Hosted {
     unserved: Unserved,
     /// Deploys and removals, one at a time.
     admin: Mutex<()>,
+    /// When each app's earliest timer is due, parked apps' too.
+    scheduler: Arc<Scheduler>,
+    /// What the scheduler fires, until [`Hosted::fire_timers`] takes it.
+    fired: Mutex<Option<mpsc::Receiver<Fired>>>,
+    metrics: Arc<Metrics>,
 }
 
 enum Slot {
@@ -98,7 +110,7 @@ enum Previous {
 
 /// An app's owner thread, and how the app is served.
 struct Owner {
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<Work>,
     thread: JoinHandle<()>,
     options: AppOptions,
     /// In HTTP mode, the requests waiting for a response.
@@ -107,9 +119,15 @@ struct Owner {
     restoring: Restoring,
 }
 
-struct Event {
-    body: Vec<u8>,
-    reply: oneshot::Sender<Result<String, Error>>,
+/// What an owner thread takes, in order.
+enum Work {
+    /// An event from a client, answered once durable.
+    Event {
+        body: Vec<u8>,
+        reply: oneshot::Sender<Result<String, Error>>,
+    },
+    /// The app's earliest timer came due.
+    Wake(Fired),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,6 +148,7 @@ impl Hosted {
         location: &StateLocation,
         pool: PoolConfig,
         node: Option<Node>,
+        metrics: Arc<Metrics>,
     ) -> Result<Hosted, Error> {
         let store = location.open()?;
         if node.is_some() && store.leases().is_none() {
@@ -138,6 +157,9 @@ impl Hosted {
             )));
         }
         let committer = Arc::new(Committer::start(store.clone(), None));
+        let (fire, fired) = mpsc::channel();
+        let scheduler = Scheduler::start(fire)
+            .map_err(|e| Error::Config(format!("cannot start the timer thread: {e}")))?;
         let hosted = Hosted {
             pool: Arc::new(Pool::new(pool)?),
             store: store.clone(),
@@ -148,6 +170,9 @@ impl Hosted {
             apps: Mutex::default(),
             unserved: Unserved::default(),
             admin: Mutex::default(),
+            scheduler: Arc::new(scheduler),
+            fired: Mutex::new(Some(fired)),
+            metrics,
         };
         for summary in store.apps()? {
             let name = summary.app.name;
@@ -235,17 +260,24 @@ impl Hosted {
     fn serve(&self, app: DurableApp, options: AppOptions) -> Result<(), Error> {
         let name = app.name().to_string();
         let restoring = app.restoring();
+        // Due in the past after a restart, a takeover or a wake: it fires
+        // at once, and the app catches up.
+        let due = app.next_due();
         self.pool.insert_durable(app)?;
         let (events, queue) = mpsc::channel();
-        let pool = self.pool.clone();
-        let owner_name = name.clone();
         let pending = options.http.then(|| Arc::new(Pending::new(&name)));
-        let routes = pending.clone();
+        let owner = Owning {
+            pool: self.pool.clone(),
+            name: name.clone(),
+            routes: pending.clone(),
+            scheduler: self.scheduler.clone(),
+            metrics: self.metrics.clone(),
+        };
         // Not named after the app: a thread's name is no place for text
         // that comes from outside.
         let thread = std::thread::Builder::new()
             .name("elmbox-app".into())
-            .spawn(move || own(&pool, &owner_name, queue, routes));
+            .spawn(move || owner.run(queue));
         let thread = match thread {
             Ok(thread) => thread,
             Err(e) => {
@@ -255,7 +287,7 @@ impl Hosted {
         };
         self.unserved.forget(&name);
         lock(&self.apps).insert(
-            name,
+            name.clone(),
             Slot::Serving(Owner {
                 events,
                 thread,
@@ -265,7 +297,48 @@ impl Hosted {
                 restoring,
             }),
         );
+        // Once it is served: a wake that fires now finds its owner.
+        self.scheduler.set(&name, due);
         Ok(())
+    }
+
+    /// Hands each app whose timer came due to its owner, until the
+    /// scheduler stops (at [`Hosted::close`]); a parked app is woken
+    /// first. Runs on a thread of its own: a wake reads the app's store.
+    pub fn fire_timers(&self) {
+        let Some(fired) = lock(&self.fired).take() else {
+            return;
+        };
+        for due in fired {
+            self.fire(due);
+        }
+    }
+
+    /// How many apps have a timer armed, parked ones included.
+    pub fn apps_with_timers(&self) -> usize {
+        self.scheduler.len()
+    }
+
+    fn fire(&self, fired: Fired) {
+        let mut apps = lock(&self.apps);
+        match apps.get_mut(&fired.app) {
+            Some(Slot::Serving(owner)) => {
+                // A timer is use: an app woken more often than the idle
+                // timeout is never idle.
+                owner.last_used = Instant::now();
+                let _ = owner.events.send(Work::Wake(fired));
+            }
+            Some(Slot::Parked(_)) => {
+                drop(apps);
+                // Once served, the app's due timer is set again, and fires.
+                if let Err(e) = self.wake(&fired.app) {
+                    tracing::error!(app = %fired.app, error = %e, "waking for a timer");
+                }
+            }
+            // Being deployed, woken or taken over: what comes of it sets its
+            // timer anew when it is served.
+            Some(Slot::Busy) | None => {}
+        }
     }
 
     /// Whether `name` is served in HTTP mode, with its waiting requests.
@@ -309,7 +382,7 @@ impl Hosted {
         let (reply, answer) = oneshot::channel();
         owner
             .events
-            .send(Event { body, reply })
+            .send(Work::Event { body, reply })
             .map_err(|_| HostError::Busy(format!("`{name}` has stopped; try again")))?;
         Ok(answer)
     }
@@ -467,12 +540,16 @@ impl Hosted {
     /// waiting are not idle. Returns how many were parked.
     pub fn park_idle(&self, idle: Duration) -> usize {
         let _admin = lock(&self.admin);
+        // An app whose timer is due within `idle` would be woken about as
+        // soon as it was parked.
+        let soon = SystemTime::now() + idle;
         let idle_ones: Vec<String> = lock(&self.apps)
             .iter()
             .filter_map(|(name, slot)| match slot {
                 Slot::Serving(owner)
                     if owner.last_used.elapsed() >= idle
-                        && owner.pending.as_ref().is_none_or(|p| p.is_empty()) =>
+                        && owner.pending.as_ref().is_none_or(|p| p.is_empty())
+                        && self.scheduler.due(name).is_none_or(|due| due > soon) =>
                 {
                     Some(name.clone())
                 }
@@ -483,7 +560,11 @@ impl Hosted {
         for name in idle_ones {
             let _settle = SettleOnPanic(self, &name);
             let closed = match self.stop(&name) {
-                Ok(Some(Previous::Serving(app, options))) => app.close().map(|()| options),
+                Ok(Some(Previous::Serving(app, options))) => {
+                    // Kept while it is parked, so that its timer wakes it.
+                    self.scheduler.set(&name, app.next_due());
+                    app.close().map(|()| options)
+                }
                 Ok(other) => {
                     self.restart(&name, other, HostError::NotFound(name.clone()));
                     continue;
@@ -549,6 +630,7 @@ impl Hosted {
             return stopped.map(drop);
         }
         lock(&self.apps).remove(name);
+        self.scheduler.set(name, None);
         let committer = self.committer(name);
         let removed = match stopped? {
             Some(Previous::Serving(app, _)) => app.remove().map_err(internal),
@@ -633,6 +715,8 @@ impl Hosted {
     /// Stops every owner (their queued events answered first), snapshots
     /// every app, and waits until all of it is durable.
     pub fn close(&self) -> Result<(), Error> {
+        // No more wakes: what is due is due after the restart too.
+        self.scheduler.stop();
         let _admin = lock(&self.admin);
         let slots: Vec<(String, Slot)> = lock(&self.apps).drain().collect();
         for (name, slot) in slots {
@@ -682,27 +766,92 @@ fn is_load_error(e: &Error) -> bool {
     ) || e.is_fatal()
 }
 
-/// The owner thread of app `name`: its events, in order, until the queue
-/// is closed and empty. In HTTP mode each answer's responses go to their
-/// requests once the event is durable, whether or not its own client is
-/// still there.
-fn own(pool: &Pool, name: &str, queue: mpsc::Receiver<Event>, routes: Option<Arc<Pending>>) {
-    while let Ok(Event { body, reply }) = queue.recv() {
-        match pool.with_durable(name, |app| app.submit_event(&body)) {
-            Ok(submitted) => {
-                let routes = routes.clone();
-                // If the commit thread has stopped, `reply` is dropped with
-                // the closure and the client hears the app is unavailable.
-                let _ = submitted.when_durable(move |answer| {
-                    if let (Some(routes), Ok(outputs)) = (&routes, &answer) {
-                        routes.route(outputs);
+/// What the owner thread of one app works with.
+struct Owning {
+    pool: Arc<Pool>,
+    name: String,
+    /// In HTTP mode, the requests waiting for a response.
+    routes: Option<Arc<Pending>>,
+    scheduler: Arc<Scheduler>,
+    metrics: Arc<Metrics>,
+}
+
+impl Owning {
+    /// The owner thread: the app's events and wakes, in order, until the
+    /// queue is closed and empty. Each is handled at the wall clock's
+    /// instant when it is taken. In HTTP mode each answer's responses go to
+    /// their requests once the input is durable, whether or not its own
+    /// client is still there.
+    fn run(self, queue: mpsc::Receiver<Work>) {
+        while let Ok(work) = queue.recv() {
+            let now = SystemTime::now();
+            match work {
+                Work::Event { body, reply } => {
+                    let submitted = self.submit(|app| app.submit_event_at(now, &body));
+                    match submitted {
+                        Ok(submitted) => {
+                            let routes = self.routes.clone();
+                            // If the commit thread has stopped, `reply` is
+                            // dropped with the closure and the client hears
+                            // the app is unavailable.
+                            let _ = submitted.when_durable(move |answer| {
+                                if let (Some(routes), Ok(outputs)) = (&routes, &answer) {
+                                    routes.route(outputs);
+                                }
+                                let _ = reply.send(answer);
+                            });
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
                     }
-                    let _ = reply.send(answer);
-                });
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
+                }
+                Work::Wake(fired) => self.wake(fired, now),
             }
         }
+    }
+
+    /// Wakes the app for its timers at `now`, unless an event caught up
+    /// with them since they fired; nobody waits for the wake to be durable.
+    fn wake(&self, fired: Fired, now: SystemTime) {
+        let due = self.pool.next_due(&self.name).ok().flatten();
+        let Some(due) = due.filter(|&due| due <= now) else {
+            self.scheduler.set(&self.name, due);
+            return;
+        };
+        let late = now.duration_since(fired.due.min(due)).unwrap_or_default();
+        self.metrics.woken_late(&self.name, late.as_secs_f64());
+        match self.submit(|app| app.submit_advance_to(now)) {
+            Ok(submitted) => {
+                let routes = self.routes.clone();
+                let name = self.name.clone();
+                let _ = submitted.when_durable(move |answer| match (&routes, answer) {
+                    (Some(routes), Ok(outputs)) => routes.route(&outputs),
+                    (None, Ok(outputs)) if outputs != "[]" => {
+                        tracing::debug!(app = %name, %outputs, "sent by a timer, with no request to answer")
+                    }
+                    (_, Ok(_)) => {}
+                    (_, Err(e)) => tracing::warn!(app = %name, error = %e, "a timer's wake"),
+                });
+            }
+            Err(e) => tracing::warn!(app = %self.name, error = %e, "a timer's wake"),
+        }
+    }
+
+    /// Hands one input to the app, then tells the scheduler when its next
+    /// timer is due and the metrics what fired.
+    fn submit(
+        &self,
+        input: impl FnOnce(&mut DurableApp) -> Result<Submitted, Error>,
+    ) -> Result<Submitted, Error> {
+        let mut next_due = None;
+        let submitted = self.pool.with_durable(&self.name, |app| {
+            let submitted = input(app);
+            next_due = app.next_due();
+            self.metrics.timers_fired(&self.name, app.timers_fired());
+            submitted
+        });
+        self.scheduler.set(&self.name, next_due);
+        submitted
     }
 }

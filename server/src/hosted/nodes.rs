@@ -2,7 +2,7 @@
 //! leases, where a request for an app served elsewhere goes, taking an app
 //! over, and dropping an app whose lease or commits were lost.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use elmbox::durable::store::{Acquired, LeaseHolder};
 use elmbox::Error;
@@ -190,6 +190,34 @@ impl Hosted {
         }
     }
 
+    /// Takes over every app whose timer is due by `by` (as the store keeps
+    /// it) that no live node holds: an app whose node died wakes for its
+    /// timers on another, without waiting for a request.
+    pub fn take_over_due_timers(&self, by: SystemTime) {
+        if self.node.is_none() {
+            return;
+        }
+        let by_unix_ms = by
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let due = match self.store.timers_due(by_unix_ms) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the timers due");
+                return;
+            }
+        };
+        for name in due {
+            if self.has(&name) {
+                continue;
+            }
+            if let Ok(Located::TakeOver) = self.locate(&name) {
+                tracing::info!(app = %name, "a timer is due and no live node holds it");
+                self.take_over(&name);
+            }
+        }
+    }
+
     /// Stops serving `name`, whose lease this node lost, writing nothing
     /// more for it.
     ///
@@ -226,6 +254,8 @@ impl Hosted {
             let _ = owner.thread.join();
             let _ = self.pool.take_durable(name);
         }
+        // Its timers are the next holder's now.
+        self.scheduler.set(name, None);
         // Its commit thread stops; a new lease starts a new one.
         drop(committer);
         true
