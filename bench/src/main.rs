@@ -30,6 +30,7 @@ mod modules;
 mod pool;
 mod serve;
 mod startup;
+mod ticking;
 
 /// The smallest app in the shape of Elm output.
 const EMPTY_APP: &[u8] = b"this.Elm = { Main: { init: function () { return { ports: { onEvent: { send: function () {} }, respond: { subscribe: function () {} } } }; } } };";
@@ -60,10 +61,11 @@ fn main() -> anyhow::Result<()> {
             Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
             Some("startup") => print!("{}", startup::section(&root)?),
             Some("pool") => print!("{}", pool::section(&root)?),
+            Some("ticking") => print!("{}", ticking::section(&root)?),
             Some("elm-analyse") => print!("{}", elm_analyse::section(&root, &Runtime::new()?)?),
             Some("throughput") => print!("{}", throughput_section(&root, &Runtime::new()?)?),
             other => bail!(
-                "no section {other:?}: throughput, serve, durable, startup, pool or elm-analyse"
+                "no section {other:?}: throughput, serve, durable, startup, pool, ticking or elm-analyse"
             ),
         }
         return Ok(());
@@ -71,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let out = match std::env::args().nth(1) {
         Some(flag) if flag.starts_with('-') => {
             bail!(
-                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|durable|startup|pool|elm-analyse (not {flag})"
+                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|durable|startup|pool|ticking|elm-analyse (not {flag})"
             )
         }
         Some(out) => PathBuf::from(out),
@@ -101,6 +103,9 @@ fn main() -> anyhow::Result<()> {
 
     writeln!(doc, "\n## Serving over HTTP\n")?;
     doc.push_str(&serve::section(&root)?);
+
+    writeln!(doc, "\n## Apps on the wall clock: 1,000 ticking apps\n")?;
+    doc.push_str(&ticking::section(&root)?);
 
     writeln!(doc, "\n## A real program: elm-analyse\n")?;
     doc.push_str(&elm_analyse::section(&root, &runtime)?);

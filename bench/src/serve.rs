@@ -16,13 +16,13 @@ use elmbox_tests::PgServer;
 
 use crate::fixtures;
 
-const TOKEN: &str = "bench";
+pub(crate) const TOKEN: &str = "bench";
 const SECONDS: u64 = 5;
 const RUN_EVENTS: usize = 50_000;
 const MANY_APPS: usize = 100;
 
 /// The `elmbox` binary `make bench` built.
-fn elmbox_bin(root: &Path) -> PathBuf {
+pub(crate) fn elmbox_bin(root: &Path) -> PathBuf {
     root.join("target/release/elmbox")
 }
 
@@ -32,18 +32,18 @@ fn oha(root: &Path) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("elmbox-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
 /// A running server, stopped when dropped.
-struct Served {
-    child: Child,
-    url: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     /// Its state directory, removed when dropped (none for a database).
-    state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
 }
 
 impl Served {
@@ -56,7 +56,11 @@ impl Served {
     }
 
     /// A server on `state` (a directory or a database's URL), with `args`.
-    fn start_on(root: &Path, state: &std::ffi::OsStr, args: &[&str]) -> anyhow::Result<Served> {
+    pub(crate) fn start_on(
+        root: &Path,
+        state: &std::ffi::OsStr,
+        args: &[&str],
+    ) -> anyhow::Result<Served> {
         let mut child = Command::new(elmbox_bin(root))
             .args(["serve", "--listen", "127.0.0.1:0", "--state"])
             .arg(state)
@@ -171,7 +175,7 @@ struct Load {
 }
 
 /// CPU time (user + system) the process `pid` has used so far.
-fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
+pub(crate) fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat

@@ -1,5 +1,7 @@
 //! Memory figures, and the verdict on whether memory stays bounded.
 
+use std::time::Duration;
+
 use elmbox_abi::MemoryReport;
 
 /// One app's memory at one moment.
@@ -43,6 +45,20 @@ impl MemoryStats {
 /// Resident set size of this process, where the OS reports it.
 pub fn process_rss_bytes() -> Option<u64> {
     memory_stats::memory_stats().map(|m| m.physical_mem as u64)
+}
+
+/// CPU time the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec to fill.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0;
+    match ok {
+        true => Duration::new(now.tv_sec as u64, now.tv_nsec as u32),
+        false => Duration::ZERO,
+    }
 }
 
 /// Least-squares slope of `bytes` against `events`: bytes gained per event.

@@ -123,14 +123,20 @@ impl Server {
             .name("elmbox-wakes".into())
             .spawn(move || timers.hosted.fire_timers())?;
         let parking = self.idle_timeout.map(|idle| {
-            every(&self.state, (idle / 2).max(Duration::from_millis(50)), move |hosted| {
-                hosted.park_idle(idle);
-            })
+            every(
+                &self.state,
+                (idle / 2).max(Duration::from_millis(50)),
+                move |hosted| {
+                    hosted.park_idle(idle);
+                },
+            )
         });
         // Until the apps are closed: their last writes need their leases.
-        let renewing = self.state.hosted.lease_time().map(|lease| {
-            every(&self.state, lease / 3, Hosted::renew_leases)
-        });
+        let renewing = self
+            .state
+            .hosted
+            .lease_time()
+            .map(|lease| every(&self.state, lease / 3, Hosted::renew_leases));
         // Apart from the renewals, which a long takeover must not hold up.
         let waking = self.state.hosted.lease_time().map(|lease| {
             every(&self.state, lease / 3, move |hosted| {

@@ -40,6 +40,7 @@ pub struct Metrics {
     rss: Gauge,
     apps: Gauge,
     apps_with_timers: Gauge,
+    commits: Counter,
 }
 
 /// 50 µs to ~1.6 s: a durable answer takes at least one fsync (~170 µs).
@@ -128,9 +129,16 @@ impl Metrics {
             "Apps with a timer armed, parked ones included",
             Gauge::default(),
         );
+        let commits = add(
+            r,
+            "store_commits",
+            "Commits the store made (each one sync of the disk, many inputs in each)",
+            Counter::default(),
+        );
         Metrics {
             registry,
             apps_with_timers,
+            commits,
             events,
             errors,
             restores,
@@ -186,9 +194,18 @@ impl Metrics {
         self.js_heap.remove(&app);
     }
 
-    /// The text a scrape gets, with memory as `memory` says it is now.
-    pub fn render(&self, memory: &[(String, MemoryStats)], apps_with_timers: usize) -> String {
+    /// The text a scrape gets, with memory as `memory` says it is now, and
+    /// the apps with timers and the store's commits as they are now.
+    pub fn render(
+        &self,
+        memory: &[(String, MemoryStats)],
+        apps_with_timers: usize,
+        commits: u64,
+    ) -> String {
         self.apps_with_timers.set(apps_with_timers as i64);
+        // A counter only goes up: what it lacks of the store's count.
+        self.commits
+            .inc_by(commits.saturating_sub(self.commits.get()));
         // Parked apps have no memory to show.
         self.linear_memory.clear();
         self.js_heap.clear();

@@ -308,9 +308,12 @@ async fn event(state: &ServerState, name: &str, body: Bytes) -> Response {
 /// The Prometheus text format.
 async fn metrics(State(state): State<Shared>) -> Response {
     let text = blocking(move || {
-        Ok(state
-            .metrics
-            .render(&state.hosted.memory(), state.hosted.apps_with_timers()))
+        let hosted = &state.hosted;
+        Ok(state.metrics.render(
+            &hosted.memory(),
+            hosted.apps_with_timers(),
+            hosted.commits(),
+        ))
     })
     .await;
     match text {

@@ -37,7 +37,10 @@ struct Shared {
 
 #[derive(Default)]
 struct Queue {
-    due: HashMap<String, SystemTime>,
+    /// Each app's due time, and whether it is still in `order` (not yet
+    /// handed over): a fired app keeps its entry until its owner sets the
+    /// next one, so it still counts as an app with a timer.
+    due: HashMap<String, (SystemTime, bool)>,
     order: BTreeSet<(SystemTime, String)>,
     stopped: bool,
 }
@@ -67,15 +70,15 @@ impl Scheduler {
     pub fn set(&self, app: &str, due: Option<SystemTime>) {
         let mut queue = self.lock();
         let before = queue.due.get(app).copied();
-        if before == due {
+        if before.is_some_and(|(at, queued)| queued && Some(at) == due) {
             return;
         }
-        if let Some(before) = before {
+        if let Some((before, _)) = before {
             queue.order.remove(&(before, app.to_string()));
             queue.due.remove(app);
         }
         if let Some(due) = due {
-            queue.due.insert(app.to_string(), due);
+            queue.due.insert(app.to_string(), (due, true));
             queue.order.insert((due, app.to_string()));
         }
         // Only an earlier first entry changes how long the thread sleeps.
@@ -88,10 +91,10 @@ impl Scheduler {
 
     /// When `app`'s earliest timer is due, as last set.
     pub fn due(&self, app: &str) -> Option<SystemTime> {
-        self.lock().due.get(app).copied()
+        self.lock().due.get(app).map(|&(at, _)| at)
     }
 
-    /// How many apps have a timer due.
+    /// How many apps have a timer armed (handed over or not).
     pub fn len(&self) -> usize {
         self.lock().due.len()
     }
@@ -130,7 +133,9 @@ fn watch(shared: &Shared, fired: &mpsc::Sender<Fired>) {
         let wait = match first {
             Some((due, app)) if due <= now => {
                 queue.order.remove(&(due, app.clone()));
-                queue.due.remove(&app);
+                if let Some(entry) = queue.due.get_mut(&app) {
+                    entry.1 = false;
+                }
                 if fired.send(Fired { app, due }).is_err() {
                     return;
                 }
@@ -169,7 +174,14 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert!(fired.recv_timeout(Duration::from_millis(200)).is_err());
-        assert_eq!(scheduler.len(), 0);
+        // Fired, they still have their timers until their owners say.
+        assert_eq!(scheduler.len(), 3);
+        scheduler.set("a", None);
+        assert_eq!(scheduler.len(), 2);
+        // The same due time set again after it fired fires again.
+        let again = SystemTime::now();
+        scheduler.set("b", Some(again));
+        assert_eq!(fired.recv_timeout(Duration::from_secs(5)).unwrap().app, "b");
     }
 
     #[test]

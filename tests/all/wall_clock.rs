@@ -376,3 +376,123 @@ fn a_replay_sets_the_recorded_instants_and_gives_the_same_answers() {
         Ok(_) => panic!("the changed instant went unnoticed"),
     }
 }
+
+/// `elmbox run ARGS clock.js`, fed `lines` with `pause` between them, each
+/// written once the answer to the one before has been read: the lines
+/// it printed.
+fn run_paced(args: &[&str], lines: &[&str], pause: Duration) -> Vec<Value> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(elmbox_tests::elmbox_bin())
+        .arg("run")
+        .args(args)
+        .arg(fixture("clock"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut answers = Vec::new();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        answers.push(serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}")));
+        std::thread::sleep(pause);
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    answers
+}
+
+/// The bodies of the HTTP-mode answers in one line, by request id.
+fn bodies(line: &Value) -> Vec<(String, Value)> {
+    line.as_array()
+        .unwrap()
+        .iter()
+        .map(|answer| {
+            let body = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            (answer["id"].as_str().unwrap().to_string(), body)
+        })
+        .collect()
+}
+
+#[test]
+fn run_clock_wall_handles_each_line_at_the_instant_it_is_read() {
+    let lines = [
+        r#"{"id":"a","path":"/sleep"}"#,
+        r#"{"id":"b","path":"/ticks"}"#,
+    ];
+    let flags = ["--json-events", "--flags", r#"{"tick":100,"sleep":300}"#];
+    let wall = [&flags[..], &["--clock", "wall"]].concat();
+    let answers = run_paced(&wall, &lines, Duration::from_millis(600));
+    // The sleep is not over when its line is answered...
+    assert_eq!(answers[0], serde_json::json!([]), "{answers:?}");
+    // ...and it is by the next line, 600 ms later: its answer comes first in
+    // that line, then the event's, which counts one tick for the gap (not
+    // one per 100 ms of it).
+    let second = bodies(&answers[1]);
+    assert_eq!(second.len(), 2, "{answers:?}");
+    assert_eq!(second[0].0, "a");
+    assert_eq!(second[0].1["slept"], 300);
+    assert_eq!(second[1].0, "b");
+    assert_eq!(second[1].1["ticks"], 1, "{answers:?}");
+
+    // On virtual time (the default) no time passes between the lines.
+    let answers = run_paced(&flags, &lines, Duration::from_millis(600));
+    assert_eq!(answers[1].as_array().unwrap().len(), 1, "{answers:?}");
+    assert_eq!(bodies(&answers[1])[0].1["ticks"], 0, "{answers:?}");
+
+    // A line's instant is the wall clock's, not --advance-ms's.
+    let out = elmbox_tests::elmbox(
+        &[
+            "run",
+            "--clock",
+            "wall",
+            "--advance-ms",
+            "5",
+            &fixture("clock"),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = elmbox_tests::stderr(&out);
+    assert!(
+        stderr.contains("--clock") && stderr.contains("--advance-ms"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_state_clock_wall_carries_on_from_the_recorded_clock() {
+    let dir = scratch("wall-clock-run-state");
+    let state = dir.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let state = state.display().to_string();
+    let args = [
+        "--json-events",
+        "--flags",
+        r#"{"tick":100}"#,
+        "--clock",
+        "wall",
+        "--state",
+        &state,
+        "--name",
+        "clock",
+    ];
+    let ticks = |line: &Value| bodies(line)[0].1["ticks"].as_i64().unwrap();
+    let first = run_paced(
+        &args,
+        &[r#"{"id":"a","path":"/ticks"}"#; 3],
+        Duration::from_millis(250),
+    );
+    let counted = ticks(&first[2]);
+    // One tick per gap of 250 ms (and perhaps one before the first line).
+    assert!((2..=3).contains(&counted), "{first:?}");
+    // Restored, the count goes on from there: one tick for the gap.
+    let again = run_paced(&args, &[r#"{"id":"b","path":"/ticks"}"#], Duration::ZERO);
+    assert_eq!(ticks(&again[0]), counted + 1, "{again:?}");
+}

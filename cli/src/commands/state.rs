@@ -1,6 +1,7 @@
 //! `elmbox state DIR|URL`: what a state directory or database holds.
 
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use elmbox::app_name;
@@ -42,8 +43,30 @@ pub fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
             ),
             None => println!("  snapshots     none"),
         }
+        // A store written before timers were kept has none to show.
+        if let Ok(due) = store.timer_due(&app.app.name) {
+            println!("  next timer    {}", timer(due));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When a kept timer is due, from now (the store may keep it early).
+fn timer(due_unix_ms: Option<i64>) -> String {
+    let Some(due) = due_unix_ms else {
+        return "none".into();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let seconds = (due - now) as f64 / 1000.0;
+    match seconds >= 0.0 {
+        true => format!("due in {seconds:.1} s (at {due} ms since the Unix epoch)"),
+        false => format!(
+            "due {:.1} s ago (at {due} ms since the Unix epoch)",
+            -seconds
+        ),
+    }
 }
 
 fn size(bytes: u64) -> String {

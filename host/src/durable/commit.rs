@@ -7,7 +7,7 @@
 //! ([`Committer::gated_output`]).
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
@@ -31,6 +31,12 @@ const GATHER_AT_MOST: Duration = Duration::from_millis(2);
 /// ... or once no write arrived for this long (a client that waits for each
 /// line of gated output before it sends the next).
 const QUIET: Duration = Duration::from_micros(200);
+
+/// Writes that nobody waits on and no gated line follows (the wakes of
+/// apps' timers, snapshots, timers' due times) are gathered for up to this
+/// long instead: they share commits, and a waiter who comes meanwhile cuts
+/// the wait short.
+const GATHER_UNWAITED: Duration = Duration::from_millis(20);
 
 enum Job {
     Write(Write),
@@ -59,6 +65,10 @@ pub struct Committer {
     waited_on: Arc<AtomicBool>,
     /// The commit thread, to wake while it gathers.
     waker: Thread,
+    /// Commits made so far.
+    commits: Arc<AtomicU64>,
+    /// Bytes of sandbox memory in snapshots handed over, not yet encoded.
+    snapshot_backlog: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -89,17 +99,30 @@ impl Committer {
         let failed = failure.clone();
         let waited_on = Arc::new(AtomicBool::new(false));
         let waited = waited_on.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let snapshot_backlog = Arc::new(AtomicUsize::new(0));
+        let counters = Counters {
+            commits: commits.clone(),
+            snapshot_backlog: snapshot_backlog.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("elmbox-commit".into())
-            .spawn(move || run(store, receive, output, failed, &waited))
+            .spawn(move || run(store, receive, output, failed, &waited, &counters))
             .expect("spawning the commit thread");
         Committer {
             jobs: Mutex::new(Some(send)),
             failure,
             waited_on,
+            commits,
+            snapshot_backlog,
             waker: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
         }
+    }
+
+    /// How many commits the store has made for this thread so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Hands `write` over; it is durable once a later ticket says so.
@@ -113,9 +136,19 @@ impl Committer {
         self.send(Job::Writes(writes))
     }
 
+    /// Whether a snapshot taken now would be encoded soon: false while the
+    /// snapshots handed over and not yet encoded hold [`SNAPSHOT_BACKLOG`]
+    /// bytes or more. A snapshot that is only there to shorten a restart
+    /// can wait; the memory of a growing queue of them cannot.
+    pub fn takes_snapshots(&self) -> bool {
+        self.snapshot_backlog.load(Ordering::Relaxed) < SNAPSHOT_BACKLOG
+    }
+
     /// Hands over a snapshot of `app` after record `seq`, running `code`:
     /// encoded (compressed) on the commit thread, then written.
     pub fn snapshot(&self, app: &str, seq: u64, code: &str, state: SandboxState) -> Result<()> {
+        self.snapshot_backlog
+            .fetch_add(state.memory.len(), Ordering::Relaxed);
         self.send(Job::Snapshot {
             app: app.to_string(),
             seq,
@@ -198,12 +231,23 @@ impl Drop for Committer {
     }
 }
 
+/// The most sandbox memory that snapshots waiting to be encoded may hold
+/// before [`Committer::takes_snapshots`] says to wait: a few apps' worth.
+pub const SNAPSHOT_BACKLOG: usize = 64 << 20;
+
+/// What the commit thread counts for the [`Committer`].
+struct Counters {
+    commits: Arc<AtomicU64>,
+    snapshot_backlog: Arc<AtomicUsize>,
+}
+
 fn run(
     store: Arc<dyn StateStore>,
     receive: Receiver<Job>,
     mut output: Option<Box<dyn std::io::Write + Send>>,
     failure: Arc<Mutex<Option<String>>>,
     waited_on: &AtomicBool,
+    counters: &Counters,
 ) {
     let mut failed: Option<String> = None;
     while let Ok(first) = receive.recv() {
@@ -221,27 +265,38 @@ fn run(
                     seq,
                     code,
                     state,
-                } => match state.encode() {
-                    Ok(bytes) => writes.push(Write::Snapshot {
-                        app,
-                        seq,
-                        guest: state.guest,
-                        code,
-                        bytes,
-                    }),
-                    // A snapshot that cannot be made is only a slower restart.
-                    Err(e) => {
-                        eprintln!("elmbox: a snapshot of {app} after event {seq} failed: {e}")
+                } => {
+                    let encoded = state.encode();
+                    counters
+                        .snapshot_backlog
+                        .fetch_sub(state.memory.len(), Ordering::Relaxed);
+                    match encoded {
+                        Ok(bytes) => writes.push(Write::Snapshot {
+                            app,
+                            seq,
+                            guest: state.guest,
+                            code,
+                            bytes,
+                        }),
+                        // A snapshot that cannot be made is only a slower restart.
+                        Err(e) => {
+                            eprintln!("elmbox: a snapshot of {app} after event {seq} failed: {e}")
+                        }
                     }
-                },
+                }
                 other => waiting.push(other),
             }
         }
         if failed.is_none() && !writes.is_empty() {
-            if let Err(e) = store.commit(&writes) {
-                let reason = e.to_string();
-                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
-                failed = Some(reason);
+            match store.commit(&writes) {
+                Ok(()) => {
+                    counters.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+                    failed = Some(reason);
+                }
             }
         }
         let mut wrote = false;
@@ -270,15 +325,17 @@ fn run(
 
 /// The jobs of one commit, from `first` on: what has arrived and, while
 /// nobody waits on any of it, what arrives until the writes go [`QUIET`] or
-/// the first has waited [`GATHER_AT_MOST`]. The thread parks meanwhile
+/// the first has waited [`GATHER_AT_MOST`] (with a gated line among them;
+/// else [`GATHER_UNWAITED`]). The thread parks meanwhile
 /// rather than waiting on the channel, so that handing a write over stays a
 /// push, not a wake-up of this thread.
 fn gather(receive: &Receiver<Job>, first: Job, waited_on: &AtomicBool) -> Vec<Job> {
-    let until = Instant::now() + GATHER_AT_MOST;
+    let started = Instant::now();
     // Anybody who waits has handed over a Notify before setting the flag:
     // it is in the channel, drained below.
     waited_on.store(false, Ordering::Release);
     let mut someone_waits = matches!(first, Job::Notify(_));
+    let mut lines = matches!(first, Job::Line(_));
     let mut batch = vec![first];
     loop {
         let before = batch.len();
@@ -286,13 +343,20 @@ fn gather(receive: &Receiver<Job>, first: Job, waited_on: &AtomicBool) -> Vec<Jo
             match receive.try_recv() {
                 Ok(job) => {
                     someone_waits |= matches!(job, Job::Notify(_));
+                    lines |= matches!(job, Job::Line(_));
                     batch.push(job);
                 }
                 Err(_) => break,
             }
         }
         let now = Instant::now();
-        let quiet = batch.len() == before && before > 1;
+        let quiet = lines && batch.len() == before && before > 1;
+        let until = started
+            + if lines {
+                GATHER_AT_MOST
+            } else {
+                GATHER_UNWAITED
+            };
         if someone_waits || quiet || batch.len() >= BATCH || now >= until {
             return batch;
         }

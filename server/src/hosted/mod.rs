@@ -314,6 +314,13 @@ impl Hosted {
         }
     }
 
+    /// Commits the store has made for the apps served here (a node's
+    /// per-app commit threads counted while they live).
+    pub fn commits(&self) -> u64 {
+        let per_app: u64 = lock(&self.committers).values().map(|c| c.commits()).sum();
+        self.committer.commits() + per_app
+    }
+
     /// How many apps have a timer armed, parked ones included.
     pub fn apps_with_timers(&self) -> usize {
         self.scheduler.len()
@@ -766,6 +773,9 @@ fn is_load_error(e: &Error) -> bool {
     ) || e.is_fatal()
 }
 
+/// How long after a wake that failed it is tried again.
+const RETRY_FAILED_WAKE: Duration = Duration::from_secs(1);
+
 /// What the owner thread of one app works with.
 struct Owning {
     pool: Arc<Pool>,
@@ -787,7 +797,7 @@ impl Owning {
             let now = SystemTime::now();
             match work {
                 Work::Event { body, reply } => {
-                    let submitted = self.submit(|app| app.submit_event_at(now, &body));
+                    let submitted = self.submit(now, |app| app.submit_event_at(now, &body));
                     match submitted {
                         Ok(submitted) => {
                             let routes = self.routes.clone();
@@ -821,27 +831,37 @@ impl Owning {
         };
         let late = now.duration_since(fired.due.min(due)).unwrap_or_default();
         self.metrics.woken_late(&self.name, late.as_secs_f64());
-        match self.submit(|app| app.submit_advance_to(now)) {
-            Ok(submitted) => {
-                let routes = self.routes.clone();
-                let name = self.name.clone();
-                let _ = submitted.when_durable(move |answer| match (&routes, answer) {
-                    (Some(routes), Ok(outputs)) => routes.route(&outputs),
-                    (None, Ok(outputs)) if outputs != "[]" => {
-                        tracing::debug!(app = %name, %outputs, "sent by a timer, with no request to answer")
-                    }
-                    (_, Ok(_)) => {}
-                    (_, Err(e)) => tracing::warn!(app = %name, error = %e, "a timer's wake"),
+        let submitted = match self.submit(now, |app| app.submit_advance_to(now)) {
+            Ok(submitted) => submitted,
+            Err(e) => return tracing::warn!(app = %self.name, error = %e, "a timer's wake"),
+        };
+        match &self.routes {
+            // Its outputs may answer them: routed once the wake is durable,
+            // committed at once (somebody waits).
+            Some(routes) if !routes.is_empty() => {
+                let (routes, name) = (routes.clone(), self.name.clone());
+                let _ = submitted.when_durable(move |answer| match answer {
+                    Ok(outputs) => routes.route(&outputs),
+                    Err(e) => tracing::warn!(app = %name, error = %e, "a timer's wake"),
                 });
             }
-            Err(e) => tracing::warn!(app = %self.name, error = %e, "a timer's wake"),
+            // Nobody to answer and nobody waiting: the wake shares a later
+            // commit with whatever comes.
+            _ => match submitted.ungated() {
+                Ok(outputs) if outputs != "[]" => tracing::debug!(
+                    app = %self.name, %outputs, "sent by a timer, with no request to answer"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(app = %self.name, error = %e, "a timer's wake"),
+            },
         }
     }
 
-    /// Hands one input to the app, then tells the scheduler when its next
-    /// timer is due and the metrics what fired.
+    /// Hands one input to the app at `now`, then tells the scheduler when
+    /// its next timer is due and the metrics what fired.
     fn submit(
         &self,
+        now: SystemTime,
         input: impl FnOnce(&mut DurableApp) -> Result<Submitted, Error>,
     ) -> Result<Submitted, Error> {
         let mut next_due = None;
@@ -850,6 +870,13 @@ impl Owning {
             next_due = app.next_due();
             self.metrics.timers_fired(&self.name, app.timers_fired());
             submitted
+        });
+        // Handled at `now`, the app has nothing due by then, unless the
+        // input failed (a timer that faults, restored to before it): it
+        // is tried again a while later, not in a loop.
+        let next_due = next_due.map(|due| match due <= now {
+            true => now + RETRY_FAILED_WAKE,
+            false => due,
         });
         self.scheduler.set(&self.name, next_due);
         submitted
