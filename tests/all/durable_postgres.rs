@@ -64,7 +64,7 @@ fn the_schema_is_made_once_on_an_empty_database_by_nodes_starting_together() {
         node.join().unwrap().unwrap();
     }
     let expected = (
-        vec![1, 2],
+        vec![1, 2, 3],
         [
             "elmbox_apps",
             "elmbox_code",
@@ -73,6 +73,7 @@ fn the_schema_is_made_once_on_an_empty_database_by_nodes_starting_together() {
             "elmbox_log",
             "elmbox_schema",
             "elmbox_snapshots",
+            "elmbox_timers",
         ]
         .map(String::from)
         .to_vec(),
@@ -99,13 +100,13 @@ fn a_database_of_a_newer_schema_is_refused() {
     assert!(first.status.success(), "{}", stderr(&first));
     server
         .client("newer")
-        .batch_execute("INSERT INTO elmbox_schema (version) VALUES (3)")
+        .batch_execute("INSERT INTO elmbox_schema (version) VALUES (4)")
         .unwrap();
     for args in [vec!["run", &counter, "--state", &url], vec!["state", &url]] {
         let out = elmbox(&args, b"e2\n");
         assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(
-            stderr(&out).contains("its schema is version 3, newer than this elmbox knows (2)"),
+            stderr(&out).contains("its schema is version 4, newer than this elmbox knows (3)"),
             "{}",
             stderr(&out)
         );

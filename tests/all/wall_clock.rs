@@ -136,7 +136,11 @@ fn served_apps_see_the_wall_clock_tick_and_sleep() {
         &metrics,
         "elmbox_timer_lateness_seconds_count{app=\"clock\"}",
     );
-    assert!(woken >= last as f64, "{woken} wakes for {last} ticks");
+    // A tick due as a request comes fires in that request, not a wake.
+    assert!(
+        woken + 10.0 >= last as f64,
+        "{woken} wakes for {last} ticks"
+    );
     assert_eq!(metric(&metrics, "elmbox_apps_with_timers"), 1.0);
 }
 
@@ -439,7 +443,9 @@ fn run_clock_wall_handles_each_line_at_the_instant_it_is_read() {
     assert_eq!(second[0].0, "a");
     assert_eq!(second[0].1["slept"], 300);
     assert_eq!(second[1].0, "b");
-    assert_eq!(second[1].1["ticks"], 1, "{answers:?}");
+    // (Two if the first line came over 100 ms after the app started.)
+    let ticks = second[1].1["ticks"].as_i64().unwrap();
+    assert!((1..=2).contains(&ticks), "{answers:?}");
 
     // On virtual time (the default) no time passes between the lines.
     let answers = run_paced(&flags, &lines, Duration::from_millis(600));

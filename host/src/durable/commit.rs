@@ -360,7 +360,14 @@ fn gather(receive: &Receiver<Job>, first: Job, waited_on: &AtomicBool) -> Vec<Jo
         if someone_waits || quiet || batch.len() >= BATCH || now >= until {
             return batch;
         }
-        std::thread::park_timeout((until - now).min(QUIET));
+        // Quiet is only looked for with gated lines; else the thread sleeps
+        // to the end, unless a waiter wakes it.
+        let nap = if lines {
+            (until - now).min(QUIET)
+        } else {
+            until - now
+        };
+        std::thread::park_timeout(nap);
         // Woken by a waiter: take what came meanwhile, and commit.
         someone_waits = waited_on.load(Ordering::Acquire);
     }
