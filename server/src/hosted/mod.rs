@@ -303,14 +303,50 @@ impl Hosted {
     }
 
     /// Hands each app whose timer came due to its owner, until the
-    /// scheduler stops (at [`Hosted::close`]); a parked app is woken
-    /// first. Runs on a thread of its own: a wake reads the app's store.
+    /// scheduler stops (at [`Hosted::close`]). Runs on a thread of its own;
+    /// a parked app is reopened on another, so that a wake that reads a
+    /// store (and waits for the admin lock a deploy holds) never holds up
+    /// the timers of the apps in memory.
     pub fn fire_timers(&self) {
         let Some(fired) = lock(&self.fired).take() else {
             return;
         };
-        for due in fired {
-            self.fire(due);
+        std::thread::scope(|scope| {
+            let (reopen, reopening) = mpsc::channel::<String>();
+            let reopener = std::thread::Builder::new()
+                .name("elmbox-reopen".into())
+                .spawn_scoped(scope, move || {
+                    for name in reopening {
+                        // Once served, its due timer is set again, and fires.
+                        if let Err(e) = self.wake(&name) {
+                            tracing::error!(app = %name, error = %e, "waking for a timer");
+                        }
+                    }
+                });
+            if let Err(e) = reopener {
+                tracing::error!(error = %e, "cannot start the thread that wakes parked apps");
+            }
+            for due in fired {
+                self.fire(due, &reopen);
+            }
+        });
+    }
+
+    fn fire(&self, fired: Fired, reopen: &mpsc::Sender<String>) {
+        let mut apps = lock(&self.apps);
+        match apps.get_mut(&fired.app) {
+            Some(Slot::Serving(owner)) => {
+                // A timer is use: an app woken more often than the idle
+                // timeout is never idle.
+                owner.last_used = Instant::now();
+                let _ = owner.events.send(Work::Wake(fired));
+            }
+            Some(Slot::Parked(_)) => {
+                let _ = reopen.send(fired.app);
+            }
+            // Being deployed, woken or taken over: what comes of it sets its
+            // timer anew when it is served.
+            Some(Slot::Busy) | None => {}
         }
     }
 
@@ -324,28 +360,6 @@ impl Hosted {
     /// How many apps have a timer armed, parked ones included.
     pub fn apps_with_timers(&self) -> usize {
         self.scheduler.len()
-    }
-
-    fn fire(&self, fired: Fired) {
-        let mut apps = lock(&self.apps);
-        match apps.get_mut(&fired.app) {
-            Some(Slot::Serving(owner)) => {
-                // A timer is use: an app woken more often than the idle
-                // timeout is never idle.
-                owner.last_used = Instant::now();
-                let _ = owner.events.send(Work::Wake(fired));
-            }
-            Some(Slot::Parked(_)) => {
-                drop(apps);
-                // Once served, the app's due timer is set again, and fires.
-                if let Err(e) = self.wake(&fired.app) {
-                    tracing::error!(app = %fired.app, error = %e, "waking for a timer");
-                }
-            }
-            // Being deployed, woken or taken over: what comes of it sets its
-            // timer anew when it is served.
-            Some(Slot::Busy) | None => {}
-        }
     }
 
     /// Whether `name` is served in HTTP mode, with its waiting requests.
