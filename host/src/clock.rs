@@ -56,6 +56,13 @@ impl AppClock {
     }
 }
 
+/// Milliseconds since the Unix epoch at `at` (0 before it), as a store
+/// keeps a timer's due time.
+pub fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,7 +70,13 @@ impl Scheduler {
     pub fn set(&self, app: &str, due: Option<SystemTime>) {
         let mut queue = self.lock();
         let before = queue.due.get(app).copied();
-        if before.is_some_and(|(at, queued)| queued && Some(at) == due) {
+        // After every input of every app: most often nothing changed.
+        let unchanged = match (before, due) {
+            (None, None) => true,
+            (Some((at, queued)), Some(due)) => queued && at == due,
+            _ => false,
+        };
+        if unchanged {
             return;
         }
         if let Some((before, _)) = before {

@@ -1,7 +1,7 @@
 //! `elmbox state DIR|URL`: what a state directory or database holds.
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use clap::Args;
 use elmbox::app_name;
@@ -56,9 +56,7 @@ fn timer(due_unix_ms: Option<i64>) -> String {
     let Some(due) = due_unix_ms else {
         return "none".into();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = elmbox::clock::unix_ms(SystemTime::now());
     let seconds = (due - now) as f64 / 1000.0;
     match seconds >= 0.0 {
         true => format!("due in {seconds:.1} s (at {due} ms since the Unix epoch)"),

@@ -1,8 +1,9 @@
 //! Durable apps ([`DurableApp`]): an app whose every input is kept in an
 //! event log, with snapshots of its sandbox now and then, so that its state
 //! outlives the process. An Elm app's model *is* its data: `update` is pure
-//! and time is virtual, so the same inputs from the same state give the
-//! same answers, and the state can always be rebuilt.
+//! and time is an input (each one is recorded with its instant), so the
+//! same inputs from the same state give the same answers, and the state can
+//! always be rebuilt.
 //!
 //! - Restore: the newest snapshot taken from this guest build (and after
 //!   the last deploy), then the log after it replayed, each outcome checked
@@ -13,6 +14,9 @@
 //!   replay; the app is restored to the input before it.
 //! - Deploys: a new version replays the whole log (or starts fresh); if it
 //!   fails on a logged input, it is refused and the old one runs on.
+//! - Time: every input carries the instant of the app's clock it was
+//!   handled at, and a replay sets it again; the wall-clock inputs and the
+//!   timer due time kept in the store are `timers.rs`.
 //! - Stores: a state directory (SQLite, `sqlite.rs`) or a PostgreSQL
 //!   database (`postgres.rs`), either opened from what `--state` takes
 //!   ([`StateLocation`]).
@@ -24,19 +28,19 @@ pub mod log;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
+mod timers;
 
 pub use location::StateLocation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use elmbox_abi::AppSettings;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::app_name;
-use crate::clock::AppClock;
 use crate::config::{host_random, wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
@@ -533,9 +537,7 @@ impl DurableApp {
             opened.replayed += 1;
         }
         durable.seq = log.records.last().map_or(from, |r| r.seq.max(from));
-        let kept = durable.store.timer_due(name)?;
-        durable.kept_due = Some(kept.map(|unix_ms| durable.instant_of_unix_ms(unix_ms)));
-        durable.keep_timer_due(true)?;
+        durable.keep_timer_due_as_stored()?;
         Ok((durable, opened))
     }
 
@@ -579,12 +581,6 @@ impl DurableApp {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
-}
-
 /// The last deploy in `records` (a fresh one only, with `fresh_only`).
 fn last_deploy(records: &[Record], fresh_only: bool) -> u64 {
     records
@@ -623,47 +619,6 @@ impl DurableApp {
     /// Moves the app's clock and records it, as [`DurableApp::submit_event`].
     pub fn submit_advance(&mut self, ms: u64) -> Result<Submitted> {
         self.submit(Input::Advance(ms))
-    }
-
-    /// Sends one event at the wall-clock time `at` (see [`App::dispatch_at`])
-    /// and records it with that instant, so that a replay sees the time the
-    /// app saw.
-    pub fn submit_event_at(&mut self, at: SystemTime, event: &[u8]) -> Result<Submitted> {
-        let instant = self.app.clock().instant_at(at);
-        self.submit_at(instant, Input::Event(event.to_vec()))
-    }
-
-    /// Moves the app's clock to the wall-clock time `at`, firing the timers
-    /// due by then (see [`App::advance_to`]), and records it: what a
-    /// scheduler calls at [`DurableApp::next_due`].
-    pub fn submit_advance_to(&mut self, at: SystemTime) -> Result<Submitted> {
-        let instant = self.app.clock().instant_at(at);
-        self.submit_at(instant, Input::Wake)
-    }
-
-    /// [`DurableApp::submit_event_at`], answered once durable.
-    pub fn dispatch_json_at(&mut self, at: SystemTime, event: impl AsRef<[u8]>) -> Result<String> {
-        self.submit_event_at(at, event.as_ref())?.wait()
-    }
-
-    /// [`DurableApp::submit_advance_to`], answered once durable.
-    pub fn advance_to_json(&mut self, at: SystemTime) -> Result<String> {
-        self.submit_advance_to(at)?.wait()
-    }
-
-    /// The app's clock after its last input.
-    pub fn clock(&self) -> AppClock {
-        self.app.clock()
-    }
-
-    /// When the app's earliest armed timer is due, on the wall clock.
-    pub fn next_due(&self) -> Option<SystemTime> {
-        self.app.next_due()
-    }
-
-    /// How many timers the last input fired.
-    pub fn timers_fired(&self) -> u32 {
-        self.app.timers_fired()
     }
 
     /// One event, answered once it is durable (one commit, shared with
@@ -953,43 +908,6 @@ impl DurableApp {
         }
         self.keep_timer_due(true)?;
         self.committer.ticket()?.wait()
-    }
-
-    /// Keeps in the store when the app's earliest timer is due
-    /// ([`Write::TimerDue`]), if it changed: `exact`ly, or (after each
-    /// input) only if it is now earlier than the kept one. A kept time
-    /// earlier than the timer costs at most a needless wake-up; a later
-    /// one would be a late timer. So a ticking app writes nothing per tick.
-    fn keep_timer_due(&mut self, exact: bool) -> Result<()> {
-        let next = self.app.clock().next_due_ms;
-        let stale = match (self.kept_due, next) {
-            (None, _) => true,
-            (Some(kept), _) if exact => kept != next,
-            (Some(None), Some(_)) => true,
-            (Some(Some(kept)), Some(next)) => next < kept,
-            (Some(_), None) => false,
-        };
-        if !stale {
-            return Ok(());
-        }
-        let clock = self.app.clock();
-        let due_unix_ms = next.map(|ms| unix_ms(clock.wall_time_of(ms)));
-        self.committer.write(Write::TimerDue {
-            app: self.name.clone(),
-            due_unix_ms,
-        })?;
-        self.kept_due = Some(next);
-        Ok(())
-    }
-
-    /// The app's instant at the wall-clock time `unix_ms`, as kept.
-    fn instant_of_unix_ms(&self, unix_ms: i64) -> u64 {
-        let clock = AppClock {
-            now_ms: 0,
-            ..self.app.clock()
-        };
-        let at = UNIX_EPOCH + Duration::from_millis(unix_ms.max(0) as u64);
-        clock.instant_at(at)
     }
 
     /// [`DurableApp::checkpoint`], then the app is gone.

@@ -2,7 +2,7 @@
 //! leases, where a request for an app served elsewhere goes, taking an app
 //! over, and dropping an app whose lease or commits were lost.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use elmbox::durable::store::{Acquired, LeaseHolder};
 use elmbox::Error;
@@ -197,10 +197,7 @@ impl Hosted {
         if self.node.is_none() {
             return;
         }
-        let by_unix_ms = by
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let due = match self.store.timers_due(by_unix_ms) {
+        let due = match self.store.timers_due(elmbox::clock::unix_ms(by)) {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the timers due");
