@@ -4,8 +4,10 @@
 # with --optimize except timers (a DEV build: it uses Debug.log).
 # Needs Elm's package server, or for offline use an ELM_HOME holding
 # 0.19.1/packages/registry.dat and the packages' sources at
-# 0.19.1/packages/elm/{core/1.0.5,json/1.1.3,time/1.0.0,bytes/1.0.8}/, e.g.
-# each exported from a clone of its repository:
+# 0.19.1/packages/elm/{core/1.0.5,json/1.1.3,time/1.0.0,bytes/1.0.8,
+# http/2.0.0,file/1.0.5}/ (http, bytes and file for fetch: elm/http 2.0.0
+# needs elm/file, which needs elm/time), e.g. each exported from a clone of
+# its repository:
 #
 #   git -C elm-json archive 1.1.3 | tar x -C $ELM_HOME/0.19.1/packages/elm/json/1.1.3
 #

@@ -87,6 +87,16 @@ pub enum AppError {
     TimerStorm {
         limit: u32,
     },
+    /// A response handed to the app answers another request than the one
+    /// the app has waiting under that id: a replay through code that makes
+    /// other requests. Nothing reached the app.
+    HttpResponseMismatch {
+        id: u64,
+        /// `METHOD URL` of the request the app has waiting.
+        waiting: String,
+        /// `METHOD URL` of the request the response answers.
+        answers: String,
+    },
 }
 
 impl AppError {
@@ -108,6 +118,8 @@ pub enum FaultSite {
     Timer,
     /// In the subscriber elmbox gives an outgoing port.
     OutgoingPort,
+    /// While an HTTP response was handed to the app (elm/http's callbacks).
+    HttpResponse,
 }
 
 impl fmt::Display for FaultSite {
@@ -116,6 +128,7 @@ impl fmt::Display for FaultSite {
             FaultSite::Event => "while handling the event",
             FaultSite::Timer => "in a timer callback",
             FaultSite::OutgoingPort => "while sending on an outgoing port",
+            FaultSite::HttpResponse => "while taking an HTTP response",
         })
     }
 }
@@ -185,6 +198,15 @@ impl fmt::Display for AppError {
             AppError::TimerStorm { limit } => write!(
                 f,
                 "runaway timers: more than {limit} timer callbacks at one instant"
+            ),
+            AppError::HttpResponseMismatch {
+                id,
+                waiting,
+                answers,
+            } => write!(
+                f,
+                "the response to HTTP request {id} answers `{answers}`, but the app's request \
+                 {id} is `{waiting}`"
             ),
         }
     }
@@ -321,6 +343,11 @@ mod tests {
             AppError::EventTooLarge { size: 9, limit: 8 },
             AppError::OutputTooLarge { size: 9, limit: 8 },
             AppError::TimerStorm { limit: 7 },
+            AppError::HttpResponseMismatch {
+                id: 3,
+                waiting: "GET http://a/".into(),
+                answers: "POST http://b/".into(),
+            },
         ]
     }
 

@@ -8,6 +8,8 @@
 //!   built module serves stdio ([`StdioConfig`]). Sent as JSON.
 //! - [`error`]: why an app could not load or could not handle an event
 //!   ([`AppError`]), worded once for the host library and built modules alike.
+//! - [`http`]: outgoing HTTP requests the app starts, and their responses,
+//!   as frames of JSON metadata and body bytes.
 //! - [`records`]: the binary records the host reads from guest memory
 //!   ([`Reply`], [`MemoryReport`]).
 //! - [`console`]: console lines with their levels, as frames and as printed.
@@ -18,14 +20,16 @@
 
 pub mod console;
 pub mod error;
+pub mod http;
 pub mod lines;
 pub mod records;
 pub mod settings;
 
 pub use console::Level;
 pub use error::{AppError, FaultSite, PortDirection, Thrown};
+pub use http::{HttpAction, HttpOutcome, HttpRequest, HttpResponse};
 pub use records::{MemoryReport, Reply};
 pub use settings::{AppSettings, DispatchMode, EventFormat, ModuleSettings, StdioConfig};
 
 /// Bumped whenever an export, a record or a setting changes.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;

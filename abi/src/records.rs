@@ -2,7 +2,7 @@
 //! addresses the guest hands out once.
 
 /// What a call hands back, at the fixed address `elmbox_reply` returns:
-/// eight little-endian `u32`s (wasm32 pointers and lengths), then the
+/// ten little-endian `u32`s (wasm32 pointers and lengths), then the
 /// app's clock after the call as two `u64`s and an `f64`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -20,6 +20,10 @@ pub struct Reply {
     /// Timers armed before the call that fired during it (those that came
     /// due, not the zero-delay ones the call set off).
     pub timers_fired: u32,
+    /// The outgoing HTTP requests the call started or aborted: frames of
+    /// [`crate::http::HttpAction`]s.
+    pub http_ptr: u32,
+    pub http_len: u32,
     /// The clock's instant, in ms since the app was loaded.
     pub clock_ms: u64,
     /// When the earliest armed timer is due, in ms since load;
@@ -31,7 +35,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub const SIZE: usize = 8 * 4 + 3 * 8;
+    pub const SIZE: usize = 10 * 4 + 3 * 8;
     /// `next_due_ms` when no timer is armed.
     pub const NO_TIMER: u64 = u64::MAX;
 
@@ -43,7 +47,7 @@ impl Reply {
             ))
         };
         let d =
-            |i: usize| -> Option<[u8; 8]> { bytes.get(32 + 8 * i..40 + 8 * i)?.try_into().ok() };
+            |i: usize| -> Option<[u8; 8]> { bytes.get(40 + 8 * i..48 + 8 * i)?.try_into().ok() };
         Some(Reply {
             status: w(0)?,
             outputs_ptr: w(1)?,
@@ -53,6 +57,8 @@ impl Reply {
             error_ptr: w(5)?,
             error_len: w(6)?,
             timers_fired: w(7)?,
+            http_ptr: w(8)?,
+            http_len: w(9)?,
             clock_ms: u64::from_le_bytes(d(0)?),
             next_due_ms: u64::from_le_bytes(d(1)?),
             epoch_ms: f64::from_le_bytes(d(2)?),
@@ -116,7 +122,7 @@ mod tests {
 
     #[test]
     fn records_decode_field_by_field() {
-        let mut words: Vec<u8> = (1u32..=8).flat_map(|w| w.to_le_bytes()).collect();
+        let mut words: Vec<u8> = (1u32..=10).flat_map(|w| w.to_le_bytes()).collect();
         words.extend(9u64.to_le_bytes());
         words.extend(Reply::NO_TIMER.to_le_bytes());
         words.extend(1.5f64.to_le_bytes());
@@ -132,6 +138,8 @@ mod tests {
                 error_ptr: 6,
                 error_len: 7,
                 timers_fired: 8,
+                http_ptr: 9,
+                http_len: 10,
                 clock_ms: 9,
                 next_due_ms: Reply::NO_TIMER,
                 epoch_ms: 1.5,
@@ -170,6 +178,8 @@ mod tests {
             error_ptr: 0x3000,
             error_len: u32::MAX,
             timers_fired: 3,
+            http_ptr: 0x4000,
+            http_len: 17,
             clock_ms: 1 << 40,
             next_due_ms: 7,
             epoch_ms: 1.7e12,

@@ -14,7 +14,10 @@
 //! JavaScript returns its status (0 ok, 1 error) and refreshes the reply:
 //! the JSON array of outgoing-port values, the console lines, on failure
 //! a JSON `AppError`, and the clock: its instant, its epoch and when the
-//! earliest timer is due, so a host can schedule the app's next wake. Settings travel as the JSON types of `elmbox-abi`.
+//! earliest timer is due, so a host can schedule the app's next wake; and
+//! the outgoing HTTP requests the call started or aborted, which the host
+//! answers through [`elmbox_http_response`]. Settings travel as the JSON
+//! types of `elmbox-abi`.
 //!
 //! ## Built modules
 //! `elmbox build` loads an app into this module, records its stdio settings
@@ -24,12 +27,14 @@
 //!
 //! Modules: `session` (the loaded app and its event loop), `elm` (port
 //! glue), `quickjs` (raw QuickJS calls), `timers` (virtual clock), `random` (`Math.random` in linear memory),
+//! `http` (`XMLHttpRequest` over the host's answers, with `xhr.js`),
 //! `console`, `reply`, `input`, `error`, `standalone` (the line protocol on
 //! stdio); `native` runs the same engine without Wasm, for benchmarks.
 
 mod console;
 mod elm;
 mod error;
+mod http;
 mod input;
 pub mod native;
 mod quickjs;
@@ -115,6 +120,34 @@ pub extern "C" fn elmbox_dispatch(len: u32, at_ms: f64) -> u32 {
     let at = clock_instant(at_ms);
     let result = input::take(len, |event| {
         session::with_session(|session| session.dispatch(event, at))
+    });
+    reply::finish(result)
+}
+
+/// Hands the app the host's answer to one of its HTTP requests: the `len`
+/// bytes in the input buffer are an encoded `elmbox_abi::HttpResponse`,
+/// taken at the instant `at_ms` as [`elmbox_dispatch`] takes an event.
+#[no_mangle]
+pub extern "C" fn elmbox_http_response(len: u32, at_ms: f64) -> u32 {
+    reply::begin();
+    let at = clock_instant(at_ms);
+    let result = input::take(len, |response| {
+        session::with_session(|session| session.deliver_http(response, at))
+    });
+    reply::finish(result)
+}
+
+/// Puts every HTTP request the app sent and has no answer for yet, in the
+/// order it sent them, in the reply's HTTP actions: for a host that
+/// restored the app and must send them again. Runs no JavaScript.
+#[no_mangle]
+pub extern "C" fn elmbox_http_waiting() -> u32 {
+    reply::begin();
+    let result = session::with_session(|_| {
+        for request in http::waiting() {
+            reply::push_http(&elmbox_abi::HttpAction::Send(request));
+        }
+        Ok(())
     });
     reply::finish(result)
 }

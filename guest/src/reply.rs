@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use serde::Serialize;
 
 use elmbox_abi::console::push_frame;
-pub use elmbox_abi::{Level, Reply};
+pub use elmbox_abi::{HttpAction, Level, Reply};
 
 /// Console bytes kept per call; past this a runaway logger is cut short and the
 /// host is told how many bytes were dropped, so memory stays bounded.
@@ -23,6 +23,8 @@ struct Buffers {
     console: Vec<u8>,
     console_dropped: usize,
     error: Vec<u8>,
+    /// Frames of the outgoing HTTP requests started or aborted.
+    http: Vec<u8>,
 }
 
 thread_local! {
@@ -39,6 +41,7 @@ pub fn begin() {
         b.console.clear();
         b.console_dropped = 0;
         b.error.clear();
+        b.http.clear();
     });
 }
 
@@ -65,6 +68,11 @@ pub fn push_array(array: &[u8]) {
     if !inner.is_empty() {
         push_output(inner);
     }
+}
+
+/// Appends one outgoing HTTP request started, or aborted.
+pub fn push_http(action: &HttpAction) {
+    BUFFERS.with_borrow_mut(|b| elmbox_abi::http::push_action(action, &mut b.http));
 }
 
 /// Appends one console line.
@@ -106,6 +114,8 @@ pub fn finish<E: Serialize>(result: Result<(), E>) -> u32 {
             r.error_ptr = b.error.as_ptr() as u32;
             r.error_len = b.error.len() as u32;
             r.timers_fired = crate::timers::take_fired();
+            r.http_ptr = b.http.as_ptr() as u32;
+            r.http_len = b.http.len() as u32;
         });
         stamp_clock();
         status
@@ -126,6 +136,12 @@ pub fn stamp_clock() {
 /// inside the guest: the native engine and the standalone line protocol.
 pub fn last<R>(f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
     BUFFERS.with_borrow(|b| f(&b.outputs, &b.console))
+}
+
+/// The HTTP actions of the call so far, taken out of the reply: for the
+/// standalone line protocol, which answers them itself.
+pub fn take_http() -> Vec<u8> {
+    BUFFERS.with_borrow_mut(|b| std::mem::take(&mut b.http))
 }
 
 /// The address the host reads replies from; stable for the instance's life.

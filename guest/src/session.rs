@@ -4,12 +4,13 @@
 
 use std::cell::RefCell;
 
-use elmbox_abi::{AppSettings, DispatchMode, EventFormat, FaultSite, MemoryReport};
+use elmbox_abi::{AppSettings, DispatchMode, EventFormat, FaultSite, HttpResponse, MemoryReport};
 use javy::quickjs::{Ctx, Function, Module, String as JsString, Value};
 
 use crate::console;
 use crate::elm::{self, ElmApp};
 use crate::error::{AppError, Thrown, ThrownFromJs};
+use crate::http;
 use crate::quickjs::{self, run_jobs, run_script};
 use crate::random;
 use crate::timers;
@@ -91,6 +92,7 @@ impl Session {
             };
             console::install(&ctx).map_err(setup)?;
             timers::install(&ctx, settings.epoch_ms).map_err(setup)?;
+            http::install(&ctx).map_err(setup)?;
             random::install(&ctx, settings.random_seed).map_err(setup)?;
             run_script(&ctx, source, &settings.name)?;
             let elm = ctx
@@ -185,12 +187,7 @@ impl Session {
             if elm::is_port_rejection(&thrown) {
                 AppError::Threw(thrown)
             } else {
-                let during = if elm::take_sink_failure() {
-                    FaultSite::OutgoingPort
-                } else {
-                    FaultSite::Event
-                };
-                AppError::Faulted { during, thrown }
+                fault(FaultSite::Event, thrown)
             }
         });
         if let Err(fault @ AppError::Faulted { .. }) = sent {
@@ -249,6 +246,33 @@ impl Session {
         })
     }
 
+    /// Hands the host's answer to one of the app's HTTP requests (an
+    /// encoded [`HttpResponse`]) to the app at the instant `at`, as
+    /// [`Session::dispatch`] hands an event, and runs the app until it is
+    /// idle. An answer no request waits for changes nothing; one that
+    /// answers another request than the one waiting under its id is
+    /// refused. A throw while the app takes it is a fault: elm/http's
+    /// callback runs Elm's scheduler, which it leaves mid-step.
+    pub fn deliver_http(&mut self, response: &[u8], at: Option<u64>) -> Result<(), AppError> {
+        let response = HttpResponse::decode(response).map_err(|e| AppError::BadConfig {
+            message: format!("an HTTP response that does not read back: {e}"),
+        })?;
+        if let Some(at) = at.filter(|&at| at > timers::elapsed()) {
+            self.advance_to(at)?;
+        }
+        elm::take_sink_failure();
+        self.with(|ctx| {
+            match http::deliver(ctx, &response) {
+                Ok(_) => {}
+                Err(http::Failure::Refused(e)) => return Err(e),
+                Err(http::Failure::Threw(thrown)) => {
+                    return Err(fault(FaultSite::HttpResponse, self.reworded(thrown)));
+                }
+            }
+            self.settle(ctx, timers::elapsed(), Move::Exact)
+        })
+    }
+
     /// Moves the virtual clock forward, firing timers in deadline order.
     pub fn advance(&self, ms: f64) -> Result<(), AppError> {
         let ms = if ms.is_finite() && ms > 0.0 {
@@ -302,15 +326,7 @@ impl Session {
                 return Err(AppError::TimerStorm { limit });
             }
             if let Err(thrown) = call_timer(ctx, &due) {
-                let during = if elm::take_sink_failure() {
-                    FaultSite::OutgoingPort
-                } else {
-                    FaultSite::Timer
-                };
-                return Err(AppError::Faulted {
-                    during,
-                    thrown: self.reworded(thrown),
-                });
+                return Err(fault(FaultSite::Timer, self.reworded(thrown)));
             }
             if due.is_interval {
                 timers::rearm(due.id, due.due);
@@ -361,6 +377,17 @@ impl Session {
     pub fn collect_garbage(&self) {
         self.with(quickjs::collect_garbage)
     }
+}
+
+/// A throw Elm's runtime cannot recover from, at `site`; or in an outgoing
+/// port's subscriber, if one failed on the way up.
+fn fault(site: FaultSite, thrown: Thrown) -> AppError {
+    let during = if elm::take_sink_failure() {
+        FaultSite::OutgoingPort
+    } else {
+        site
+    };
+    AppError::Faulted { during, thrown }
 }
 
 /// How [`Session::settle`] moves the clock (see the `timers` module).

@@ -1,7 +1,7 @@
 //! One loaded app: its own wasm instance, its JavaScript evaluated once, and
 //! the calls that feed it events and move its clock.
 
-use elmbox_abi::{console, AppError, AppSettings, ModuleSettings, StdioConfig};
+use elmbox_abi::{console, AppError, AppSettings, HttpAction, ModuleSettings, StdioConfig};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -33,6 +33,8 @@ pub struct App {
     clock: AppClock,
     /// Timers the last call fired.
     timers_fired: u32,
+    /// The HTTP requests the last call started or aborted (see `http.rs`).
+    pub(crate) http: Vec<HttpAction>,
 }
 
 impl App {
@@ -62,6 +64,7 @@ impl App {
             startup_outputs: Vec::new(),
             clock,
             timers_fired: 0,
+            http: Vec::new(),
         })
     }
 
@@ -163,6 +166,11 @@ impl App {
     /// its module).
     pub(crate) fn reply_at(&self) -> usize {
         self.guest.reply_at()
+    }
+
+    /// The wasm store and the guest's exports, borrowed apart.
+    pub(crate) fn guest_parts(&mut self) -> (&mut Store<StoreState>, &GuestExports) {
+        (&mut self.store, &self.guest)
     }
 
     /// The wasm store and instance, for snapshotting.
@@ -335,7 +343,7 @@ impl App {
         self.failure.as_deref()
     }
 
-    fn check_alive(&self) -> Result<()> {
+    pub(crate) fn check_alive(&self) -> Result<()> {
         match &self.failure {
             Some(reason) => Err(Error::Failed {
                 reason: reason.clone(),
@@ -373,12 +381,13 @@ impl App {
 
     /// Turns a guest call's outcome into ours: traps fail the app for good;
     /// otherwise console lines go to the sink and the reply is decoded.
-    fn finish<T>(
+    pub(crate) fn finish<T>(
         &mut self,
         status: wasmtime::Result<u32>,
         take: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<T> {
         let memory_refused = self.store.data_mut().limiter.memory_refused.take();
+        self.http.clear();
         if let Err(trap) = status {
             let error = self.crashed(trap);
             let error = match (memory_refused, self.limits.max_memory_bytes) {
@@ -398,6 +407,13 @@ impl App {
         };
         self.clock = reply.clock;
         self.timers_fired = reply.timers_fired;
+        match elmbox_abi::http::decode_actions(reply.http) {
+            Ok(actions) => self.http = actions,
+            Err(e) => {
+                let reason = format!("unreadable HTTP requests from the guest: {e}");
+                return Err(self.crashed(wasmtime::Error::msg(reason)));
+            }
+        }
         for (level, text) in console::frames(reply.console) {
             self.console.emit(&self.name, level, text);
         }
@@ -443,7 +459,7 @@ impl App {
     }
 
     /// Marks the app failed after a trap, keeping the guest's last words.
-    fn crashed(&mut self, cause: wasmtime::Error) -> Error {
+    pub(crate) fn crashed(&mut self, cause: wasmtime::Error) -> Error {
         if let (Some(wasmtime::Trap::Interrupt), Some(deadline)) =
             (cause.downcast_ref::<wasmtime::Trap>(), self.limits.deadline)
         {
@@ -473,7 +489,7 @@ impl App {
 
 /// The outputs as the JSON array text the guest wrote (always UTF-8: the
 /// guest writes it from JavaScript strings).
-fn json_text(bytes: &[u8]) -> Result<String> {
+pub(crate) fn json_text(bytes: &[u8]) -> Result<String> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 

@@ -61,6 +61,8 @@ pub(crate) struct GuestExports {
     pub(crate) dispatch: TypedFunc<(u32, f64), u32>,
     pub(crate) advance: TypedFunc<f64, u32>,
     pub(crate) advance_to: TypedFunc<f64, u32>,
+    pub(crate) http_response: TypedFunc<(u32, f64), u32>,
+    pub(crate) http_waiting: TypedFunc<(), u32>,
     memory_report: TypedFunc<(), u32>,
     pub(crate) collect_garbage: TypedFunc<(), ()>,
     pub(crate) set_stdio: TypedFunc<u32, u32>,
@@ -82,6 +84,8 @@ pub(crate) struct Reply<'a> {
     pub error: &'a [u8],
     /// Timers fired during the call.
     pub timers_fired: u32,
+    /// Frames of the HTTP requests the call started or aborted.
+    pub http: &'a [u8],
     /// The app's clock after the call.
     pub clock: AppClock,
 }
@@ -123,6 +127,8 @@ impl GuestExports {
             dispatch: instance.get_typed_func(&mut *store, "elmbox_dispatch")?,
             advance: instance.get_typed_func(&mut *store, "elmbox_advance")?,
             advance_to: instance.get_typed_func(&mut *store, "elmbox_advance_to")?,
+            http_response: instance.get_typed_func(&mut *store, "elmbox_http_response")?,
+            http_waiting: instance.get_typed_func(&mut *store, "elmbox_http_waiting")?,
             memory_report: instance.get_typed_func(&mut *store, "elmbox_memory")?,
             collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
             set_stdio: instance.get_typed_func(&mut *store, "elmbox_set_stdio")?,
@@ -167,6 +173,7 @@ impl GuestExports {
             console: slice(record.console_ptr, record.console_len)?,
             error: slice(record.error_ptr, record.error_len)?,
             timers_fired: record.timers_fired,
+            http: slice(record.http_ptr, record.http_len)?,
             clock: AppClock {
                 now_ms: record.clock_ms,
                 next_due_ms: record.next_due(),

@@ -37,7 +37,8 @@
 //! store holds, stack size, deadlines, driving a call), `clock` (an app's
 //! clock and the wall clock), `guest` (the host
 //! half of the guest ABI), `limits` and `config` (the sandbox's bounds and
-//! the app's settings), `app` (one loaded app), `runtime` (the compiled
+//! the app's settings), `app` (one loaded app; `http` its outgoing HTTP
+//! requests and their answers), `runtime` (the compiled
 //! guest; `code_cache` keeps it on disk), `snapshot` and `image`
 //! (pre-initialised apps), `pool` (many apps in one process), `durable`
 //! (apps whose state lives in a store). `console`, `stats`, `error` and
@@ -64,6 +65,7 @@ mod console;
 pub mod durable;
 mod error;
 mod guest;
+pub mod http;
 mod image;
 mod limits;
 mod module_state;

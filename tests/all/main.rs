@@ -25,3 +25,4 @@ mod support;
 mod timers;
 mod wall_clock;
 mod wordcount;
+mod xhr;
