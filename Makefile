@@ -98,7 +98,7 @@ modules: build fixtures tools
 ## start servers of their own from Debian's `postgresql` package.
 test: build fixtures tools elm-analyse
 	bash .ci/apt-install.sh postgresql
-	$(CARGO) test --release -p elmbox-abi -p elmbox-optimize -p elmbox -p elmbox-server -p elmbox-cli -p elmbox-tests
+	$(CARGO) test --release -p elmbox-abi -p elmbox-optimize -p elmbox -p elmbox-outgoing -p elmbox-server -p elmbox-cli -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it

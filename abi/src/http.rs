@@ -209,6 +209,9 @@ fn push_frame(out: &mut Vec<u8>, meta: &[u8], body: &[u8]) {
 
 struct Frames<'a>(&'a [u8]);
 
+/// One frame's metadata and body.
+type Frame<'a> = (&'a [u8], &'a [u8]);
+
 impl<'a> Frames<'a> {
     fn part(&mut self) -> Result<&'a [u8], FrameError> {
         let (len, rest) = self
@@ -224,7 +227,7 @@ impl<'a> Frames<'a> {
         Ok(part)
     }
 
-    fn next_frame(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>, FrameError> {
+    fn next_frame(&mut self) -> Result<Option<Frame<'a>>, FrameError> {
         if self.0.is_empty() {
             return Ok(None);
         }

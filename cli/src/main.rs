@@ -9,6 +9,7 @@
 mod app_args;
 mod code_cache;
 mod commands;
+mod outgoing;
 mod report;
 
 use std::process::ExitCode;

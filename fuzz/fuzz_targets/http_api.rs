@@ -42,6 +42,7 @@ impl ServerUnderTest for InProcess {
             response_timeout: Duration::from_millis(RESPONSE_TIMEOUT_MS),
             idle_timeout: None,
             node: None,
+            http_ca: Vec::new(),
         };
         let server = self
             .runtime

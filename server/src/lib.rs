@@ -9,6 +9,7 @@ mod hosted;
 mod http_mode;
 mod metrics;
 mod options;
+mod outgoing;
 mod routes;
 mod scheduler;
 mod unserved;
@@ -45,6 +46,9 @@ pub struct ServeConfig {
     pub idle_timeout: Option<Duration>,
     /// One node of many on a shared database: apps run under leases.
     pub node: Option<NodeConfig>,
+    /// CA certificates (PEM files) trusted for the apps' outgoing https
+    /// requests, besides the system's.
+    pub http_ca: Vec<std::path::PathBuf>,
 }
 
 /// `--node-id`, `--advertise`, `--lease-ms`.
@@ -75,7 +79,9 @@ impl Server {
             response_timeout,
             idle_timeout,
             node,
+            http_ca,
         } = config;
+        let client = elmbox_outgoing::OutgoingClient::new(&http_ca)?;
         // Bound first: a node leases apps under the address it listens on.
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let node = match node {
@@ -91,9 +97,15 @@ impl Server {
         };
         let metrics = Arc::new(metrics::Metrics::new());
         let for_apps = metrics.clone();
-        let hosted =
-            tokio::task::spawn_blocking(move || Hosted::open(&state, pool, node, for_apps))
-                .await??;
+        let outgoing = Arc::new(outgoing::Outgoing::new(
+            client,
+            tokio::runtime::Handle::current(),
+            metrics.clone(),
+        ));
+        let hosted = tokio::task::spawn_blocking(move || {
+            Hosted::open(&state, pool, node, outgoing, for_apps)
+        })
+        .await??;
         Ok(Server {
             listener,
             idle_timeout,

@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format ([`Metrics`]): per app,
 //! events, errors, restores, the latency from taking an event to releasing
 //! its answer, timers fired and how late the app was woken for them,
+//! outgoing HTTP requests by how they ended,
 //! linear memory and QuickJS heap (read when scraped); per process,
 //! resident memory and the apps served.
 
@@ -25,6 +26,13 @@ fn label(app: &str) -> App {
     }
 }
 
+/// An app's outgoing HTTP requests, by how they ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppOutcome {
+    app: String,
+    outcome: &'static str,
+}
+
 type Latency = Family<App, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -35,6 +43,7 @@ pub struct Metrics {
     latency: Latency,
     timers_fired: Family<App, Counter>,
     timer_lateness: Latency,
+    http_requests: Family<AppOutcome, Counter>,
     linear_memory: Family<App, Gauge>,
     js_heap: Family<App, Gauge>,
     rss: Gauge,
@@ -99,6 +108,14 @@ impl Metrics {
             "How late the app was woken for its earliest due timer",
             Family::new_with_constructor(lateness_histogram as fn() -> Histogram),
         );
+        let http_requests = add(
+            r,
+            "http_requests",
+            "Outgoing HTTP requests of the app, by how they ended (ok: a response of any \
+             status; not_allowed: a host not in allow-http, never connected to; timeout, \
+             too_large, too_many, redirect_not_allowed, ...: a limit; network: no response)",
+            Family::default(),
+        );
         let linear_memory = add(
             r,
             "linear_memory_bytes",
@@ -145,6 +162,7 @@ impl Metrics {
             latency,
             timers_fired,
             timer_lateness,
+            http_requests,
             linear_memory,
             js_heap,
             rss,
@@ -181,6 +199,16 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// One outgoing HTTP request of `app` ended, as `outcome` says.
+    pub fn http_request_ended(&self, app: &str, outcome: &'static str) {
+        self.http_requests
+            .get_or_create(&AppOutcome {
+                app: app.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
     /// The app is gone: its series go with it.
     pub fn forget(&self, app: &str) {
         let app = label(app);
@@ -190,6 +218,12 @@ impl Metrics {
         self.latency.remove(&app);
         self.timers_fired.remove(&app);
         self.timer_lateness.remove(&app);
+        for ended in elmbox_outgoing::Ended::ALL {
+            self.http_requests.remove(&AppOutcome {
+                app: app.app.clone(),
+                outcome: ended.label(),
+            });
+        }
         self.linear_memory.remove(&app);
         self.js_heap.remove(&app);
     }

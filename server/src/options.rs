@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use elmbox::app_name::printable;
 use elmbox::{AppConfig, EventFormat, SandboxLimits};
+use elmbox_outgoing::{AllowedHost, HttpPolicy};
 use serde::{Deserialize, Serialize};
 
 /// A CPU deadline per event unless the deploy sets one: an app that loops
@@ -34,6 +35,14 @@ pub struct AppOptions {
     /// Elm-aware rewriting ([`AppConfig::optimize`]).
     #[serde(default)]
     pub optimize: Option<bool>,
+    /// Where and how the app may send HTTP requests (`allow-http=`, the
+    /// `http-*` limits); by default nowhere.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub http_policy: HttpPolicy,
+}
+
+fn is_default(policy: &HttpPolicy) -> bool {
+    *policy == HttpPolicy::default()
 }
 
 /// A deploy: the options, and whether to start from `init`.
@@ -75,6 +84,16 @@ impl Deploy {
                 "deadline-ms" => options.deadline_ms = Some(number()?),
                 "max-event-bytes" => options.max_event_bytes = Some(number()? as usize),
                 "optimize" => options.optimize = Some(flag()?),
+                "allow-http" => {
+                    options.http_policy.allow = AllowedHost::parse_list(value)
+                        .map_err(|e| bad(&format!("HOST[:PORT],... ({e})")))?;
+                }
+                "http-max-response-bytes" => options.http_policy.max_response_bytes = number()?,
+                "http-timeout-ms" => options.http_policy.default_timeout_ms = number()?,
+                "http-max-concurrent" => {
+                    options.http_policy.max_concurrent =
+                        u32::try_from(number()?).map_err(|_| bad("a whole number"))?;
+                }
                 _ => return Err(format!("unknown query parameter `{shown_key}`")),
             }
         }
@@ -153,9 +172,21 @@ mod tests {
             ("deadline-ms", "250"),
             ("max-event-bytes", "100"),
             ("fresh", "true"),
+            ("allow-http", "api.example.com,127.0.0.1:8080"),
+            ("http-timeout-ms", "2000"),
         ]))
         .unwrap();
         assert!(deploy.fresh);
+        let allowed: Vec<String> = deploy
+            .options
+            .http_policy
+            .allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(allowed, ["api.example.com", "127.0.0.1:8080"]);
+        assert_eq!(deploy.options.http_policy.default_timeout_ms, 2000);
+        assert_eq!(deploy.options.http_policy.max_concurrent, 16);
         let config = deploy.options.config("shop");
         assert_eq!(config.module, "Api.Main");
         assert_eq!(config.flags.as_deref(), Some(r#"{"b":1,"a":2}"#));
@@ -177,6 +208,10 @@ mod tests {
             (vec![("json-events", "yes")], "`json-events`: true or false"),
             (vec![("flags", "{oops")], "`flags`: JSON"),
             (
+                vec![("allow-http", "https://a.com/x")],
+                "`allow-http`: HOST[:PORT],...",
+            ),
+            (
                 vec![("in\u{1b}[2J", "x")],
                 "unknown query parameter `in\\u{1b}[2J`",
             ),
@@ -195,6 +230,10 @@ mod tests {
         let options = AppOptions {
             in_port: Some("requests".into()),
             max_memory_mb: Some(32),
+            http_policy: HttpPolicy {
+                allow: AllowedHost::parse_list("a.example:81").unwrap(),
+                ..HttpPolicy::default()
+            },
             ..AppOptions::default()
         };
         let kept = serde_json::to_string(&options).unwrap();

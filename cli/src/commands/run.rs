@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::Args;
 use elmbox::app_name;
 use elmbox::durable::commit::Committer;
-use elmbox::durable::StateLocation;
+use elmbox::durable::{IdempotencyKeys, StateLocation};
+use elmbox::http::{HttpAction, HttpResponse};
 use elmbox::{
     App, AppConfig, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode,
     SandboxLimits,
@@ -21,6 +22,7 @@ use elmbox_abi::lines;
 use serde_json::Value;
 
 use crate::app_args::{built_limits, AppArgs, AppFile, Origin, SandboxArgs};
+use crate::outgoing::{HttpArgs, RunRequests};
 
 /// Feed events from stdin, one per line, and print, for each, one line on
 /// stdout: the JSON array of the values the app sent on its outgoing port.
@@ -55,6 +57,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     durable: DurableArgs,
+
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 /// `--clock`.
@@ -117,10 +122,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } => (args.advance_ms.unwrap_or(advance_ms), all_ports),
         Origin::Source(config) => (args.advance_ms.unwrap_or(0), config.all_ports),
     };
-    // What `init` sent: with --ports it is the first line; with one pair of
-    // ports it is only reported.
-    let startup = Value::from(app.startup_outputs().to_vec()).to_string();
-    if !all_ports && !app.startup_outputs().is_empty() {
+    // Keys of this run's own: nothing keeps the app's history.
+    let keys = IdempotencyKeys::new(app.name(), &format!("{:012x}", run_tag()));
+    let mut requests = RunRequests::new(&args.http, app.name(), keys)?;
+    // What `init` sent, and what it sent when the requests it made were
+    // answered: with --ports it is the first line; with one pair of ports
+    // it is only reported.
+    let mut startup = Value::from(app.startup_outputs().to_vec())
+        .to_string()
+        .into_bytes();
+    requests.send_all(app.waiting_http()?)?;
+    let clock = args.clock;
+    answer_requests(&mut requests, &mut startup, |response| {
+        let sent = match clock.now() {
+            Some(at) => app.deliver_http_json_at(at, response),
+            None => app.deliver_http_json(response),
+        };
+        Ok((sent?, app.take_http_actions()))
+    })?;
+    let startup = String::from_utf8_lossy(&startup).into_owned();
+    if !all_ports && startup != "[]" {
         eprintln!("elmbox: sent while starting: {startup}");
     }
     let first_line = all_ports.then_some(startup.as_bytes());
@@ -132,9 +153,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &mut output,
         limit,
         first_line,
-        |event, answer| handle(&mut app, event, advance_ms, args.clock.now(), answer),
+        |event, answer| handle(&mut app, &mut requests, event, advance_ms, clock, answer),
     );
     Ok(ExitCode::from(status))
+}
+
+/// A tag for this run's `Idempotency-Key`s: no two runs share one.
+fn run_tag() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 40)) & 0xffff_ffff_ffff
 }
 
 /// `run --state`: the app restored from (or recorded into) the state at
@@ -234,7 +263,24 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
         eprintln!("elmbox: deployed the new version ({how:?})");
     }
     eprintln!("elmbox: at event {}", durable.seq());
-    let startup = Value::from(durable.startup_outputs().to_vec()).to_string();
+    let mut requests = RunRequests::new(&args.http, &name, durable.idempotency_keys())?;
+    // Sent again: their answers were not durable when the last run ended.
+    let waiting = durable.waiting_http()?;
+    if !waiting.is_empty() {
+        eprintln!(
+            "elmbox: sending the {} request(s) the app waits on",
+            waiting.len()
+        );
+    }
+    requests.send_all(waiting)?;
+    let clock = args.clock;
+    let mut startup = Value::from(durable.startup_outputs().to_vec())
+        .to_string()
+        .into_bytes();
+    answer_requests(&mut requests, &mut startup, |response| {
+        deliver_durably(&mut durable, &committer, clock, response)
+    })?;
+    let startup = String::from_utf8_lossy(&startup).into_owned();
     let first_line = all_ports.then_some(startup.as_bytes());
     let limit = durable.limits().max_event_bytes;
     let mut input = BufReader::with_capacity(64 << 10, io::stdin().lock());
@@ -245,17 +291,21 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
         limit,
         first_line,
         |event, answer| {
-            let submitted = match args.clock.now() {
+            let mut submitted = match clock.now() {
                 Some(now) => durable.submit_event_at(now, event)?,
                 None => durable.submit_event(event)?,
             };
+            send_when_durable(&mut requests, &committer, submitted.take_http_actions())?;
             let sent = submitted.ungated()?;
             answer.extend_from_slice(sent.as_bytes());
             if advance_ms > 0 {
-                let later = durable.submit_advance(advance_ms)?.ungated()?;
-                append_array(answer, later.as_bytes());
+                let mut later = durable.submit_advance(advance_ms)?;
+                send_when_durable(&mut requests, &committer, later.take_http_actions())?;
+                append_array(answer, later.ungated()?.as_bytes());
             }
-            Ok::<(), Error>(())
+            answer_requests(&mut requests, answer, |response| {
+                deliver_durably(&mut durable, &committer, clock, response)
+            })
         },
     );
     // A run that already failed says why; closing must not hide it.
@@ -270,36 +320,107 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
     }
 }
 
-/// Dispatches one event (at the wall-clock time `at`, if given), then
-/// advances the clock by `advance_ms`; writes into `answer` everything the
-/// app sent, also before a throw.
+/// Dispatches one event (at the wall-clock time, on `clock wall`), then
+/// advances the clock by `advance_ms`, then waits for the HTTP requests
+/// that started; writes into `answer` everything the app sent, also
+/// before a throw.
 fn handle(
     app: &mut App,
+    requests: &mut RunRequests,
     event: &[u8],
     advance_ms: u64,
-    at: Option<SystemTime>,
+    clock: Clock,
     answer: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    let sent = match at {
+    let sent = match clock.now() {
         Some(at) => app.dispatch_json_at(at, event),
         None => app.dispatch_json(event),
     };
+    // An app that threw may have sent a request before it did.
+    requests
+        .act(app.take_http_actions())
+        .map_err(client_failed)?;
     let sent = sent.inspect_err(|e| sent_before(e, answer))?;
     answer.extend_from_slice(sent.as_bytes());
-    if advance_ms == 0 {
-        return Ok(());
-    }
-    match app.advance_time_json(advance_ms) {
-        Ok(later) => append_array(answer, later.as_bytes()),
-        // What the event sent still belongs on its line.
-        Err(e) => {
-            let mut more = Vec::new();
-            sent_before(&e, &mut more);
-            append_array(answer, &more);
-            return Err(e);
+    if advance_ms > 0 {
+        let later = app.advance_time_json(advance_ms);
+        requests
+            .act(app.take_http_actions())
+            .map_err(client_failed)?;
+        match later {
+            Ok(later) => append_array(answer, later.as_bytes()),
+            // What the event sent still belongs on its line.
+            Err(e) => {
+                let mut more = Vec::new();
+                sent_before(&e, &mut more);
+                append_array(answer, &more);
+                return Err(e);
+            }
         }
     }
+    answer_requests(requests, answer, |response| {
+        let sent = match clock.now() {
+            Some(at) => app.deliver_http_json_at(at, response),
+            None => app.deliver_http_json(response),
+        };
+        let actions = app.take_http_actions();
+        Ok((sent?, actions))
+    })
+}
+
+/// Waits for the requests in flight, hands each answer to the app with
+/// `deliver` (which returns what the app sent and what it started), and
+/// sends what that starts, until none is in flight; appends to `answer`
+/// what the app sent.
+fn answer_requests(
+    requests: &mut RunRequests,
+    answer: &mut Vec<u8>,
+    mut deliver: impl FnMut(&HttpResponse) -> Result<(String, Vec<HttpAction>), Error>,
+) -> Result<(), Error> {
+    while let Some(response) = requests.next_answer() {
+        let (sent, actions) = deliver(&response)?;
+        requests.act(actions).map_err(client_failed)?;
+        append_array(answer, sent.as_bytes());
+    }
     Ok(())
+}
+
+/// Hands `response` to the durable app and records it; what it started
+/// leaves once it is durable.
+fn deliver_durably(
+    durable: &mut DurableApp,
+    committer: &Committer,
+    clock: Clock,
+    response: &HttpResponse,
+) -> Result<(String, Vec<HttpAction>), Error> {
+    let mut submitted = match clock.now() {
+        Some(at) => durable.submit_http_response_at(at, response)?,
+        None => durable.submit_http_response(response)?,
+    };
+    let actions = submitted.take_http_actions();
+    if !actions.is_empty() {
+        committer.ticket()?.wait()?;
+    }
+    Ok((submitted.ungated()?, actions))
+}
+
+/// Sends `actions` once what started them is durable: an input a crash
+/// loses has called nobody.
+fn send_when_durable(
+    requests: &mut RunRequests,
+    committer: &Committer,
+    actions: Vec<HttpAction>,
+) -> Result<(), Error> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    committer.ticket()?.wait()?;
+    requests.act(actions).map_err(client_failed)
+}
+
+/// The HTTP client could not be made (a CA file that does not read, say).
+fn client_failed(e: anyhow::Error) -> Error {
+    Error::Config(format!("{e:#}"))
 }
 
 /// What the app sent before `error`: only an app that threw sent anything.

@@ -66,6 +66,13 @@ pub struct ServeArgs {
     /// (default: http:// and the listen address).
     #[arg(long, value_name = "URL", requires = "node_id")]
     advertise: Option<String>,
+
+    /// A PEM file of CA certificates to trust, besides the system's, for
+    /// the apps' outgoing https requests (e.g. a company's own CA);
+    /// repeatable. Which hosts an app may call is set per app when it is
+    /// deployed (`allow-http=HOST[:PORT],...`).
+    #[arg(long, value_name = "FILE")]
+    http_ca: Vec<std::path::PathBuf>,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -104,6 +111,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             advertise: args.advertise,
             lease: std::time::Duration::from_millis(args.lease_ms),
         }),
+        http_ca: args.http_ca,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

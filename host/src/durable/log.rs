@@ -20,6 +20,10 @@ pub enum Input {
     /// through it, or (`fresh`) starting from its `init`. `code` is the
     /// content hash of its code and settings.
     Deploy { code: String, fresh: bool },
+    /// The answer to one of the app's outgoing HTTP requests, as
+    /// `elmbox_abi::HttpResponse::encode` wrote it: a replay hands it to
+    /// the app again instead of sending the request again.
+    HttpResponse(Vec<u8>),
 }
 
 /// What came of an input, so a replay can check it comes out the same.
@@ -58,6 +62,7 @@ impl Record {
             Input::Advance(ms) => (1, ms.to_le_bytes().to_vec()),
             Input::Deploy { code, fresh } => (if *fresh { 3 } else { 2 }, code.as_bytes().to_vec()),
             Input::Wake => (4, Vec::new()),
+            Input::HttpResponse(bytes) => (5, bytes.clone()),
         };
         let (outcome_tag, answer) = match self.outcome {
             Outcome::Answered { answer } => (0u8, answer),
@@ -116,6 +121,7 @@ impl Record {
             },
             4 if payload.is_empty() => Input::Wake,
             4 => return Err(bad("a wake record is malformed")),
+            5 => Input::HttpResponse(payload.to_vec()),
             _ => return Err(bad("a record holds an unknown kind of input")),
         };
         let outcome = match outcome_tag {
@@ -178,6 +184,12 @@ mod tests {
                 clock_ms: 7,
                 input: Input::Event(Vec::new()),
                 outcome: Outcome::Answered { answer: 0 },
+            },
+            Record {
+                seq: 5,
+                clock_ms: 9,
+                input: Input::HttpResponse(b"\x05\0\0\0{...}\x01\0\0\0\xff".to_vec()),
+                outcome: Outcome::Refused,
             },
         ]
     }

@@ -17,11 +17,15 @@
 //! - Time: every input carries the instant of the app's clock it was
 //!   handled at, and a replay sets it again; the wall-clock inputs and the
 //!   timer due time kept in the store are `timers.rs`.
+//! - Outgoing HTTP: a response is an input of the log, replayed instead of
+//!   sent again; requests leave an input once it is durable, and those
+//!   still waiting after a restore are sent again (`http.rs`).
 //! - Stores: a state directory (SQLite, `sqlite.rs`) or a PostgreSQL
 //!   database (`postgres.rs`), either opened from what `--state` takes
 //!   ([`StateLocation`]).
 
 pub mod commit;
+mod http;
 mod location;
 pub mod log;
 #[cfg(feature = "postgres")]
@@ -30,6 +34,7 @@ pub mod sqlite;
 pub mod store;
 mod timers;
 
+pub use http::IdempotencyKeys;
 pub use location::StateLocation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,11 +44,12 @@ use std::time::{Duration, Instant};
 use elmbox_abi::AppSettings;
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
+use crate::app::{json_text, App};
 use crate::app_name;
 use crate::config::{host_random, wall_clock_ms, AppConfig};
 use crate::console::Console;
 use crate::error::{Error, Result};
+use crate::http::HttpAction;
 use crate::runtime::Runtime;
 use crate::state::SandboxState;
 use crate::stats::{thread_cpu_time, MemoryStats};
@@ -181,9 +187,20 @@ pub struct Submitted {
     pub seq: u64,
     result: Result<String>,
     committer: Arc<Committer>,
+    /// The HTTP requests the input started or aborted: for the caller to
+    /// act on once the input is durable, never before (an input lost in a
+    /// crash must not have called anyone).
+    http: Vec<HttpAction>,
 }
 
 impl Submitted {
+    /// The HTTP requests the input started or aborted, taken out: act on
+    /// them once the answer is released (the input is durable), and not
+    /// at all if it is refused for the store's sake.
+    pub fn take_http_actions(&mut self) -> Vec<HttpAction> {
+        std::mem::take(&mut self.http)
+    }
+
     /// The answer, once its input is durable.
     pub fn wait(self) -> Result<String> {
         self.committer.ticket()?.wait()?;
@@ -194,9 +211,20 @@ impl Submitted {
     /// commit thread (which `tell` must not hold up): for callers that must
     /// not block, such as an async server.
     pub fn when_durable(self, tell: impl FnOnce(Result<String>) + Send + 'static) -> Result<()> {
+        self.when_committed(move |durable, answer| tell(durable.and(answer)))
+    }
+
+    /// Like [`Submitted::when_durable`], with whether the input is durable
+    /// (`Ok`) apart from the app's answer, which may be an error of the
+    /// app's own on a durable input: what it started (its
+    /// [`HttpAction`]s) is to be acted on exactly when it is durable.
+    pub fn when_committed(
+        self,
+        tell: impl FnOnce(Result<()>, Result<String>) + Send + 'static,
+    ) -> Result<()> {
         let result = self.result;
         self.committer
-            .when_durable(move |durable| tell(durable.and(result)))
+            .when_durable(move |durable| tell(durable, result))
     }
 
     /// The answer now, before its input is durable: only for output that
@@ -574,6 +602,10 @@ impl DurableApp {
             Input::Event(event) => self.app.dispatch_json_at_instant(clock_ms, event),
             Input::Advance(ms) => self.app.advance_time_json(*ms),
             Input::Wake => self.app.advance_to_instant_json(clock_ms),
+            Input::HttpResponse(response) => {
+                self.app
+                    .deliver_http_encoded(Some(clock_ms), response, json_text)
+            }
             Input::Deploy { .. } => return None,
         };
         self.clock_ms = self.app.clock().now_ms;
@@ -646,6 +678,7 @@ impl DurableApp {
         let result = self
             .apply(clock_ms, &input)
             .expect("deploys are not submitted");
+        let mut http = self.app.take_http_actions();
         let outcome = outcome(&result);
         self.seq += 1;
         let seq = self.seq;
@@ -661,6 +694,8 @@ impl DurableApp {
         self.keep_timer_due(false)?;
         let result = match result {
             Err(cause) if outcome == Outcome::Faulted => {
+                // Restored to before the input: what it started never was.
+                http.clear();
                 let restoring = self.restoring.clone();
                 let _during = restoring.during();
                 // Restore from what is durable: the fault's own record first.
@@ -687,6 +722,7 @@ impl DurableApp {
             seq,
             result,
             committer: self.committer.clone(),
+            http,
         })
     }
 
@@ -799,7 +835,13 @@ impl DurableApp {
                 let Some(result) = next.apply(record.clock_ms, &record.input) else {
                     continue;
                 };
-                if let Some(e) = result.as_ref().err().filter(|e| e.is_fatal()) {
+                // A recorded response that answers another request than the
+                // new version makes would be given to the wrong one.
+                if let Some(e) = result
+                    .as_ref()
+                    .err()
+                    .filter(|e| e.is_fatal() || http::answers_another_request(e))
+                {
                     return Err(Error::DeployRefused {
                         seq: record.seq,
                         error: e.to_string(),

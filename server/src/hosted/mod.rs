@@ -15,6 +15,10 @@
 //! log); the routes call it from tokio's blocking threads, except
 //! [`Hosted::send`], which only queues. What the admin API shows of an app
 //! is `info.rs`; leases and takeovers on a shared database, `nodes.rs`.
+//!
+//! What an input starts of outgoing HTTP is sent once the input is durable
+//! (`outgoing.rs`); the answer comes back to the owner as an input of its
+//! own, behind the app's events.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use elmbox::durable::commit::Committer;
 use elmbox::durable::store::{StateStore, Write};
 use elmbox::durable::StateLocation;
+use elmbox::http::HttpResponse;
 use elmbox::{
     app_name, Console, DurableApp, DurableOptions, Error, EventFormat, OnNewCode, Pool, PoolConfig,
     Restoring, Submitted,
@@ -34,6 +39,7 @@ use tokio::sync::oneshot;
 use crate::http_mode::Pending;
 use crate::metrics::Metrics;
 use crate::options::{AppOptions, Deploy};
+use crate::outgoing::Outgoing;
 use crate::scheduler::{Fired, Scheduler};
 use crate::unserved::{Unserved, UnservedApp};
 
@@ -90,6 +96,8 @@ pub struct Hosted {
     scheduler: Arc<Scheduler>,
     /// What the scheduler fires, until [`Hosted::fire_timers`] takes it.
     fired: Mutex<Option<mpsc::Receiver<Fired>>>,
+    /// The apps' outgoing HTTP requests.
+    outgoing: Arc<Outgoing>,
     metrics: Arc<Metrics>,
 }
 
@@ -128,6 +136,8 @@ enum Work {
     },
     /// The app's earliest timer came due.
     Wake(Fired),
+    /// The answer to one of the app's HTTP requests.
+    HttpResponse(HttpResponse),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,6 +158,7 @@ impl Hosted {
         location: &StateLocation,
         pool: PoolConfig,
         node: Option<Node>,
+        outgoing: Arc<Outgoing>,
         metrics: Arc<Metrics>,
     ) -> Result<Hosted, Error> {
         let store = location.open()?;
@@ -172,6 +183,7 @@ impl Hosted {
             admin: Mutex::default(),
             scheduler: Arc::new(scheduler),
             fired: Mutex::new(Some(fired)),
+            outgoing,
             metrics,
         };
         for summary in store.apps()? {
@@ -257,12 +269,15 @@ impl Hosted {
 
     /// Hands `app` to the pool and starts its owner; if that fails, the
     /// app is not left in the pool.
-    fn serve(&self, app: DurableApp, options: AppOptions) -> Result<(), Error> {
+    fn serve(&self, mut app: DurableApp, options: AppOptions) -> Result<(), Error> {
         let name = app.name().to_string();
         let restoring = app.restoring();
         // Due in the past after a restart, a takeover or a wake: it fires
         // at once, and the app catches up.
         let due = app.next_due();
+        // Sent once it is served: their first sending, if any, was not
+        // answered durably.
+        let (waiting, keys) = (app.waiting_http()?, app.idempotency_keys());
         self.pool.insert_durable(app)?;
         let (events, queue) = mpsc::channel();
         let pending = options.http.then(|| Arc::new(Pending::new(&name)));
@@ -271,6 +286,7 @@ impl Hosted {
             name: name.clone(),
             routes: pending.clone(),
             scheduler: self.scheduler.clone(),
+            outgoing: self.outgoing.clone(),
             metrics: self.metrics.clone(),
         };
         // Not named after the app: a thread's name is no place for text
@@ -286,6 +302,10 @@ impl Hosted {
             }
         };
         self.unserved.forget(&name);
+        let answers = events.clone();
+        let deliver = Box::new(move |response| answers.send(Work::HttpResponse(response)).is_ok());
+        self.outgoing
+            .serve(&name, options.http_policy.clone(), keys, deliver, waiting);
         lock(&self.apps).insert(
             name.clone(),
             Slot::Serving(Owner {
@@ -527,6 +547,7 @@ impl Hosted {
         };
         drop(owner.events);
         let _ = owner.thread.join();
+        self.outgoing.unserve(name);
         let app = self.pool.take_durable(name).map_err(internal)?;
         // What it handed over is durable before anything reads its log.
         self.committer(name)
@@ -570,6 +591,7 @@ impl Hosted {
                 Slot::Serving(owner)
                     if owner.last_used.elapsed() >= idle
                         && owner.pending.as_ref().is_none_or(|p| p.is_empty())
+                        && self.outgoing.in_flight(name) == 0
                         && self.scheduler.due(name).is_none_or(|due| due > soon) =>
                 {
                     Some(name.clone())
@@ -652,6 +674,7 @@ impl Hosted {
         }
         lock(&self.apps).remove(name);
         self.scheduler.set(name, None);
+        self.outgoing.forget(name);
         let committer = self.committer(name);
         let removed = match stopped? {
             Some(Previous::Serving(app, _)) => app.remove().map_err(internal),
@@ -797,6 +820,7 @@ struct Owning {
     /// In HTTP mode, the requests waiting for a response.
     routes: Option<Arc<Pending>>,
     scheduler: Arc<Scheduler>,
+    outgoing: Arc<Outgoing>,
     metrics: Arc<Metrics>,
 }
 
@@ -813,12 +837,15 @@ impl Owning {
                 Work::Event { body, reply } => {
                     let submitted = self.submit(now, |app| app.submit_event_at(now, &body));
                     match submitted {
-                        Ok(submitted) => {
+                        Ok(mut submitted) => {
                             let routes = self.routes.clone();
+                            let started = self.when_durable_send(submitted.take_http_actions());
                             // If the commit thread has stopped, `reply` is
                             // dropped with the closure and the client hears
                             // the app is unavailable.
-                            let _ = submitted.when_durable(move |answer| {
+                            let _ = submitted.when_committed(move |durable, answer| {
+                                started(&durable);
+                                let answer = durable.and(answer);
                                 if let (Some(routes), Ok(outputs)) = (&routes, &answer) {
                                     routes.route(outputs);
                                 }
@@ -831,6 +858,11 @@ impl Owning {
                     }
                 }
                 Work::Wake(fired) => self.wake(fired, now),
+                Work::HttpResponse(response) => {
+                    let submitted =
+                        self.submit(now, |app| app.submit_http_response_at(now, &response));
+                    self.settle(submitted, "an HTTP response");
+                }
             }
         }
     }
@@ -845,29 +877,58 @@ impl Owning {
         };
         let late = now.duration_since(fired.due.min(due)).unwrap_or_default();
         self.metrics.woken_late(&self.name, late.as_secs_f64());
-        let submitted = match self.submit(now, |app| app.submit_advance_to(now)) {
+        let submitted = self.submit(now, |app| app.submit_advance_to(now));
+        self.settle(submitted, "a timer's wake");
+    }
+
+    /// Settles an input nobody waits on (a wake, an HTTP response): its
+    /// outputs may answer HTTP-mode requests, and what it started of
+    /// outgoing HTTP leaves once it is durable. With neither, it shares a
+    /// later commit with whatever comes.
+    fn settle(&self, submitted: Result<Submitted, Error>, what: &'static str) {
+        let mut submitted = match submitted {
             Ok(submitted) => submitted,
-            Err(e) => return tracing::warn!(app = %self.name, error = %e, "a timer's wake"),
+            Err(e) => return tracing::warn!(app = %self.name, error = %e, "{what}"),
         };
-        match &self.routes {
-            // Its outputs may answer them: routed once the wake is durable,
-            // committed at once (somebody waits).
-            Some(routes) if !routes.is_empty() => {
-                let (routes, name) = (routes.clone(), self.name.clone());
-                let _ = submitted.when_durable(move |answer| match answer {
-                    Ok(outputs) => routes.route(&outputs),
-                    Err(e) => tracing::warn!(app = %name, error = %e, "a timer's wake"),
-                });
-            }
-            // Nobody to answer and nobody waiting: the wake shares a later
-            // commit with whatever comes.
-            _ => match submitted.ungated() {
+        let actions = submitted.take_http_actions();
+        let routes = self.routes.clone().filter(|routes| !routes.is_empty());
+        if routes.is_none() && actions.is_empty() {
+            match submitted.ungated() {
                 Ok(outputs) if outputs != "[]" => tracing::debug!(
-                    app = %self.name, %outputs, "sent by a timer, with no request to answer"
+                    app = %self.name, %outputs, "sent with no request to answer ({what})"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(app = %self.name, error = %e, "a timer's wake"),
-            },
+                Err(e) => tracing::warn!(app = %self.name, error = %e, "{what}"),
+            }
+            return;
+        }
+        // Committed at once: somebody waits.
+        let started = self.when_durable_send(actions);
+        let name = self.name.clone();
+        let _ = submitted.when_committed(move |durable, answer| {
+            started(&durable);
+            match durable.and(answer) {
+                Ok(outputs) => {
+                    if let Some(routes) = routes {
+                        routes.route(&outputs);
+                    }
+                }
+                Err(e) => tracing::warn!(app = %name, error = %e, "{what}"),
+            }
+        });
+    }
+
+    /// What sends `actions` once their input is durable (and nothing if
+    /// its commit failed: then the input never was).
+    fn when_durable_send(
+        &self,
+        actions: Vec<elmbox::http::HttpAction>,
+    ) -> impl FnOnce(&Result<(), Error>) + Send + 'static {
+        let (outgoing, name) = (self.outgoing.clone(), self.name.clone());
+        move |durable| {
+            if durable.is_ok() {
+                outgoing.act(&name, actions);
+            }
         }
     }
 

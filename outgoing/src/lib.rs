@@ -1,0 +1,18 @@
+//! The host's client for the outgoing HTTP requests of sandboxed Elm apps.
+//!
+//! An app's `XMLHttpRequest` (all elm/http uses) reaches the host as an
+//! [`elmbox_abi::HttpRequest`]; the host answers it with one
+//! [`elmbox_abi::HttpResponse`]. This crate decides whether the request may
+//! be sent ([`HttpPolicy`]: an allowlist of hosts, empty by default, and
+//! limits on size, time and concurrency), sends it with one process-wide
+//! [`OutgoingClient`], and produces that response. `elmbox serve` and
+//! `elmbox run` both use it, on a tokio runtime.
+
+mod client;
+mod policy;
+mod tls;
+
+pub use client::{AppHttp, Ended, InFlight, OutgoingClient, MAX_REDIRECTS};
+pub use policy::{AllowedHost, AllowedHostError, HttpPolicy};
+pub use tls::ClientError;
+pub use url::{Host, Url};
