@@ -7,6 +7,7 @@
 //! `timers.js` (`make elm` writes them where Elm's package server is reachable).
 
 pub mod http_api;
+pub mod upstream;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ mod faults;
 mod http_api_fuzz;
 mod limits;
 mod memory;
+mod outgoing_http;
 mod pool;
 mod pool_thousand;
 mod ports;

@@ -140,6 +140,19 @@ enum Work {
     HttpResponse(HttpResponse),
 }
 
+impl Owner {
+    /// Ends the owner thread once it has handled what was queued. Every
+    /// sender closes its queue: the app's requests in flight hold one, so
+    /// they are told first that it is not served here (their answers are
+    /// dropped; the requests are sent again when it is).
+    fn end(self, name: &str, outgoing: &Outgoing) -> AppOptions {
+        outgoing.unserve(name);
+        drop(self.events);
+        let _ = self.thread.join();
+        self.options
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -545,16 +558,14 @@ impl Hosted {
             }
             None => return Ok(None),
         };
-        drop(owner.events);
-        let _ = owner.thread.join();
-        self.outgoing.unserve(name);
+        let options = owner.end(name, &self.outgoing);
         let app = self.pool.take_durable(name).map_err(internal)?;
         // What it handed over is durable before anything reads its log.
         self.committer(name)
             .ticket()
             .and_then(|ticket| ticket.wait())
             .map_err(internal)?;
-        Ok(Some(Previous::Serving(Box::new(app), owner.options)))
+        Ok(Some(Previous::Serving(Box::new(app), options)))
     }
 
     /// Puts back what was in the app's place after a refused deploy, and
@@ -765,8 +776,7 @@ impl Hosted {
         let slots: Vec<(String, Slot)> = lock(&self.apps).drain().collect();
         for (name, slot) in slots {
             if let Slot::Serving(owner) = slot {
-                drop(owner.events);
-                let _ = owner.thread.join();
+                owner.end(&name, &self.outgoing);
                 match self.pool.take_durable(&name).and_then(DurableApp::close) {
                     Ok(()) => {}
                     Err(e) => tracing::error!(app = %name, error = %e, "closing"),

@@ -247,10 +247,11 @@ impl Hosted {
             (apps.remove(name), lock(&self.committers).remove(name))
         };
         if let Some(Slot::Serving(owner)) = slot {
-            drop(owner.events);
-            let _ = owner.thread.join();
+            owner.end(name, &self.outgoing);
             let _ = self.pool.take_durable(name);
         }
+        // Its requests are the next holder's to send.
+        self.outgoing.forget(name);
         // Its timers are the next holder's now.
         self.scheduler.set(name, None);
         // Its commit thread stops; a new lease starts a new one.
