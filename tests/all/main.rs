@@ -6,6 +6,7 @@ mod app_names;
 mod cli;
 mod counter;
 mod durable;
+mod durable_http;
 mod durable_postgres;
 mod elm_analyse;
 mod errors;

@@ -70,7 +70,9 @@ impl DurableApp {
 /// both fixed at its creation or its last fresh deploy and kept in the
 /// store) and the request's number in that history, `NAME/TAG/N`. A
 /// request sent again after a restore has the key its first sending had;
-/// no two requests of an app, nor of two apps, share one.
+/// no two requests of an app, nor of two apps, share one. (Unless a
+/// library user fixes both the epoch and the seed, as tests do: a fresh
+/// start then has the tag of the history before it.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKeys {
     prefix: String,
