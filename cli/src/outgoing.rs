@@ -7,11 +7,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
+use elmbox::durable::commit::Committer;
 use elmbox::durable::IdempotencyKeys;
 use elmbox::http::{HttpAction, HttpOutcome, HttpRequest, HttpResponse};
+use elmbox::{DurableApp, Error};
 use elmbox_outgoing::{AllowedHost, AppHttp, HttpPolicy, InFlight, OutgoingClient};
 
 /// Where the app may send HTTP requests, and within which limits.
@@ -70,8 +73,16 @@ struct Client {
 }
 
 impl RunRequests {
-    /// For the app `app`, its requests keyed by `keys`.
-    pub fn new(args: &HttpArgs, app: &str, keys: IdempotencyKeys) -> anyhow::Result<RunRequests> {
+    /// For the app `app`, its requests keyed by `keys`: a durable app's
+    /// own, or (`None`) keys of this run's own, since nothing keeps the
+    /// app's history.
+    pub fn new(
+        args: &HttpArgs,
+        app: &str,
+        keys: Option<IdempotencyKeys>,
+    ) -> anyhow::Result<RunRequests> {
+        let keys =
+            keys.unwrap_or_else(|| IdempotencyKeys::new(app, &format!("{:012x}", run_tag())));
         // A CA file that does not read is said at once, not at the first
         // request.
         for ca in &args.http_ca {
@@ -159,4 +170,51 @@ impl RunRequests {
         }
         None
     }
+}
+
+/// A tag for this run's `Idempotency-Key`s: no two runs share one.
+fn run_tag() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 40)) & 0xffff_ffff_ffff
+}
+
+/// Hands `response` to the durable app (at the wall-clock time `at`, or
+/// its clock's instant) and records it; what it started leaves once it is
+/// durable.
+pub fn deliver_durably(
+    durable: &mut DurableApp,
+    committer: &Committer,
+    at: Option<SystemTime>,
+    response: &HttpResponse,
+) -> Result<(String, Vec<HttpAction>), Error> {
+    let mut submitted = match at {
+        Some(at) => durable.submit_http_response_at(at, response)?,
+        None => durable.submit_http_response(response)?,
+    };
+    let actions = submitted.take_http_actions();
+    if !actions.is_empty() {
+        committer.ticket()?.wait()?;
+    }
+    Ok((submitted.ungated()?, actions))
+}
+
+/// Sends `actions` once what started them is durable: an input a crash
+/// loses has called nobody.
+pub fn send_when_durable(
+    requests: &mut RunRequests,
+    committer: &Committer,
+    actions: Vec<HttpAction>,
+) -> Result<(), Error> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    committer.ticket()?.wait()?;
+    requests.act(actions).map_err(client_failed)
+}
+
+/// The HTTP client could not be made (a CA file that does not read, say).
+pub fn client_failed(e: anyhow::Error) -> Error {
+    Error::Config(format!("{e:#}"))
 }

@@ -4,7 +4,6 @@
 //! response is read up to the app's limit and no further, and each
 //! request runs as one tokio task that the caller can abort.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -15,8 +14,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use crate::error::{error_chain, ClientError};
 use crate::policy::HttpPolicy;
-use crate::tls::{self, ClientError};
+use crate::tls;
 
 /// Redirects followed for one request at most (browsers follow 20).
 pub const MAX_REDIRECTS: usize = 10;
@@ -756,21 +756,6 @@ fn too_many(app: &AppHttp, request: &HttpRequest) -> Refused {
         Ended::TooMany,
         format!("this app has {max} requests in flight already, its most at once"),
     )
-}
-
-/// An error and its sources, `: `-separated, skipping a source whose text
-/// its parent already ends with.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            let _ = write!(text, ": {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@
 //! `elmbox run` both use it, on a tokio runtime.
 
 mod client;
+mod error;
 mod policy;
 mod tls;
 
 pub use client::{AppHttp, Ended, InFlight, OutgoingClient, MAX_REDIRECTS};
+pub use error::ClientError;
 pub use policy::{AllowedHost, AllowedHostError, HttpPolicy};
-pub use tls::ClientError;
 pub use url::{Host, Url};

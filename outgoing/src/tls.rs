@@ -8,31 +8,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::client::error_chain;
-
-/// Why [`OutgoingClient::new`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("cannot read the CA certificate file {}: {source}", path.display())]
-    ReadCaFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the CA certificate file {} is not PEM: {reason}", path.display())]
-    BadPem { path: PathBuf, reason: String },
-    #[error("the CA certificate file {} holds no certificate (no -----BEGIN CERTIFICATE----- block)", path.display())]
-    NoCertificate { path: PathBuf },
-    #[error("certificate {number} of the CA certificate file {} cannot be a root: {reason}", path.display())]
-    BadCertificate {
-        path: PathBuf,
-        number: usize,
-        reason: String,
-    },
-    #[error("cannot set up TLS: {0}")]
-    Tls(String),
-    #[error("cannot set up the HTTP client: {}", error_chain(.0))]
-    Http(reqwest::Error),
-}
+use crate::error::ClientError;
 
 /// The TLS configuration of the process's client.
 pub(crate) fn client_config(

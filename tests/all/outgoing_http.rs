@@ -233,6 +233,14 @@ fn a_response_lost_to_kill_9_is_asked_again_with_the_same_key() {
         std::thread::spawn(move || http.post(url).send(spec).map(|r| r.status().as_u16()))
     };
     let first = upstream.wait_for(1)[0].clone();
+    let (status, info) = server.admin_get("apps/fetch", Some(TOKEN));
+    assert_eq!(status, 200, "{info}");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["requests_in_flight"], 1, "{info}");
+    assert_eq!(
+        info["options"]["http-policy"]["allow"],
+        json!([upstream.host()])
+    );
     drop(server); // SIGKILL
     assert!(client.join().unwrap().is_err(), "its client got no answer");
 

@@ -12,8 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use elmbox::app_name;
 use elmbox::durable::commit::Committer;
-use elmbox::durable::{IdempotencyKeys, StateLocation};
-use elmbox::http::{HttpAction, HttpResponse};
+use elmbox::durable::StateLocation;
 use elmbox::{
     App, AppConfig, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode,
     SandboxLimits,
@@ -22,7 +21,8 @@ use elmbox_abi::lines;
 use serde_json::Value;
 
 use crate::app_args::{built_limits, AppArgs, AppFile, Origin, SandboxArgs};
-use crate::outgoing::{HttpArgs, RunRequests};
+use crate::outgoing::{client_failed, deliver_durably, send_when_durable, HttpArgs, RunRequests};
+use elmbox::http::{HttpAction, HttpResponse};
 
 /// Feed events from stdin, one per line, and print, for each, one line on
 /// stdout: the JSON array of the values the app sent on its outgoing port.
@@ -122,9 +122,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } => (args.advance_ms.unwrap_or(advance_ms), all_ports),
         Origin::Source(config) => (args.advance_ms.unwrap_or(0), config.all_ports),
     };
-    // Keys of this run's own: nothing keeps the app's history.
-    let keys = IdempotencyKeys::new(app.name(), &format!("{:012x}", run_tag()));
-    let mut requests = RunRequests::new(&args.http, app.name(), keys)?;
+    let mut requests = RunRequests::new(&args.http, app.name(), None)?;
     // What `init` sent, and what it sent when the requests it made were
     // answered: with --ports it is the first line; with one pair of ports
     // it is only reported.
@@ -156,14 +154,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         |event, answer| handle(&mut app, &mut requests, event, advance_ms, clock, answer),
     );
     Ok(ExitCode::from(status))
-}
-
-/// A tag for this run's `Idempotency-Key`s: no two runs share one.
-fn run_tag() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ (u64::from(std::process::id()) << 40)) & 0xffff_ffff_ffff
 }
 
 /// `run --state`: the app restored from (or recorded into) the state at
@@ -263,7 +253,7 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
         eprintln!("elmbox: deployed the new version ({how:?})");
     }
     eprintln!("elmbox: at event {}", durable.seq());
-    let mut requests = RunRequests::new(&args.http, &name, durable.idempotency_keys())?;
+    let mut requests = RunRequests::new(&args.http, &name, Some(durable.idempotency_keys()))?;
     // Sent again: their answers were not durable when the last run ended.
     let waiting = durable.waiting_http()?;
     if !waiting.is_empty() {
@@ -278,7 +268,7 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
         .to_string()
         .into_bytes();
     answer_requests(&mut requests, &mut startup, |response| {
-        deliver_durably(&mut durable, &committer, clock, response)
+        deliver_durably(&mut durable, &committer, clock.now(), response)
     })?;
     let startup = String::from_utf8_lossy(&startup).into_owned();
     let first_line = all_ports.then_some(startup.as_bytes());
@@ -304,7 +294,7 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
                 append_array(answer, later.ungated()?.as_bytes());
             }
             answer_requests(&mut requests, answer, |response| {
-                deliver_durably(&mut durable, &committer, clock, response)
+                deliver_durably(&mut durable, &committer, clock.now(), response)
             })
         },
     );
@@ -383,44 +373,6 @@ fn answer_requests(
         append_array(answer, sent.as_bytes());
     }
     Ok(())
-}
-
-/// Hands `response` to the durable app and records it; what it started
-/// leaves once it is durable.
-fn deliver_durably(
-    durable: &mut DurableApp,
-    committer: &Committer,
-    clock: Clock,
-    response: &HttpResponse,
-) -> Result<(String, Vec<HttpAction>), Error> {
-    let mut submitted = match clock.now() {
-        Some(at) => durable.submit_http_response_at(at, response)?,
-        None => durable.submit_http_response(response)?,
-    };
-    let actions = submitted.take_http_actions();
-    if !actions.is_empty() {
-        committer.ticket()?.wait()?;
-    }
-    Ok((submitted.ungated()?, actions))
-}
-
-/// Sends `actions` once what started them is durable: an input a crash
-/// loses has called nobody.
-fn send_when_durable(
-    requests: &mut RunRequests,
-    committer: &Committer,
-    actions: Vec<HttpAction>,
-) -> Result<(), Error> {
-    if actions.is_empty() {
-        return Ok(());
-    }
-    committer.ticket()?.wait()?;
-    requests.act(actions).map_err(client_failed)
-}
-
-/// The HTTP client could not be made (a CA file that does not read, say).
-fn client_failed(e: anyhow::Error) -> Error {
-    Error::Config(format!("{e:#}"))
 }
 
 /// What the app sent before `error`: only an app that threw sent anything.

@@ -25,6 +25,8 @@ pub struct AppInfo {
     pub problem: Option<String>,
     /// In HTTP mode, the requests waiting for their response.
     pub waiting: Option<usize>,
+    /// The app's own outgoing HTTP requests in flight.
+    pub requests_in_flight: usize,
     /// While it is in memory.
     pub memory: Option<MemoryInfo>,
     /// The event the newest snapshot was taken after.
@@ -115,6 +117,7 @@ impl Hosted {
             state: "serving",
             problem: None,
             waiting,
+            requests_in_flight: self.outgoing.in_flight(name),
             memory: Some(memory.into()),
             last_snapshot: self.last_snapshot(name)?,
         })
@@ -147,6 +150,7 @@ impl Hosted {
             state: "parked",
             problem: None,
             waiting,
+            requests_in_flight: 0,
             memory: None,
             last_snapshot,
         })
