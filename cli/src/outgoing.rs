@@ -195,7 +195,7 @@ pub fn deliver_durably(
     };
     let actions = submitted.take_http_actions();
     if !actions.is_empty() {
-        committer.ticket()?.wait()?;
+        committer.ticket_for(durable.name())?.wait()?;
     }
     Ok((submitted.ungated()?, actions))
 }
@@ -205,12 +205,13 @@ pub fn deliver_durably(
 pub fn send_when_durable(
     requests: &mut RunRequests,
     committer: &Committer,
+    app: &str,
     actions: Vec<HttpAction>,
 ) -> Result<(), Error> {
     if actions.is_empty() {
         return Ok(());
     }
-    committer.ticket()?.wait()?;
+    committer.ticket_for(app)?.wait()?;
     requests.act(actions).map_err(client_failed)
 }
 

@@ -109,10 +109,16 @@ pub enum Error {
         now: String,
     },
 
-    /// Writing the state failed (a full or failing disk): nothing after it
-    /// is durable, so nothing after it is answered.
+    /// Writing the state failed (a failing disk, a lost connection): the
+    /// input was not answered, and the app restores itself from what the
+    /// store holds before its next one (`durable::healing`).
     #[error("cannot write the state: {reason}")]
     StateWrite { reason: String },
+
+    /// The store's disk (or database) is full: as [`Error::StateWrite`],
+    /// until there is room again.
+    #[error("the state's disk is full: {reason}")]
+    StateFull { reason: String },
 
     /// An app's log is damaged where it cannot simply be cut.
     #[error("the event log is damaged: {reason}")]
@@ -173,10 +179,7 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         match self {
             Error::App { error, .. } => error.is_fatal(),
-            Error::Crashed { .. }
-            | Error::Failed { .. }
-            | Error::DeadlineExceeded { .. }
-            | Error::StateWrite { .. } => true,
+            Error::Crashed { .. } | Error::Failed { .. } | Error::DeadlineExceeded { .. } => true,
             Error::MemoryCapReached { fatal, .. } => *fatal,
             _ => false,
         }

@@ -3,7 +3,8 @@
 //! its answer, timers fired and how late the app was woken for them,
 //! outgoing HTTP requests by how they ended,
 //! linear memory and QuickJS heap (read when scraped); per process,
-//! resident memory and the apps served.
+//! resident memory, the apps served, and the store's health and failed
+//! commits.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +51,8 @@ pub struct Metrics {
     apps: Gauge,
     apps_with_timers: Gauge,
     commits: Counter,
+    store_errors: Counter,
+    store_healthy: Gauge,
 }
 
 /// 50 µs to ~1.6 s: a durable answer takes at least one fsync (~170 µs).
@@ -152,8 +155,23 @@ impl Metrics {
             "Commits the store made (each one sync of the disk, many inputs in each)",
             Counter::default(),
         );
+        let store_errors = add(
+            r,
+            "store_errors",
+            "Commits of the store that failed (an I/O error, a failed fsync, a full disk)",
+            Counter::default(),
+        );
+        let store_healthy = add(
+            r,
+            "store_healthy",
+            "1 while the store takes commits; 0 while it heals (a commit failed, the apps it \
+             failed restore themselves) or cannot be opened",
+            Gauge::default(),
+        );
         Metrics {
             registry,
+            store_errors,
+            store_healthy,
             apps_with_timers,
             commits,
             events,
@@ -235,7 +253,11 @@ impl Metrics {
         memory: &[(String, MemoryStats)],
         apps_with_timers: usize,
         commits: u64,
+        (store_health, store_errors): (elmbox::durable::Health, u64),
     ) -> String {
+        self.store_errors
+            .inc_by(store_errors.saturating_sub(self.store_errors.get()));
+        self.store_healthy.set(i64::from(store_health.is_healthy()));
         self.apps_with_timers.set(apps_with_timers as i64);
         // A counter only goes up: what it lacks of the store's count.
         self.commits

@@ -1,6 +1,7 @@
 //! The HTTP API. Admin calls (`/_elmbox/apps...`) need the admin token;
 //! events (`POST /apps/{name}/events`) answer with what the app sent, once
-//! the event is durable; `GET /healthz` says the server is up.
+//! the event is durable; `GET /healthz` says the server is up, and how its
+//! store is.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ type Shared = Arc<ServerState>;
 
 pub fn router(state: Shared) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/_elmbox/apps", get(list_apps))
         .route(
@@ -299,9 +300,23 @@ async fn event(state: &ServerState, name: &str, body: Bytes) -> Response {
             state
                 .metrics
                 .answered(name, taken.elapsed().as_secs_f64(), Err(&e));
-            (event_status(&e), error_text(&e)).into_response()
+            event_error(&e)
         }
         Err(_) => unwritable(name),
+    }
+}
+
+/// 200 while the server is up, the store's health in the body: a store
+/// that heals is not a reason for a load balancer to take the server out
+/// (its events are refused meanwhile, saying why).
+async fn healthz(State(state): State<Shared>) -> String {
+    let (health, errors) = state.hosted.store_health();
+    match health.reason() {
+        None => format!("ok\nstore: healthy ({errors} failed commits so far)\n"),
+        Some(reason) => format!(
+            "ok\nstore: {}: {reason} ({errors} failed commits so far)\n",
+            health.name()
+        ),
     }
 }
 
@@ -313,6 +328,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
             &hosted.memory(),
             hosted.apps_with_timers(),
             hosted.commits(),
+            hosted.store_health(),
         ))
     })
     .await;
@@ -364,7 +380,7 @@ async fn http_request(
             Ok(Err(e)) => {
                 let seconds = taken.elapsed().as_secs_f64();
                 state.metrics.answered(name, seconds, Err(&e));
-                return (event_status(&e), error_text(&e)).into_response();
+                return event_error(&e);
             }
             Err(_) => return unwritable(name),
         }
@@ -394,16 +410,26 @@ async fn http_request(
 }
 
 /// What an app's error on one event means for the client: its own event
-/// was wrong (the app goes on), or the app faulted (and was restored).
-fn event_status(e: &Error) -> StatusCode {
-    match e {
+/// was wrong (the app goes on), the app faulted (and was restored), or the
+/// store failed (the event is not answered; the app restores itself from
+/// the store before its next one): 507 while the disk is full, else 503.
+fn event_error(e: &Error) -> Response {
+    let status = match e {
         Error::App {
             error: AppError::EventTooLarge { .. },
             ..
         } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::StateWrite { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::StateFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        Error::StateWrite { .. } | Error::BadState { .. } => {
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, error_text(e)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
         Error::Restored { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         e if e.is_fatal() => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
-    }
+    };
+    (status, error_text(e)).into_response()
 }

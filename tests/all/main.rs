@@ -23,6 +23,7 @@ mod serve;
 mod served;
 mod standalone;
 mod state;
+mod store_faults;
 mod support;
 mod timers;
 mod wall_clock;

@@ -40,7 +40,25 @@ impl Served {
         token: Option<&str>,
         args: &[&str],
     ) -> Served {
-        let mut command = Command::new(elmbox_bin());
+        Served::start_under(&[], state, token, args)
+    }
+
+    /// Run by `wrapper` (`["fiu-run", "-x"]`, say), which execs the
+    /// server in its own process.
+    pub(crate) fn start_under(
+        wrapper: &[&str],
+        state: impl AsRef<OsStr>,
+        token: Option<&str>,
+        args: &[&str],
+    ) -> Served {
+        let mut command = match wrapper {
+            [] => Command::new(elmbox_bin()),
+            [program, rest @ ..] => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(elmbox_bin());
+                command
+            }
+        };
         command.env_remove("ELMBOX_ADMIN_TOKEN");
         if let Some(token) = token {
             command.env("ELMBOX_ADMIN_TOKEN", token);

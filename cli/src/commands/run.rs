@@ -111,6 +111,15 @@ pub struct DurableArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // The library's errors (a store that failed, say) on stderr; stdout is
+    // the answers'.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .init();
     if let Some(location) = &args.durable.state {
         return run_durable(&args, location);
     }
@@ -274,7 +283,7 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
     let first_line = all_ports.then_some(startup.as_bytes());
     let limit = durable.limits().max_event_bytes;
     let mut input = BufReader::with_capacity(64 << 10, io::stdin().lock());
-    let mut output = committer.gated_output();
+    let mut output = committer.gated_output(&name);
     let status = lines::serve(
         &mut input,
         &mut output,
@@ -285,12 +294,17 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
                 Some(now) => durable.submit_event_at(now, event)?,
                 None => durable.submit_event(event)?,
             };
-            send_when_durable(&mut requests, &committer, submitted.take_http_actions())?;
+            send_when_durable(
+                &mut requests,
+                &committer,
+                &name,
+                submitted.take_http_actions(),
+            )?;
             let sent = submitted.ungated()?;
             answer.extend_from_slice(sent.as_bytes());
             if advance_ms > 0 {
                 let mut later = durable.submit_advance(advance_ms)?;
-                send_when_durable(&mut requests, &committer, later.take_http_actions())?;
+                send_when_durable(&mut requests, &committer, &name, later.take_http_actions())?;
                 append_array(answer, later.ungated()?.as_bytes());
             }
             answer_requests(&mut requests, answer, |response| {
@@ -300,6 +314,11 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
     );
     // A run that already failed says why; closing must not hide it.
     let closed = durable.close().and_then(|()| committer.finish());
+    // Lines the store failed were answered `[]`: some events failed.
+    let status = match (status, committer.lines_failed()) {
+        (lines::EXIT_OK, 1..) => lines::EXIT_SOME_FAILED,
+        (status, _) => status,
+    };
     match closed {
         Err(e) if status == lines::EXIT_OK => Err(e.into()),
         Err(e) => {

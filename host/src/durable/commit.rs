@@ -5,10 +5,15 @@
 //! writes handed over before it are durable: through a [`Ticket`], or as a
 //! line of output the thread itself writes once its writes are committed
 //! ([`Committer::gated_output`]).
+//!
+//! A commit that fails does not stop the thread: the apps whose writes it
+//! held are lost until they restore themselves, and the store is opened
+//! again before the next commit (`healing.rs`).
 
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::state::SandboxState;
 
+use super::healing::{Failure, StoreHealth};
 use super::store::{StateStore, Write};
 
 /// Writes gathered into one commit at most.
@@ -49,18 +55,31 @@ enum Job {
         code: String,
         state: SandboxState,
     },
-    /// Called once the writes handed over before it are durable (or not).
-    Notify(Box<dyn FnOnce(Result<(), String>) + Send>),
-    /// Written to the gated output once the writes before it are durable.
-    Line(Vec<u8>),
+    /// Called once the writes handed over before it are durable (or not):
+    /// those of `app`, or (`None`) all of them.
+    Notify {
+        app: Option<String>,
+        tell: Box<dyn FnOnce(Result<(), Failure>) + Send>,
+    },
+    /// Written to the gated output once the writes before it (of `app`,
+    /// or all) are durable; never written if they are not.
+    Line {
+        app: Option<String>,
+        line: Vec<u8>,
+    },
+    /// `app` restored itself from the store: its writes from here on are
+    /// committed again.
+    Found(String),
 }
 
 /// The group-commit thread of one store. Dropping it commits what was
 /// handed over and stops the thread.
 pub struct Committer {
     jobs: Mutex<Option<Sender<Job>>>,
-    /// Set once a commit failed: nothing more is committed.
-    failure: Arc<Mutex<Option<String>>>,
+    /// Gated lines written as `[]` because their writes were not durable.
+    lines_failed: Arc<AtomicU64>,
+    /// What the commit thread found of the store.
+    health: Arc<StoreHealth>,
     /// Set when somebody waits on the writes handed over: commit now.
     waited_on: Arc<AtomicBool>,
     /// The commit thread, to wake while it gathers.
@@ -73,13 +92,13 @@ pub struct Committer {
 }
 
 /// Waits for the writes handed over before it to be durable.
-pub struct Ticket(Receiver<Result<(), String>>);
+pub struct Ticket(Receiver<Result<(), Failure>>);
 
 impl Ticket {
     pub fn wait(self) -> Result<()> {
         match self.0.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(Error::StateWrite { reason }),
+            Ok(Err(failure)) => Err(failure.error()),
             Err(_) => Err(Error::StateWrite {
                 reason: "the commit thread stopped".into(),
             }),
@@ -94,24 +113,48 @@ impl Committer {
         store: Arc<dyn StateStore>,
         output: Option<Box<dyn std::io::Write + Send>>,
     ) -> Committer {
+        Committer::start_as(store, output, OnFailure::Heal)
+    }
+
+    /// A commit thread that commits nothing more after a failed commit
+    /// ([`crate::durable::Health::Stopped`]): for a node's per-app thread,
+    /// whose node then drops the app and takes it over again from the
+    /// store with the next lease epoch, which rolls back a commit whose
+    /// acknowledgement was lost (in doubt) instead of keeping it.
+    pub fn start_stopping_on_failure(store: Arc<dyn StateStore>) -> Committer {
+        Committer::start_as(store, None, OnFailure::Stop)
+    }
+
+    fn start_as(
+        store: Arc<dyn StateStore>,
+        output: Option<Box<dyn std::io::Write + Send>>,
+        on_failure: OnFailure,
+    ) -> Committer {
         let (send, receive) = channel();
-        let failure = Arc::new(Mutex::new(None));
-        let failed = failure.clone();
+        let health = Arc::new(StoreHealth::default());
+        let told = health.clone();
         let waited_on = Arc::new(AtomicBool::new(false));
         let waited = waited_on.clone();
         let commits = Arc::new(AtomicU64::new(0));
         let snapshot_backlog = Arc::new(AtomicUsize::new(0));
+        let lines_failed = Arc::new(AtomicU64::new(0));
         let counters = Counters {
             commits: commits.clone(),
             snapshot_backlog: snapshot_backlog.clone(),
+            lines_failed: lines_failed.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("elmbox-commit".into())
-            .spawn(move || run(store, receive, output, failed, &waited, &counters))
+            .spawn(move || {
+                run(
+                    store, receive, output, &told, &waited, &counters, on_failure,
+                )
+            })
             .expect("spawning the commit thread");
         Committer {
             jobs: Mutex::new(Some(send)),
-            failure,
+            lines_failed,
+            health,
             waited_on,
             commits,
             snapshot_backlog,
@@ -157,49 +200,87 @@ impl Committer {
         })
     }
 
-    /// A ticket for everything handed over so far.
+    /// A ticket for everything handed over so far: it fails if the commit
+    /// that held any of it failed.
     pub fn ticket(&self) -> Result<Ticket> {
+        self.ticket_of(None)
+    }
+
+    /// A ticket for the writes of `app` handed over so far.
+    pub fn ticket_for(&self, app: &str) -> Result<Ticket> {
+        self.ticket_of(Some(app.to_string()))
+    }
+
+    fn ticket_of(&self, app: Option<String>) -> Result<Ticket> {
         let (send, receive) = channel();
-        self.notify(Box::new(move |durable| {
-            let _ = send.send(durable);
-        }))?;
+        self.notify(
+            app,
+            Box::new(move |durable| {
+                let _ = send.send(durable);
+            }),
+        )?;
         Ok(Ticket(receive))
     }
 
-    /// Calls `tell`, on the commit thread, once everything handed over so
-    /// far is durable, or with the reason it cannot be: for callers that
-    /// must not block, such as an async server.
-    pub fn when_durable(&self, tell: impl FnOnce(Result<()>) + Send + 'static) -> Result<()> {
-        self.notify(Box::new(move |durable: Result<(), String>| {
-            tell(durable.map_err(|reason| Error::StateWrite { reason }))
-        }))
+    /// Calls `tell`, on the commit thread, once the writes of `app` handed
+    /// over so far are durable, or with the reason they are not: for
+    /// callers that must not block, such as an async server.
+    pub fn when_durable(
+        &self,
+        app: &str,
+        tell: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        self.notify(
+            Some(app.to_string()),
+            Box::new(move |durable: Result<(), Failure>| tell(durable.map_err(|f| f.error()))),
+        )
     }
 
-    fn notify(&self, tell: Box<dyn FnOnce(Result<(), String>) + Send>) -> Result<()> {
-        self.send(Job::Notify(tell))?;
+    fn notify(
+        &self,
+        app: Option<String>,
+        tell: Box<dyn FnOnce(Result<(), Failure>) + Send>,
+    ) -> Result<()> {
+        self.send(Job::Notify { app, tell })?;
         self.waited_on.store(true, Ordering::Release);
         self.waker.unpark();
         Ok(())
     }
 
-    /// A writer whose lines reach the output only once everything handed
-    /// over before each line is durable: the output gate of `elmbox run
-    /// --state`.
-    pub fn gated_output(self: &Arc<Self>) -> GatedOutput {
+    /// A writer whose lines reach the output only once the writes of `app`
+    /// handed over before each line are durable: the output gate of
+    /// `elmbox run --state`.
+    pub fn gated_output(self: &Arc<Self>, app: &str) -> GatedOutput {
         GatedOutput {
             committer: self.clone(),
+            app: app.to_string(),
             line: Vec::new(),
         }
     }
 
-    /// Why commits stopped, if they did.
+    /// Lines of the gated output that were not durable (written as `[]`).
+    pub fn lines_failed(&self) -> u64 {
+        self.lines_failed.load(Ordering::Relaxed)
+    }
+
+    /// What the commit thread found of the store.
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
+    }
+
+    /// Refused while the store cannot even be opened again.
     pub fn check(&self) -> Result<()> {
-        match &*self.failure.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(reason) => Err(Error::StateWrite {
-                reason: reason.clone(),
-            }),
+        match self.health.refusal() {
+            Some(refused) => Err(refused),
             None => Ok(()),
         }
+    }
+
+    /// `app` restored itself from what the store holds after its writes
+    /// were lost: the writes it hands over from now on are committed.
+    pub fn found(&self, app: &str) -> Result<()> {
+        self.health.found(app);
+        self.send(Job::Found(app.to_string()))
     }
 
     /// Commits what was handed over, writes the released lines, and stops
@@ -209,11 +290,15 @@ impl Committer {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
-        self.check()
+        match self.health.health().reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::StateWrite {
+                reason: reason.to_string(),
+            }),
+        }
     }
 
     fn send(&self, job: Job) -> Result<()> {
-        self.check()?;
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let sent = jobs.as_ref().map(|jobs| jobs.send(job).is_ok());
         match sent {
@@ -239,18 +324,48 @@ pub const SNAPSHOT_BACKLOG: usize = 64 << 20;
 struct Counters {
     commits: Arc<AtomicU64>,
     snapshot_backlog: Arc<AtomicUsize>,
+    /// Gated lines whose writes were not durable.
+    lines_failed: Arc<AtomicU64>,
+}
+
+/// What a commit thread does after a failed commit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnFailure {
+    /// Opens the store again; the apps it failed restore themselves.
+    Heal,
+    /// Commits nothing more.
+    Stop,
 }
 
 fn run(
     store: Arc<dyn StateStore>,
     receive: Receiver<Job>,
     mut output: Option<Box<dyn std::io::Write + Send>>,
-    failure: Arc<Mutex<Option<String>>>,
+    health: &StoreHealth,
     waited_on: &AtomicBool,
     counters: &Counters,
+    on_failure: OnFailure,
 ) {
-    let mut failed: Option<String> = None;
-    while let Ok(first) = receive.recv() {
+    // Apps whose writes are dropped, until the `Found` they hand over: the
+    // order of the channel says which writes came before their restore.
+    let mut lost: HashSet<String> = HashSet::new();
+    let mut reopen = false;
+    loop {
+        // While the store waits to be opened again, it is tried every
+        // so often even without writes: a store that is down refuses
+        // inputs, so none would come to try it.
+        let first = match reopen {
+            false => receive.recv().ok(),
+            true => match receive.recv_timeout(REOPEN_EVERY) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => {
+                    reopen = !reopened(store.as_ref(), health);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(first) = first else { break };
         let batch = gather(&receive, first, waited_on);
         // The writes go in one commit; what waits on them comes after, in
         // the order it was handed over.
@@ -258,19 +373,25 @@ fn run(
         let mut waiting = Vec::new();
         for job in batch {
             match job {
-                Job::Write(write) => writes.push(write),
-                Job::Writes(together) => writes.extend(together),
+                Job::Write(write) => keep(write, &lost, &mut writes),
+                Job::Writes(together) => {
+                    for write in together {
+                        keep(write, &lost, &mut writes);
+                    }
+                }
                 Job::Snapshot {
                     app,
                     seq,
                     code,
                     state,
                 } => {
-                    let encoded = state.encode();
                     counters
                         .snapshot_backlog
                         .fetch_sub(state.memory.len(), Ordering::Relaxed);
-                    match encoded {
+                    if lost.contains(&app) {
+                        continue;
+                    }
+                    match state.encode() {
                         Ok(bytes) => writes.push(Write::Snapshot {
                             app,
                             seq,
@@ -280,39 +401,96 @@ fn run(
                         }),
                         // A snapshot that cannot be made is only a slower restart.
                         Err(e) => {
-                            eprintln!("elmbox: a snapshot of {app} after event {seq} failed: {e}")
+                            tracing::error!(app = %app, seq, "a snapshot could not be made: {e}")
                         }
                     }
                 }
-                other => waiting.push(other),
+                Job::Found(app) => {
+                    lost.remove(&app);
+                }
+                Job::Notify { app, tell } => {
+                    let dropped = app.as_ref().is_some_and(|app| lost.contains(app));
+                    waiting.push((Waiter::Notify(tell), app, dropped));
+                }
+                Job::Line { app, line } => {
+                    let dropped = app.as_ref().is_some_and(|app| lost.contains(app));
+                    waiting.push((Waiter::Line(line), app, dropped));
+                }
             }
         }
-        if failed.is_none() && !writes.is_empty() {
-            match store.commit(&writes) {
+        let mut failure = None;
+        if reopen && !writes.is_empty() {
+            reopen = !reopened(store.as_ref(), health);
+            if reopen {
+                failure = Some(health.lost_because());
+            }
+        }
+        let apps: HashSet<String> = writes.iter().map(|w| w.app().to_string()).collect();
+        if health.stopped() && !writes.is_empty() {
+            failure = Some(health.lost_because());
+        } else if failure.is_none() && !writes.is_empty() {
+            match commit(store.as_ref(), writes) {
                 Ok(()) => {
                     counters.commits.fetch_add(1, Ordering::Relaxed);
+                    if !health.health().is_healthy() {
+                        tracing::warn!("the store took a commit again: healed");
+                    }
+                    health.healthy();
                 }
                 Err(e) => {
-                    let reason = e.to_string();
-                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
-                    failed = Some(reason);
+                    let mut failed = Failure::of(&e);
+                    // Stopped as if fenced: its node takes the app over.
+                    failed.fenced |= on_failure == OnFailure::Stop;
+                    failure = Some(failed);
                 }
             }
         }
+        if let Some(failure) = failure.as_ref().filter(|f| f.fenced) {
+            tracing::warn!("{}; nothing more is committed here", failure.reason);
+            health.failed(failure, apps.iter().map(String::as_str));
+        } else if let Some(failure) = &failure {
+            // What the store holds is not known now: stop using the
+            // connection, and never trust a retried fsync.
+            tracing::error!(
+                apps = apps.len(),
+                "a commit failed: {}; the store is opened again, and the apps whose writes \
+                 it held restore themselves from what it holds",
+                failure.reason
+            );
+            reopen = true;
+            lost.extend(apps.iter().cloned());
+            health.failed(failure, apps.iter().map(String::as_str));
+        }
         let mut wrote = false;
-        for job in waiting {
-            match job {
-                Job::Write(_) | Job::Writes(_) | Job::Snapshot { .. } => {
-                    unreachable!("writes were taken out")
-                }
-                Job::Notify(tell) => tell(failed.clone().map_or(Ok(()), Err)),
-                // Never released if its writes were not durable.
-                Job::Line(line) if failed.is_none() => {
+        for (waiter, app, dropped) in waiting {
+            // Its writes were dropped, or were in the commit that failed.
+            let failed =
+                dropped || failure.is_some() && app.as_ref().is_none_or(|app| apps.contains(app));
+            let outcome = match (failed, &failure) {
+                (false, _) => Ok(()),
+                (true, Some(failure)) => Err(failure.clone()),
+                (true, None) => Err(health.lost_because()),
+            };
+            match waiter {
+                Waiter::Notify(tell) => tell(outcome),
+                // Never released if its writes were not durable: the line
+                // protocol's `[]` stands in for it, said on stderr.
+                Waiter::Line(line) => {
+                    let line = match outcome {
+                        Ok(()) => line,
+                        Err(failure) => {
+                            counters.lines_failed.fetch_add(1, Ordering::Relaxed);
+                            eprintln!(
+                                "elmbox: an answer was not written, its event not durable: {}",
+                                failure.error()
+                            );
+                            b"[]\n".to_vec()
+                        }
+                    };
                     if let Some(out) = output.as_mut() {
                         wrote |= out.write_all(&line).is_ok();
                     }
                 }
-                Job::Line(_) => {}
             }
         }
         if wrote {
@@ -321,6 +499,62 @@ fn run(
             }
         }
     }
+}
+
+/// How often a store that failed is tried again while nothing is written.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
+
+/// Opens the store again; whether it worked.
+fn reopened(store: &dyn StateStore, health: &StoreHealth) -> bool {
+    match store.reopen() {
+        Ok(()) => {
+            health.reopened();
+            true
+        }
+        Err(e) => {
+            tracing::error!("the store cannot be opened again: {e}");
+            health.down(e.to_string());
+            false
+        }
+    }
+}
+
+/// What waits on a commit.
+enum Waiter {
+    Notify(Box<dyn FnOnce(Result<(), Failure>) + Send>),
+    Line(Vec<u8>),
+}
+
+/// Keeps `write` for the commit, unless its app is lost.
+fn keep(write: Write, lost: &HashSet<String>, writes: &mut Vec<Write>) {
+    if !lost.contains(write.app()) {
+        writes.push(write);
+    }
+}
+
+/// Commits `writes`. A full store refuses snapshots first: those are only
+/// a faster restart, so they are left out, said, and the rest tried again.
+fn commit(store: &dyn StateStore, writes: Vec<Write>) -> Result<()> {
+    let error = match store.commit(&writes) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let has_snapshots = writes.iter().any(|w| matches!(w, Write::Snapshot { .. }));
+    if !matches!(error, Error::StateFull { .. }) || !has_snapshots {
+        return Err(error);
+    }
+    let (snapshots, rest): (Vec<Write>, Vec<Write>) = writes
+        .into_iter()
+        .partition(|w| matches!(w, Write::Snapshot { .. }));
+    for snapshot in &snapshots {
+        if let Write::Snapshot { app, seq, .. } = snapshot {
+            tracing::error!(app = %app, seq, "a snapshot was not written: {error}; the log is kept");
+        }
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    store.commit(&rest)
 }
 
 /// The jobs of one commit, from `first` on: what has arrived and, while
@@ -334,16 +568,16 @@ fn gather(receive: &Receiver<Job>, first: Job, waited_on: &AtomicBool) -> Vec<Jo
     // Anybody who waits has handed over a Notify before setting the flag:
     // it is in the channel, drained below.
     waited_on.store(false, Ordering::Release);
-    let mut someone_waits = matches!(first, Job::Notify(_));
-    let mut lines = matches!(first, Job::Line(_));
+    let mut someone_waits = matches!(first, Job::Notify { .. });
+    let mut lines = matches!(first, Job::Line { .. });
     let mut batch = vec![first];
     loop {
         let before = batch.len();
         while batch.len() < BATCH {
             match receive.try_recv() {
                 Ok(job) => {
-                    someone_waits |= matches!(job, Job::Notify(_));
-                    lines |= matches!(job, Job::Line(_));
+                    someone_waits |= matches!(job, Job::Notify { .. });
+                    lines |= matches!(job, Job::Line { .. });
                     batch.push(job);
                 }
                 Err(_) => break,
@@ -377,6 +611,7 @@ fn gather(receive: &Receiver<Job>, first: Job, waited_on: &AtomicBool) -> Vec<Jo
 /// commit thread in order with the writes; `flush` hands over a partial one.
 pub struct GatedOutput {
     committer: Arc<Committer>,
+    app: String,
     line: Vec<u8>,
 }
 
@@ -386,8 +621,9 @@ impl std::io::Write for GatedOutput {
             self.line.extend_from_slice(part);
             if part.ends_with(b"\n") {
                 let line = std::mem::take(&mut self.line);
+                let app = Some(self.app.clone());
                 self.committer
-                    .send(Job::Line(line))
+                    .send(Job::Line { app, line })
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
             }
         }
@@ -397,8 +633,9 @@ impl std::io::Write for GatedOutput {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
+            let app = Some(self.app.clone());
             self.committer
-                .send(Job::Line(line))
+                .send(Job::Line { app, line })
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
         Ok(())
@@ -411,10 +648,16 @@ mod tests {
     use crate::durable::store::{AppSummary, LogRead, StoredApp, StoredSnapshot};
 
     /// Counts commits and the writes in them; nothing else is asked of a
-    /// store by the commit thread.
+    /// store by the commit thread. It fails the commits `fail` says, in
+    /// turn, and refuses snapshots as full with `full_of_snapshots`.
     #[derive(Default)]
     struct Counting {
         commits: Mutex<Vec<usize>>,
+        /// `app:options` of every write committed.
+        committed: Mutex<Vec<String>>,
+        fail: Mutex<Vec<Error>>,
+        full_of_snapshots: bool,
+        reopens: AtomicU64,
     }
 
     impl StateStore for Counting {
@@ -440,7 +683,28 @@ mod tests {
             unreachable!("the commit thread only commits")
         }
         fn commit(&self, writes: &[Write]) -> Result<()> {
+            if let Some(e) = self.fail.lock().unwrap().pop() {
+                return Err(e);
+            }
+            let snapshots = writes.iter().any(|w| matches!(w, Write::Snapshot { .. }));
+            if self.full_of_snapshots && snapshots {
+                return Err(Error::StateFull {
+                    reason: "no room".into(),
+                });
+            }
             self.commits.lock().unwrap().push(writes.len());
+            for write in writes {
+                if let Write::HostOptions { app, options } = write {
+                    self.committed
+                        .lock()
+                        .unwrap()
+                        .push(format!("{app}:{options}"));
+                }
+            }
+            Ok(())
+        }
+        fn reopen(&self) -> Result<()> {
+            self.reopens.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
         fn log(&self, _: &str, _: u64) -> Result<LogRead> {
@@ -455,10 +719,76 @@ mod tests {
     }
 
     fn write(i: usize) -> Write {
+        write_of("a", i)
+    }
+
+    fn write_of(app: &str, i: usize) -> Write {
         Write::HostOptions {
-            app: "a".into(),
+            app: app.into(),
             options: i.to_string(),
         }
+    }
+
+    #[test]
+    fn a_failed_commit_loses_its_apps_until_they_have_restored_themselves() {
+        let store = Arc::new(Counting {
+            fail: Mutex::new(vec![Error::StateWrite {
+                reason: "disk I/O error".into(),
+            }]),
+            ..Counting::default()
+        });
+        let committer = Committer::start(store.clone(), None);
+        committer.write(write_of("a", 1)).unwrap();
+        let failed = committer.ticket_for("a").unwrap().wait().unwrap_err();
+        assert!(failed.to_string().contains("disk I/O error"), "{failed}");
+        let health = committer.health();
+        assert!(health.is_lost("a") && !health.is_lost("b"));
+        assert_eq!(health.errors(), 1);
+        assert_eq!(health.health().name(), "healing");
+
+        // Until `a` says it restored itself, its writes are dropped, and
+        // its waiters told; another app's go through, on a store opened
+        // again first.
+        committer.write(write_of("a", 2)).unwrap();
+        committer.write(write_of("b", 1)).unwrap();
+        assert!(committer.ticket_for("a").unwrap().wait().is_err());
+        committer.ticket_for("b").unwrap().wait().unwrap();
+        assert_eq!(store.reopens.load(Ordering::Relaxed), 1);
+        assert!(health.health().is_healthy());
+
+        committer.found("a").unwrap();
+        assert!(!health.is_lost("a"));
+        committer.write(write_of("a", 3)).unwrap();
+        committer.ticket_for("a").unwrap().wait().unwrap();
+        assert_eq!(*store.committed.lock().unwrap(), ["b:1", "a:3"]);
+    }
+
+    #[test]
+    fn a_full_store_leaves_snapshots_out_and_keeps_the_log() {
+        let store = Counting {
+            full_of_snapshots: true,
+            ..Counting::default()
+        };
+        let snapshot = Write::Snapshot {
+            app: "a".into(),
+            seq: 1,
+            guest: crate::guest::GuestId([0; 32]),
+            code: "c".into(),
+            bytes: vec![1; 64],
+        };
+        commit(&store, vec![snapshot.clone(), write(1)]).unwrap();
+        assert_eq!(*store.committed.lock().unwrap(), ["a:1"]);
+        // Nothing but the snapshot: nothing to commit.
+        commit(&store, vec![snapshot]).unwrap();
+        assert_eq!(store.commits.lock().unwrap().len(), 1);
+        // Any other failure is the commit's.
+        store.fail.lock().unwrap().push(Error::StateFull {
+            reason: "full".into(),
+        });
+        assert!(matches!(
+            commit(&store, vec![write(2)]),
+            Err(Error::StateFull { .. })
+        ));
     }
 
     #[test]

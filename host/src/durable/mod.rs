@@ -25,6 +25,7 @@
 //!   ([`StateLocation`]).
 
 pub mod commit;
+pub mod healing;
 mod http;
 mod location;
 pub mod log;
@@ -34,6 +35,7 @@ pub mod sqlite;
 pub mod store;
 mod timers;
 
+pub use healing::{Health, StoreHealth};
 pub use http::IdempotencyKeys;
 pub use location::StateLocation;
 
@@ -185,6 +187,8 @@ impl Restoring {
 /// An input handled, whose answer waits for the input to be durable.
 pub struct Submitted {
     pub seq: u64,
+    /// The app's name: the writes it waits on are its own.
+    app: String,
     result: Result<String>,
     committer: Arc<Committer>,
     /// The HTTP requests the input started or aborted: for the caller to
@@ -203,7 +207,7 @@ impl Submitted {
 
     /// The answer, once its input is durable.
     pub fn wait(self) -> Result<String> {
-        self.committer.ticket()?.wait()?;
+        self.committer.ticket_for(&self.app)?.wait()?;
         self.result
     }
 
@@ -224,7 +228,7 @@ impl Submitted {
     ) -> Result<()> {
         let result = self.result;
         self.committer
-            .when_durable(move |durable| tell(durable, result))
+            .when_durable(&self.app, move |durable| tell(durable, result))
     }
 
     /// The answer now, before its input is durable: only for output that
@@ -673,6 +677,7 @@ impl DurableApp {
     /// with it.
     fn submit_at(&mut self, clock_ms: u64, input: Input) -> Result<Submitted> {
         self.committer.check()?;
+        self.heal_if_lost()?;
         let clock_ms = clock_ms.max(self.clock_ms);
         let started = Instant::now();
         let result = self
@@ -699,7 +704,7 @@ impl DurableApp {
                 let restoring = self.restoring.clone();
                 let _during = restoring.during();
                 // Restore from what is durable: the fault's own record first.
-                self.committer.ticket()?.wait()?;
+                self.committer.ticket_for(&self.name)?.wait()?;
                 self.restore_after_fault(cause)
             }
             result => {
@@ -720,6 +725,7 @@ impl DurableApp {
         };
         Ok(Submitted {
             seq,
+            app: self.name.clone(),
             result,
             committer: self.committer.clone(),
             http,
@@ -729,17 +735,7 @@ impl DurableApp {
     /// After a fault: the app as it was before the faulty input, from the
     /// store; the input's answer is the fault, and the app goes on.
     fn restore_after_fault(&mut self, cause: Error) -> Result<String> {
-        let (restored, _) = DurableApp::restore(
-            &self.runtime,
-            self.store.clone(),
-            self.committer.clone(),
-            &self.name,
-            &self.code.clone(),
-            self.settings.clone(),
-            self.source.clone(),
-            self.console.clone(),
-            self.options.clone(),
-        )?;
+        let (restored, _) = self.restored_from_store()?;
         let restores = self.restores + 1;
         let faulty = self.seq;
         *self = DurableApp {
@@ -752,6 +748,22 @@ impl DurableApp {
             restores,
             before: Some(faulty),
         })
+    }
+
+    /// This app as the store holds it now, from its newest snapshot and its
+    /// log after it.
+    fn restored_from_store(&self) -> Result<(DurableApp, Opened)> {
+        DurableApp::restore(
+            &self.runtime,
+            self.store.clone(),
+            self.committer.clone(),
+            &self.name,
+            &self.code.clone(),
+            self.settings.clone(),
+            self.source.clone(),
+            self.console.clone(),
+            self.options.clone(),
+        )
     }
 
     /// A handle that tells, from any thread, whether this app is being

@@ -28,6 +28,7 @@ const KEEP_SNAPSHOTS: i64 = 3;
 pub struct SqliteStore {
     dir: PathBuf,
     db: Mutex<Connection>,
+    read_only: bool,
     /// Held for the store's life: the lock is released when it is dropped.
     _lock: File,
 }
@@ -73,6 +74,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             dir,
             db: Mutex::new(db),
+            read_only: false,
             _lock: lock,
         })
     }
@@ -96,6 +98,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             dir,
             db: Mutex::new(db),
+            read_only: true,
             _lock: lock,
         })
     }
@@ -109,9 +112,15 @@ impl SqliteStore {
     }
 
     fn failed(&self, what: &str, e: rusqlite::Error) -> Error {
-        Error::BadState {
-            location: self.dir.display().to_string(),
-            reason: format!("{what}: {e}"),
+        let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+        match full {
+            true => Error::StateFull {
+                reason: format!("{}: {what}: {e}", self.dir.display()),
+            },
+            false => Error::BadState {
+                location: self.dir.display().to_string(),
+                reason: format!("{what}: {e}"),
+            },
         }
     }
 }
@@ -383,6 +392,25 @@ impl StateStore for SqliteStore {
             done.map_err(|e| self.failed("writing", e))?;
         }
         tx.commit().map_err(|e| self.failed("committing", e))
+    }
+
+    /// A new connection in place of the old one (its cached statements,
+    /// and whatever it believed of the file, go with it); the directory's
+    /// lock stays held.
+    fn reopen(&self) -> Result<()> {
+        let database = self.dir.join(DATABASE);
+        let db = match self.read_only {
+            true => {
+                Connection::open_with_flags(&database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            }
+            false => Connection::open(&database),
+        }
+        .map_err(|e| self.failed("opening it again", e))?;
+        if !self.read_only {
+            setup(&db).map_err(|e| self.failed("opening it again", e))?;
+        }
+        *self.db() = db;
+        Ok(())
     }
 
     fn log(&self, app: &str, after: u64) -> Result<LogRead> {

@@ -156,6 +156,14 @@ pub trait StateStore: Send + Sync {
     /// Makes `writes` durable, all or none: when this returns, they survive
     /// a crash of the process and of the machine.
     fn commit(&self, writes: &[Write]) -> Result<()>;
+    /// Stops using the connection and opens the store again: after a
+    /// failed commit, what the connection knows is not to be trusted (a
+    /// failed fsync is never retried). A store full of space errors
+    /// ([`Error::StateFull`]) opens again and fails its commits until
+    /// there is room. Nothing to do for a store without a connection.
+    fn reopen(&self) -> Result<()> {
+        Ok(())
+    }
     /// The app's log after record `after`. Damaged records at the end are
     /// cut from the store (they were never acknowledged: a crash tore the
     /// write); a damaged record before a sound one is an error.

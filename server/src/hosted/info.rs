@@ -1,6 +1,7 @@
 //! What the admin API shows of an app ([`AppInfo`]): from memory while it
 //! is served, from the store while it is parked or not served.
 
+use elmbox::durable::Health;
 use elmbox::{Error, MemoryStats};
 use serde::Serialize;
 
@@ -31,6 +32,22 @@ pub struct AppInfo {
     pub memory: Option<MemoryInfo>,
     /// The event the newest snapshot was taken after.
     pub last_snapshot: Option<u64>,
+    /// The store, as the app's commit thread last found it.
+    pub store: StoreInfo,
+}
+
+/// How the store is: `healthy`, `healing` (a commit failed; the store was
+/// opened again and the apps it failed restore themselves) or `down` (it
+/// cannot be opened again), why, and whether this app must restore itself
+/// from it before its next input.
+#[derive(Debug, Serialize)]
+pub struct StoreInfo {
+    pub health: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Commits that failed so far.
+    pub errors: u64,
+    pub app_lost: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,6 +68,47 @@ impl From<MemoryStats> for MemoryInfo {
 }
 
 impl Hosted {
+    /// How the store is, over every commit thread (a node has one per
+    /// app): the worst of them, and their failed commits.
+    pub fn store_health(&self) -> (Health, u64) {
+        let mut worst = self.committer.health().health();
+        let mut errors = self.committer.health().errors();
+        for committer in lock(&self.committers).values() {
+            let health = committer.health();
+            errors += health.errors();
+            let this = health.health();
+            let rank = |h: &Health| match h {
+                Health::Healthy => 0,
+                Health::Healing { .. } => 1,
+                Health::Down { .. } => 2,
+                Health::Stopped { .. } => 0,
+            };
+            if rank(&this) > rank(&worst) {
+                worst = this;
+            }
+        }
+        (worst, errors)
+    }
+
+    fn store_info(&self, name: &str) -> StoreInfo {
+        // Looked up, not made: a node makes an app's commit thread when it
+        // takes the app.
+        let committers = lock(&self.committers);
+        let health = committers
+            .get(name)
+            .unwrap_or(&self.committer)
+            .health()
+            .clone();
+        drop(committers);
+        let now = health.health();
+        StoreInfo {
+            health: now.name(),
+            reason: now.reason().map(str::to_string),
+            errors: health.errors(),
+            app_lost: health.is_lost(name),
+        }
+    }
+
     /// Every served app's memory now (an app busy with an event is waited
     /// for; one being restored after a fault is left out).
     pub fn memory(&self) -> Vec<(String, MemoryStats)> {
@@ -120,6 +178,7 @@ impl Hosted {
             requests_in_flight: self.outgoing.in_flight(name),
             memory: Some(memory.into()),
             last_snapshot: self.last_snapshot(name)?,
+            store: self.store_info(name),
         })
     }
 
@@ -153,6 +212,7 @@ impl Hosted {
             requests_in_flight: 0,
             memory: None,
             last_snapshot,
+            store: self.store_info(name),
         })
     }
 

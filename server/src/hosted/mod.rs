@@ -200,8 +200,9 @@ impl Hosted {
         match committers.get(name) {
             // One whose commit failed commits nothing more: a new start.
             Some(committer) if committer.check().is_ok() => committer.clone(),
+            // A failed commit stops it: the node takes the app over again.
             _ => {
-                let committer = Arc::new(Committer::start(self.store.clone(), None));
+                let committer = Arc::new(Committer::start_stopping_on_failure(self.store.clone()));
                 committers.insert(name.to_string(), committer.clone());
                 committer
             }
