@@ -34,6 +34,7 @@ export ELMBOX_BIN := $(ELMBOX)
 export ELMBOX_FIXTURES := $(FIXTURES)
 export ELMBOX_WASMTIME := $(WASMTIME_CLI)
 export ELMBOX_ELM_ANALYSE := $(ELM_ANALYSE)
+export ELMBOX_POWERLOSS_FS := $(TARGET_DIR)/release/powerloss-fs
 
 .PHONY: all setup tools elm-analyse guest build fixtures modules test demo charts bench elm fuzz clean
 
@@ -95,10 +96,13 @@ modules: build fixtures tools
 ## The guest's engine is tested natively in a cargo run of its own: with
 ## the others, its dependencies' features would differ from `make build`'s
 ## and wasmtime would be compiled twice. The PostgreSQL store's tests
-## start servers of their own from Debian's `postgresql` package.
+## start servers of their own from Debian's `postgresql` package; the
+## store's fault tests fail fsyncs with Debian's `fiu-utils` (libfiu),
+## mount tmpfs and FUSE file systems (`powerloss-fs`), as root.
 test: build fixtures tools elm-analyse
-	bash .ci/apt-install.sh postgresql
-	$(CARGO) test --release -p elmbox-abi -p elmbox-optimize -p elmbox -p elmbox-outgoing -p elmbox-server -p elmbox-cli -p elmbox-tests
+	bash .ci/apt-install.sh postgresql fiu-utils
+	$(CARGO) build --release -p elmbox-powerloss
+	$(CARGO) test --release -p elmbox-abi -p elmbox-optimize -p elmbox -p elmbox-outgoing -p elmbox-server -p elmbox-cli -p elmbox-powerloss -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it

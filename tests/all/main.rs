@@ -18,6 +18,7 @@ mod outgoing_http;
 mod pool;
 mod pool_thousand;
 mod ports;
+mod power_loss;
 mod runtime;
 mod serve;
 mod served;

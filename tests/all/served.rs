@@ -51,6 +51,21 @@ impl Served {
         token: Option<&str>,
         args: &[&str],
     ) -> Served {
+        Served::start_in(wrapper, &[], state, token, args)
+    }
+
+    /// With the environment variables `env` besides.
+    pub(crate) fn start_env(state: impl AsRef<OsStr>, env: &[(&str, &str)]) -> Served {
+        Served::start_in(&[], env, state, Some(TOKEN), &[])
+    }
+
+    fn start_in(
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        state: impl AsRef<OsStr>,
+        token: Option<&str>,
+        args: &[&str],
+    ) -> Served {
         let mut command = match wrapper {
             [] => Command::new(elmbox_bin()),
             [program, rest @ ..] => {
@@ -67,6 +82,7 @@ impl Served {
             .args(["serve", "--listen", "127.0.0.1:0", "--state"])
             .arg(state)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info");
         let Listening { child, url, log } = spawn_listening(&mut command);
         // A connection per request: the server closes a connection whose

@@ -371,6 +371,13 @@ impl PostgresStore {
     }
 
     fn failed(&self, what: &str, e: postgres::Error) -> Error {
+        // The server's disk is full (`could not extend file`): refused as
+        // a full store, until there is room.
+        if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+            return Error::StateFull {
+                reason: format!("{}: {what}: {}", self.location, describe(&e)),
+            };
+        }
         self.bad(format!("{what}: {}", describe(&e)))
     }
 
