@@ -11,7 +11,7 @@
 //! would answer. Nothing answered is lost: an answer waits for its writes.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -124,6 +124,9 @@ pub struct StoreHealth {
     /// How many apps are lost: the check before every input reads this
     /// alone while none is.
     lost: AtomicU64,
+    /// Whether `state` says healthy: the refusal check before every input
+    /// reads this alone while it does.
+    healthy: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -148,6 +151,7 @@ impl Default for StoreHealth {
             }),
             errors: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
         }
     }
 }
@@ -155,6 +159,12 @@ impl Default for StoreHealth {
 impl StoreHealth {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the health, and the flag that says whether it is healthy.
+    fn set(&self, state: &mut State, health: Health) {
+        self.healthy.store(health.is_healthy(), Ordering::Release);
+        state.health = health;
     }
 
     pub fn health(&self) -> Health {
@@ -178,6 +188,9 @@ impl StoreHealth {
     /// the others are refused at once, so that a full disk does not make
     /// every app restore itself at every input.
     pub(crate) fn refusal(&self) -> Option<Error> {
+        if self.healthy.load(Ordering::Acquire) {
+            return None;
+        }
         let mut state = self.state();
         if let Health::Healing {
             reason, full: true, ..
@@ -221,9 +234,10 @@ impl StoreHealth {
         let mut state = self.state();
         state.last_failure = Some(failure.clone());
         if failure.fenced {
-            state.health = Health::Stopped {
+            let stopped = Health::Stopped {
                 reason: failure.reason.clone(),
             };
+            self.set(&mut state, stopped);
             return;
         }
         state.lost.extend(apps.into_iter().map(str::to_string));
@@ -233,11 +247,12 @@ impl StoreHealth {
             Health::Healthy => SystemTime::now(),
             Health::Stopped { .. } => return,
         };
-        state.health = Health::Healing {
+        let healing = Health::Healing {
             reason: failure.reason.clone(),
             full: failure.full,
             since,
         };
+        self.set(&mut state, healing);
     }
 
     /// The store could not be opened again.
@@ -248,18 +263,19 @@ impl StoreHealth {
             Health::Healthy => SystemTime::now(),
             Health::Stopped { .. } => return,
         };
-        state.health = Health::Down { reason, since };
+        self.set(&mut state, Health::Down { reason, since });
     }
 
     /// The store was opened again: commits may go through.
     pub(crate) fn reopened(&self) {
         let mut state = self.state();
         if let Health::Down { reason, since } = &state.health {
-            state.health = Health::Healing {
+            let healing = Health::Healing {
                 reason: reason.clone(),
                 full: false,
                 since: *since,
             };
+            self.set(&mut state, healing);
         }
     }
 
@@ -267,7 +283,7 @@ impl StoreHealth {
     pub(crate) fn healthy(&self) {
         let mut state = self.state();
         if !matches!(state.health, Health::Stopped { .. }) {
-            state.health = Health::Healthy;
+            self.set(&mut state, Health::Healthy);
         }
     }
 
