@@ -237,3 +237,46 @@ fn a_full_disk_is_507_until_there_is_room_again() {
     let server = Served::start(&state);
     assert_eq!(server.count("counter", "restarted"), 21);
 }
+
+#[test]
+fn a_single_server_heals_after_its_database_restarts() {
+    let database = crate::support::PgServer::start();
+    let url = database.database("heal");
+    let server = Served::start(&url);
+    deploy_counter(&server);
+    let before = send(&server, 20, "before");
+    assert_eq!(before.counts, (1..=20).collect::<Vec<_>>());
+
+    database.stop();
+    let down = send(&server, 5, "down");
+    assert!(down.counts.is_empty(), "{:?}", down.counts);
+    for (status, body) in &down.refused {
+        assert_eq!(*status, 503, "{body}");
+    }
+    database.restart();
+    // Connected again, its app claimed again, without a restart: every
+    // event answered after a few tries, counted on from the store.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        let (status, body) = server.event("counter", "back");
+        if status == 200 {
+            break count(&body);
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "not healed in 20 s:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(first, 21, "no event refused was kept");
+    let after = send(&server, 10, "after");
+    assert!(after.refused.is_empty(), "{:?}", after.refused);
+    assert_eq!(after.counts, (22..=31).collect::<Vec<_>>());
+    assert!(store_line(&server).contains("store: healthy"));
+
+    drop(server); // SIGKILL
+    let server = Served::start(&url);
+    assert_eq!(server.count("counter", "restarted"), 32);
+}

@@ -29,28 +29,39 @@
 //! every [`RECONNECT_PAUSE`]. Session advisory locks die with their
 //! connection: an app claimed by one (without leases) is refused any
 //! further write once the connection was lost, as another process may
-//! have claimed it meanwhile; leases are rows, and outlive connections.
+//! have claimed it meanwhile, until the commit thread opens the store again
+//! after its failed commit ([`StateStore::reopen`]) and claims the app
+//! again, if nobody else took it; leases are rows, and outlive connections.
 //! A failed commit may yet have reached the database (the acknowledgement
 //! lost): its records are in doubt, and rolled back when the node takes
 //! the app over again with the very next epoch (see `Session::in_doubt`).
 //! No TLS: a URL that requires it (`sslmode=require`) is refused.
+//!
+//! Rooms: `session.rs` the connection and getting it back, `leases.rs` the
+//! leases; this file the schema and the store's reads and writes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, NoTls, Row, Statement};
+use postgres::{Client, GenericClient, Row, Statement};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
 use super::store::{
-    code_hash, sound_records, this_process, without_password, Acquired, AppSummary, LeaseHolder,
-    Leases, LogRead, StateStore, StoredApp, StoredSnapshot, Write,
+    code_hash, sound_records, this_process, without_password, AppSummary, Leases, LogRead,
+    StateStore, StoredApp, StoredSnapshot, Write,
 };
+
+mod leases;
+mod session;
+
+use leases::{check_leases, LeaseBook};
+use session::{new_session, Closing, Session};
 
 /// The schema's migrations, in order: `elmbox_schema` holds one row per
 /// migration applied, numbered from 1.
@@ -94,25 +105,6 @@ const CLAIM_WAIT: Duration = Duration::from_secs(1);
 /// trying to connect again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
-/// A new lease (epoch 1), or the next epoch of one that expired or that
-/// the same node held (in a process before this one); none while another
-/// node's lease is live.
-const ACQUIRE_LEASE: &str = "INSERT INTO elmbox_leases AS l (app, node, epoch, expires_at, address)
-     VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond', $4)
-     ON CONFLICT (app) DO UPDATE
-        SET node = excluded.node, epoch = l.epoch + 1,
-            expires_at = excluded.expires_at, address = excluded.address
-      WHERE l.node = excluded.node OR l.expires_at < now()
-     RETURNING epoch";
-
-const RENEW_LEASE: &str = "UPDATE elmbox_leases
-        SET expires_at = now() + $4::float8 * interval '1 millisecond'
-      WHERE app = $1 AND node = $2 AND epoch = $3";
-
-/// Taken in every commit for each leased app it writes to: a takeover's
-/// update of the row waits until the commit is done.
-const CHECK_LEASE: &str = "SELECT node, epoch FROM elmbox_leases WHERE app = $1 FOR SHARE";
-
 const APPEND_RECORDS: &str = "INSERT INTO elmbox_log (app, seq, record)
      SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])";
 
@@ -123,65 +115,6 @@ pub struct PostgresStore {
     /// How to connect again, once the connection is lost.
     config: postgres::Config,
     db: Mutex<Session>,
-}
-
-/// The connection, the statements prepared on it, and the apps whose lock
-/// or lease it holds.
-struct Session {
-    client: Closing,
-    statements: HashMap<&'static str, Statement>,
-    claimed: HashSet<String>,
-    /// Apps claimed on a connection since lost, with their locks: refused
-    /// every write from then on.
-    unlocked: HashSet<String>,
-    /// Apps whose last commit failed (the connection lost, say), so that
-    /// it may have been committed without this process hearing so: the epoch
-    /// of their lease, and the first event record of that commit. They
-    /// are rolled back when this node takes the app over next, if nobody
-    /// else held it meanwhile (see [`Leases::acquire`]).
-    in_doubt: HashMap<String, (u64, u64)>,
-    /// When connecting again last failed, and why.
-    reconnect_failed: Option<(Instant, String)>,
-    /// The leases held, by app.
-    leased: HashMap<String, HeldLease>,
-    /// The epochs of leases lost (not renewed in time, or fenced), by app:
-    /// for the message that refuses their writes.
-    lost: HashMap<String, u64>,
-    /// Set by the first lease acquired: from then on a write for an app
-    /// without a lease is refused (one lost, say).
-    leasing: bool,
-    read_only: bool,
-}
-
-struct HeldLease {
-    node: String,
-    epoch: u64,
-}
-
-/// A client closed on a thread of its own: it owns a tokio runtime, which
-/// may not be dropped inside another runtime's async context (where
-/// `elmbox serve` may drop the last handle on its store).
-struct Closing(Option<Client>);
-
-impl Drop for Closing {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(client)).join();
-        }
-    }
-}
-
-impl std::ops::Deref for Closing {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.0.as_ref().expect("taken only when dropped")
-    }
-}
-
-impl std::ops::DerefMut for Closing {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.0.as_mut().expect("taken only when dropped")
-    }
 }
 
 impl PostgresStore {
@@ -307,62 +240,6 @@ impl PostgresStore {
         }
     }
 
-    /// The session, connected again if its connection was lost.
-    fn db(&self) -> Result<MutexGuard<'_, Session>> {
-        let mut db = self.session();
-        if db.client.is_closed() {
-            self.reconnect(&mut db)?;
-        }
-        Ok(db)
-    }
-
-    /// The session as it is, connected or not.
-    fn session(&self) -> MutexGuard<'_, Session> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Replaces the session's lost connection with a new one, unless the
-    /// last try failed moments ago.
-    fn reconnect(&self, db: &mut Session) -> Result<()> {
-        if let Some((when, reason)) = &db.reconnect_failed {
-            if when.elapsed() < RECONNECT_PAUSE {
-                return Err(self.lost_connection(reason));
-            }
-        }
-        match new_session(&self.config, db.read_only) {
-            Ok(client) => {
-                db.client = Closing(Some(client));
-                db.statements.clear();
-                db.reconnect_failed = None;
-                let claimed: Vec<String> = db.claimed.drain().collect();
-                db.unlocked.extend(claimed);
-                Ok(())
-            }
-            Err(reason) => {
-                let e = self.lost_connection(&reason);
-                db.reconnect_failed = Some((Instant::now(), reason));
-                Err(e)
-            }
-        }
-    }
-
-    fn lost_connection(&self, reason: &str) -> Error {
-        self.bad(format!(
-            "the connection to it was lost, and connecting again failed: {reason}"
-        ))
-    }
-
-    /// Refused if `app` was claimed on a connection since lost.
-    fn unlocked(&self, db: &Session, app: &str) -> Result<()> {
-        match db.unlocked.contains(app) {
-            true => Err(self.bad(format!(
-                "the lock on app `{app}` was lost with the connection to the database \
-                 (another process may run it now): restart this process to run it again"
-            ))),
-            false => Ok(()),
-        }
-    }
-
     fn bad(&self, reason: String) -> Error {
         Error::BadState {
             location: self.location.clone(),
@@ -418,24 +295,6 @@ impl PostgresStore {
             }
         })
     }
-}
-
-/// A new connection from `config`, with the session's settings; why not.
-fn new_session(config: &postgres::Config, read_only: bool) -> Result<Client, String> {
-    let mut client = config.connect(NoTls).map_err(|e| refused(&e))?;
-    let setup = match read_only {
-        true => "SET default_transaction_read_only = on",
-        // A commit must be durable when it returns: never without
-        // waiting for the server's WAL flush, whatever its default.
-        false => {
-            "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' THEN
-                 SET synchronous_commit = on; END IF; END $$"
-        }
-    };
-    client
-        .batch_execute(setup)
-        .map_err(|e| format!("setting up the session: {}", describe(&e)))?;
-    Ok(client)
 }
 
 /// The version of the schema in the database (0: none yet).
@@ -534,198 +393,6 @@ impl<'a> Appends<'a> {
         tx.execute(&append, &[&self.apps, &self.seqs, &self.records])?;
         *self = Appends::default();
         Ok(())
-    }
-}
-
-/// Refused ([`Error::Fenced`]) unless each app that `writes` write to
-/// has its lease still at the epoch in `leased` (once the session leases
-/// apps at all). Runs inside the commit's transaction: the rows stay
-/// share-locked until it ends.
-fn check_leases(
-    session: &mut LeaseBook<'_>,
-    tx: &mut postgres::Transaction<'_>,
-    writes: &[Write],
-) -> Result<Result<(), Error>, postgres::Error> {
-    let mut checked = HashSet::new();
-    for write in writes {
-        let app = write.app();
-        if !checked.insert(app) {
-            continue;
-        }
-        let check = prepared(session.statements, tx, CHECK_LEASE)?;
-        let row = tx.query_opt(&check, &[&app])?;
-        let in_db = row.map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1) as u64));
-        let held = match session.leased.get(app) {
-            Some(held) if in_db == Some((held.node.clone(), held.epoch)) => continue,
-            Some(held) => held.epoch,
-            // Lost before (not renewed in time), or never held.
-            None => session.lost.get(app).copied().unwrap_or(0),
-        };
-        let now = match in_db {
-            Some((node, epoch)) => {
-                format!("the database has it at epoch {epoch}, held by node `{node}`")
-            }
-            None => "the database holds no lease on it".into(),
-        };
-        session.leased.remove(app);
-        session.lost.insert(app.to_string(), held);
-        return Ok(Err(Error::Fenced {
-            app: app.to_string(),
-            held,
-            now,
-        }));
-    }
-    Ok(Ok(()))
-}
-
-/// The session's lease bookkeeping, borrowed apart from its client (which
-/// a commit's transaction borrows).
-struct LeaseBook<'a> {
-    statements: &'a mut HashMap<&'static str, Statement>,
-    leased: &'a mut HashMap<String, HeldLease>,
-    lost: &'a mut HashMap<String, u64>,
-}
-
-impl Leases for PostgresStore {
-    fn acquire(&self, app: &str, node: &str, address: &str, ttl: Duration) -> Result<Acquired> {
-        let held = self.session().leased.get(app).map(|held| held.epoch);
-        if let Some(epoch) = held {
-            if self.renew(app, ttl)? {
-                // Still held: what the store has is what is restored.
-                self.session().in_doubt.remove(app);
-                return Ok(Acquired::Held { epoch });
-            }
-        }
-        let mut db = self.db()?;
-        if db.read_only {
-            return Err(self.bad("it was opened to be read, not to run apps".into()));
-        }
-        let Session {
-            client,
-            statements,
-            in_doubt,
-            ..
-        } = &mut *db;
-        let doubt = in_doubt.get(app).copied();
-        let mut rolled_back = false;
-        let row = client
-            .transaction()
-            .and_then(|mut tx| {
-                let acquire = prepared(statements, &mut tx, ACQUIRE_LEASE)?;
-                let row = tx.query_opt(
-                    &acquire,
-                    &[&app, &node, &(ttl.as_millis() as f64), &address],
-                )?;
-                let epoch = row.as_ref().map(|row| row.get::<_, i64>(0) as u64);
-                if let (Some(epoch), Some((held, first))) = (epoch, doubt) {
-                    // Nobody has held the app since: no answer was given
-                    // on the records in doubt, whose clients heard 503.
-                    if epoch == held + 1 {
-                        for sql in [
-                            "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
-                            "DELETE FROM elmbox_snapshots WHERE app = $1 AND seq >= $2",
-                        ] {
-                            tx.execute(sql, &[&app, &(first as i64)])?;
-                        }
-                        rolled_back = true;
-                    }
-                }
-                tx.commit()?;
-                Ok(row)
-            })
-            .map_err(|e| self.failed("acquiring the app's lease", e))?;
-        db.leasing = true;
-        if let Some(row) = row {
-            let epoch = row.get::<_, i64>(0) as u64;
-            if db.in_doubt.remove(app).is_some() && rolled_back {
-                eprintln!(
-                    "elmbox: the events of {app} from a commit in doubt (the connection \
-                     was lost during it) are rolled back: their clients were answered 503"
-                );
-            }
-            let node = node.to_string();
-            db.lost.remove(app);
-            db.leased.insert(app.to_string(), HeldLease { node, epoch });
-            return Ok(Acquired::Held { epoch });
-        }
-        drop(db);
-        match self.holder(app)? {
-            Some(holder) => Ok(Acquired::Refused(holder)),
-            // Deleted between the two statements: nobody's to take.
-            None => Err(self.bad(format!(
-                "the lease on `{app}` changed hands while it was acquired: try again"
-            ))),
-        }
-    }
-
-    fn renew(&self, app: &str, ttl: Duration) -> Result<bool> {
-        let mut db = self.db()?;
-        let Session {
-            client,
-            statements,
-            leased,
-            lost,
-            ..
-        } = &mut *db;
-        let Some(held) = leased.get(app) else {
-            return Ok(false);
-        };
-        let renewed = prepared(statements, &mut **client, RENEW_LEASE)
-            .and_then(|renew| {
-                client.execute(
-                    &renew,
-                    &[
-                        &app,
-                        &held.node,
-                        &(held.epoch as i64),
-                        &(ttl.as_millis() as f64),
-                    ],
-                )
-            })
-            .map_err(|e| self.failed("renewing the app's lease", e))?;
-        if renewed == 0 {
-            if let Some(held) = leased.remove(app) {
-                lost.insert(app.to_string(), held.epoch);
-            }
-        }
-        Ok(renewed == 1)
-    }
-
-    fn release(&self, app: &str) -> Result<()> {
-        // Let go here even if the database cannot be told: the next
-        // acquire takes the next epoch.
-        let Some(held) = self.session().leased.remove(app) else {
-            return Ok(());
-        };
-        let mut db = self.db()?;
-        db.client
-            .execute(
-                "UPDATE elmbox_leases SET expires_at = now()
-                  WHERE app = $1 AND node = $2 AND epoch = $3",
-                &[&app, &held.node, &(held.epoch as i64)],
-            )
-            .map_err(|e| self.failed("releasing the app's lease", e))?;
-        Ok(())
-    }
-
-    fn leased(&self) -> Vec<String> {
-        let mut apps: Vec<String> = self.session().leased.keys().cloned().collect();
-        apps.sort();
-        apps
-    }
-
-    fn holder(&self, app: &str) -> Result<Option<LeaseHolder>> {
-        let row = self.row(
-            "reading the app's lease",
-            "SELECT node, address, epoch, expires_at > now() FROM elmbox_leases WHERE app = $1",
-            &[&app],
-        )?;
-        Ok(row.map(|row| LeaseHolder {
-            node: row.get(0),
-            address: row.get(1),
-            epoch: row.get::<_, i64>(2) as u64,
-            live: row.get(3),
-        }))
     }
 }
 
@@ -914,6 +581,10 @@ impl StateStore for PostgresStore {
             }
         }
         committed
+    }
+
+    fn reopen(&self) -> Result<()> {
+        self.reopen_session()
     }
 
     fn log(&self, app: &str, after: u64) -> Result<LogRead> {
