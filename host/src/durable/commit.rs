@@ -425,11 +425,10 @@ fn run(
                 failure = Some(health.lost_because());
             }
         }
-        let apps: HashSet<String> = writes.iter().map(|w| w.app().to_string()).collect();
         if health.stopped() && !writes.is_empty() {
             failure = Some(health.lost_because());
         } else if failure.is_none() && !writes.is_empty() {
-            match commit(store.as_ref(), writes) {
+            match commit(store.as_ref(), &mut writes) {
                 Ok(()) => {
                     counters.commits.fetch_add(1, Ordering::Relaxed);
                     if !health.health().is_healthy() {
@@ -445,9 +444,14 @@ fn run(
                 }
             }
         }
+        // The apps whose writes failed, only looked for when some did.
+        let apps: HashSet<&str> = match failure {
+            Some(_) => writes.iter().map(Write::app).collect(),
+            None => HashSet::new(),
+        };
         if let Some(failure) = failure.as_ref().filter(|f| f.fenced) {
             tracing::warn!("{}; nothing more is committed here", failure.reason);
-            health.failed(failure, apps.iter().map(String::as_str));
+            health.failed(failure, apps.iter().copied());
         } else if let Some(failure) = &failure {
             // What the store holds is not known now: stop using the
             // connection, and never trust a retried fsync.
@@ -458,14 +462,14 @@ fn run(
                 failure.reason
             );
             reopen = true;
-            lost.extend(apps.iter().cloned());
-            health.failed(failure, apps.iter().map(String::as_str));
+            lost.extend(apps.iter().map(|app| app.to_string()));
+            health.failed(failure, apps.iter().copied());
         }
         let mut wrote = false;
         for (waiter, app, dropped) in waiting {
             // Its writes were dropped, or were in the commit that failed.
             let failed =
-                dropped || failure.is_some() && app.as_ref().is_none_or(|app| apps.contains(app));
+                dropped || failure.is_some() && app.as_deref().is_none_or(|app| apps.contains(app));
             let outcome = match (failed, &failure) {
                 (false, _) => Ok(()),
                 (true, Some(failure)) => Err(failure.clone()),
@@ -534,8 +538,8 @@ fn keep(write: Write, lost: &HashSet<String>, writes: &mut Vec<Write>) {
 
 /// Commits `writes`. A full store refuses snapshots first: those are only
 /// a faster restart, so they are left out, said, and the rest tried again.
-fn commit(store: &dyn StateStore, writes: Vec<Write>) -> Result<()> {
-    let error = match store.commit(&writes) {
+fn commit(store: &dyn StateStore, writes: &mut Vec<Write>) -> Result<()> {
+    let error = match store.commit(writes) {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
@@ -543,18 +547,17 @@ fn commit(store: &dyn StateStore, writes: Vec<Write>) -> Result<()> {
     if !matches!(error, Error::StateFull { .. }) || !has_snapshots {
         return Err(error);
     }
-    let (snapshots, rest): (Vec<Write>, Vec<Write>) = writes
-        .into_iter()
-        .partition(|w| matches!(w, Write::Snapshot { .. }));
-    for snapshot in &snapshots {
-        if let Write::Snapshot { app, seq, .. } = snapshot {
+    writes.retain(|write| match write {
+        Write::Snapshot { app, seq, .. } => {
             tracing::error!(app = %app, seq, "a snapshot was not written: {error}; the log is kept");
+            false
         }
-    }
-    if rest.is_empty() {
+        _ => true,
+    });
+    if writes.is_empty() {
         return Ok(());
     }
-    store.commit(&rest)
+    store.commit(writes)
 }
 
 /// The jobs of one commit, from `first` on: what has arrived and, while
@@ -776,17 +779,17 @@ mod tests {
             code: "c".into(),
             bytes: vec![1; 64],
         };
-        commit(&store, vec![snapshot.clone(), write(1)]).unwrap();
+        commit(&store, &mut vec![snapshot.clone(), write(1)]).unwrap();
         assert_eq!(*store.committed.lock().unwrap(), ["a:1"]);
         // Nothing but the snapshot: nothing to commit.
-        commit(&store, vec![snapshot]).unwrap();
+        commit(&store, &mut vec![snapshot]).unwrap();
         assert_eq!(store.commits.lock().unwrap().len(), 1);
         // Any other failure is the commit's.
         store.fail.lock().unwrap().push(Error::StateFull {
             reason: "full".into(),
         });
         assert!(matches!(
-            commit(&store, vec![write(2)]),
+            commit(&store, &mut vec![write(2)]),
             Err(Error::StateFull { .. })
         ));
     }
