@@ -12,6 +12,10 @@
 #                (target/modules/NAME.wasm) and run one on the wasmtime CLI
 #   make fuzz    arbitrary bytes as events, as app JavaScript and as calls on
 #                the HTTP API (cargo fuzz), FUZZ_SECONDS per target (default 120)
+#   make chaos   a fault campaign against three `elmbox serve` nodes on one
+#                PostgreSQL for CHAOS_MINUTES (default 10), the clients'
+#                answers checked against the apps' logs (as root; not part of
+#                make test; CHAOS_ARGS for more flags, e.g. --summary FILE)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -36,7 +40,7 @@ export ELMBOX_WASMTIME := $(WASMTIME_CLI)
 export ELMBOX_ELM_ANALYSE := $(ELM_ANALYSE)
 export ELMBOX_POWERLOSS_FS := $(TARGET_DIR)/release/powerloss-fs
 
-.PHONY: all setup tools elm-analyse guest build fixtures modules test demo charts bench elm fuzz clean
+.PHONY: all setup tools elm-analyse guest build fixtures modules test demo charts bench elm fuzz chaos clean
 
 all: build
 
@@ -157,3 +161,17 @@ fuzz: build fixtures
 	cd fuzz && $(FUZZ_ENV) cargo fuzz run events -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192
 	cd fuzz && $(FUZZ_ENV) cargo fuzz run app_js -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192 -max_len=65536
 	cd fuzz && $(FUZZ_ENV) cargo fuzz run http_api -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192 -max_len=4096
+
+## A fault campaign (chaos/): three `elmbox serve` nodes under fiu-run on one
+## PostgreSQL (fsync on, its data on a tmpfs the campaign mounts), clients
+## sending unique events to counter apps, and a nemesis that kills, pauses
+## and restarts nodes, restarts PostgreSQL, fails a node's fsyncs and socket
+## I/O (libfiu) and fills PostgreSQL's disk. Then everything is healed, every
+## app must answer again, and every app's log is checked against what the
+## clients were answered. Logs under target/chaos/. Exits 1 on a violation.
+CHAOS_MINUTES ?= 10
+CHAOS_ARGS ?=
+chaos: build fixtures
+	bash .ci/apt-install.sh postgresql fiu-utils
+	$(CARGO) build --release -p elmbox-chaos
+	$(TARGET_DIR)/release/elmbox-chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)

@@ -120,6 +120,13 @@ pub enum Error {
     #[error("the state's disk is full: {reason}")]
     StateFull { reason: String },
 
+    /// An input refused before its app saw anything of it, because the
+    /// store cannot take it now (`full`: its disk is full; else it cannot
+    /// be opened, or this node writes nothing more for the app): safe to
+    /// send again.
+    #[error("not taken (the app saw nothing of it): {reason}")]
+    NotTaken { reason: String, full: bool },
+
     /// An app's log is damaged where it cannot simply be cut.
     #[error("the event log is damaged: {reason}")]
     BadLog { reason: String },

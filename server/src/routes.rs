@@ -419,8 +419,10 @@ fn event_error(e: &Error) -> Response {
             error: AppError::EventTooLarge { .. },
             ..
         } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::StateFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
-        Error::StateWrite { .. } | Error::BadState { .. } => {
+        Error::StateFull { .. } | Error::NotTaken { full: true, .. } => {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        Error::StateWrite { .. } | Error::BadState { .. } | Error::NotTaken { .. } => {
             let mut response = (StatusCode::SERVICE_UNAVAILABLE, error_text(e)).into_response();
             response
                 .headers_mut()

@@ -438,8 +438,11 @@ fn run(
                 }
                 Err(e) => {
                     let mut failed = Failure::of(&e);
-                    // Stopped as if fenced: its node takes the app over.
-                    failed.fenced |= on_failure == OnFailure::Stop;
+                    // Stopped as if fenced: its node takes the app over,
+                    // rolling back a commit in doubt. A full store's commit
+                    // is not in doubt: it heals in place, trying for room,
+                    // rather than taking the app over at every input.
+                    failed.fenced |= on_failure == OnFailure::Stop && !failed.full;
                     failure = Some(failed);
                 }
             }

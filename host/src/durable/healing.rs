@@ -199,9 +199,10 @@ impl StoreHealth {
             let reason = reason.clone();
             let now = Instant::now();
             return match state.last_trial {
-                Some(at) if now.duration_since(at) < FULL_TRIAL_EVERY => {
-                    Some(Error::StateFull { reason })
-                }
+                Some(at) if now.duration_since(at) < FULL_TRIAL_EVERY => Some(Error::NotTaken {
+                    reason: format!("the state's disk is full: {reason}"),
+                    full: true,
+                }),
                 _ => {
                     state.last_trial = Some(now);
                     None
@@ -209,11 +210,13 @@ impl StoreHealth {
             };
         }
         match &state.health {
-            Health::Down { reason, .. } => Some(Error::StateWrite {
+            Health::Down { reason, .. } => Some(Error::NotTaken {
                 reason: format!("the store cannot be opened again: {reason}"),
+                full: false,
             }),
-            Health::Stopped { reason } => Some(Error::StateWrite {
-                reason: reason.clone(),
+            Health::Stopped { reason } => Some(Error::NotTaken {
+                reason: format!("nothing more is written for this app here: {reason}"),
+                full: false,
             }),
             _ => None,
         }

@@ -138,8 +138,9 @@ impl Leases for PostgresStore {
             let epoch = row.get::<_, i64>(0) as u64;
             if db.in_doubt.remove(app).is_some() && rolled_back {
                 eprintln!(
-                    "elmbox: the events of {app} from a commit in doubt (the connection \
-                     was lost during it) are rolled back: their clients were answered 503"
+                    "elmbox: the events of {app} from a commit that failed, and might yet \
+                     have reached the database, are rolled back: their clients were answered \
+                     an error"
                 );
             }
             let node = node.to_string();
