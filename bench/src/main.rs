@@ -266,6 +266,13 @@ fn main() -> anyhow::Result<()> {
     eprintln!("bench: a pool of apps");
     doc.push_str(&pool::section(&root)?);
 
+    // Minutes of faults are no part of `make bench`: the last `make chaos`
+    // run's summary (docs/CHAOS.md, which says when and how) is carried over.
+    if let Ok(chaos) = std::fs::read_to_string(root.join("docs/CHAOS.md")) {
+        writeln!(doc, "\n## Fault campaign (`make chaos`)\n")?;
+        doc.push_str(&chaos);
+    }
+
     if let Some(soak) = demo_summary(&root)? {
         writeln!(doc, "\n## The soak (`make demo`)\n")?;
         doc.push_str(&soak);
