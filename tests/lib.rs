@@ -399,8 +399,9 @@ impl Drop for PgServer {
     }
 }
 
-/// The newest PostgreSQL server programs Debian installed.
-fn postgres_bin() -> PathBuf {
+/// The newest PostgreSQL server programs Debian installed (their `bin`
+/// folder), if any.
+pub fn postgres_server_bin() -> Option<PathBuf> {
     let root = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
@@ -413,11 +414,14 @@ fn postgres_bin() -> PathBuf {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn postgres_bin() -> PathBuf {
+    postgres_server_bin().unwrap_or_else(|| {
         panic!(
-            "no PostgreSQL server under {}/*/bin: install Debian's `postgresql` package \
-             (make test does)",
-            root.display()
+            "no PostgreSQL server under /usr/lib/postgresql/*/bin: install Debian's \
+             `postgresql` package (make test does)"
         )
     })
 }

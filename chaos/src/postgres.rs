@@ -304,23 +304,10 @@ fn id(which: &str) -> Result<String, String> {
 
 /// The newest PostgreSQL server programs Debian installed.
 fn postgres_bin() -> Result<PathBuf, String> {
-    let root = Path::new("/usr/lib/postgresql");
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
-        format!(
-            "no PostgreSQL server under {}/*/bin: install Debian's `postgresql` (make chaos does)",
-            root.display()
-        )
+    elmbox_tests::postgres_server_bin().ok_or_else(|| {
+        "no PostgreSQL server under /usr/lib/postgresql/*/bin: install Debian's `postgresql` \
+         (make chaos does)"
+            .to_string()
     })
 }
 
