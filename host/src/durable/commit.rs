@@ -651,7 +651,7 @@ impl std::io::Write for GatedOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::durable::store::{AppSummary, LogRead, StoredApp, StoredSnapshot};
+    use crate::durable::store::{AppSummary, StoredApp, StoredSnapshot};
 
     /// Counts commits and the writes in them; nothing else is asked of a
     /// store by the commit thread. It fails the commits `fail` says, in
@@ -713,7 +713,10 @@ mod tests {
             self.reopens.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
-        fn log(&self, _: &str, _: u64) -> Result<LogRead> {
+        fn log_rows(&self, _: &str, _: u64, _: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+            unreachable!("the commit thread only commits")
+        }
+        fn cut_log(&self, _: &str, _: u64) -> Result<()> {
             unreachable!("the commit thread only commits")
         }
         fn snapshots(&self, _: &str) -> Result<Vec<StoredSnapshot>> {

@@ -29,6 +29,7 @@ pub mod healing;
 mod http;
 mod location;
 pub mod log;
+pub mod log_pages;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
@@ -58,6 +59,7 @@ use crate::stats::{thread_cpu_time, MemoryStats};
 
 use commit::Committer;
 use log::{answer_checksum, Input, Outcome, Record};
+use log_pages::LogPages;
 use store::{StateStore, Write};
 
 /// What to do when the app's code or settings differ from the recorded ones.
@@ -528,47 +530,56 @@ impl DurableApp {
                     .push(format!("the snapshot after event {}: {e}", snapshot.seq)),
             }
         }
-        let mut log = store.log(
-            name,
-            from_snapshot
-                .as_ref()
-                .map_or(0, |(seq, _)| seq.saturating_sub(1)),
-        )?;
-        opened.cut = log.cut;
         // The snapshot's own record must be in the log: a snapshot is
         // committed with or after it, so only damage can take it away.
         if let Some((seq, _)) = from_snapshot.as_ref().filter(|(seq, _)| *seq > 0) {
-            if log.records.first().map(|r| r.seq) != Some(*seq) {
+            let mut own = LogPages::new(&*store, name, seq - 1);
+            if own.next_record()?.map(|r| r.seq) != Some(*seq) {
+                opened.cut = own.cut();
                 opened.passed_over.push(format!(
                     "the snapshot after event {seq} is ahead of the log's last sound record"
                 ));
                 from_snapshot = None;
-                log = store.log(name, 0)?;
             }
         }
         // From the start, the current code replays every input since the
         // last fresh start; those before the last deploy were answered by
         // an older version, so only later ones must come out as recorded.
+        // The log is read a page at a time: a replay's memory does not grow
+        // with the log.
         let (from, checked_after, app) = match from_snapshot {
             Some((seq, app)) => {
                 opened.snapshot = Some(seq);
                 (seq, seq, app)
             }
             None => (
-                last_deploy(&log.records, true),
-                last_deploy(&log.records, false),
+                log_pages::last_deploy(&*store, name, true)?,
+                log_pages::last_deploy(&*store, name, false)?,
                 start(runtime, &source, &settings, name, &console)?,
             ),
         };
         let mut durable = DurableApp::new(
-            app, runtime, name, code, console, settings, &source, store, committer, options,
+            app,
+            runtime,
+            name,
+            code,
+            console,
+            settings,
+            &source,
+            store.clone(),
+            committer,
+            options,
         );
         durable.clock_ms = durable.app.memory()?.clock_ms;
-        for record in log.records.iter().filter(|r| r.seq > from) {
-            durable.replay(record, record.seq > checked_after)?;
+        let mut log = LogPages::new(&*store, name, from);
+        let mut last = from;
+        while let Some(record) = log.next_record()? {
+            durable.replay(&record, record.seq > checked_after)?;
             opened.replayed += 1;
+            last = record.seq;
         }
-        durable.seq = log.records.last().map_or(from, |r| r.seq.max(from));
+        opened.cut = opened.cut.max(log.cut());
+        durable.seq = last;
         durable.keep_timer_due_as_stored()?;
         Ok((durable, opened))
     }
@@ -615,16 +626,6 @@ impl DurableApp {
         self.clock_ms = self.app.clock().now_ms;
         Some(result)
     }
-}
-
-/// The last deploy in `records` (a fresh one only, with `fresh_only`).
-fn last_deploy(records: &[Record], fresh_only: bool) -> u64 {
-    records
-        .iter()
-        .filter(|r| matches!(r.input, Input::Deploy { fresh, .. } if fresh || !fresh_only))
-        .map(|r| r.seq)
-        .max()
-        .unwrap_or(0)
 }
 
 fn outcome(result: &Result<String>) -> Outcome {
@@ -838,9 +839,10 @@ impl DurableApp {
             self.options.clone(),
         );
         if how == OnNewCode::Replay {
-            let log = self.store.log(&self.name, 0)?;
-            let fresh_at = last_deploy(&log.records, true);
-            for record in log.records.iter().filter(|r| r.seq > fresh_at) {
+            let fresh_at = log_pages::last_deploy(&*self.store, &self.name, true)?;
+            let mut log = LogPages::new(&*self.store, &self.name, fresh_at);
+            while let Some(record) = log.next_record()? {
+                let record = &record;
                 if record.outcome == Outcome::Faulted {
                     continue;
                 }

@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
 use super::store::{
-    code_hash, sound_records, this_process, AppSummary, LogRead, StateStore, StoredApp,
-    StoredSnapshot, Write,
+    code_hash, this_process, AppSummary, StateStore, StoredApp, StoredSnapshot, Write,
 };
 
 const DATABASE: &str = "elmbox.sqlite";
@@ -419,30 +418,30 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
-        let rows: Vec<(u64, Vec<u8>)> = {
-            let db = self.db();
-            let mut query = db
-                .prepare("SELECT seq, record FROM log WHERE app = ?1 AND seq > ?2 ORDER BY seq")
-                .map_err(|e| self.failed("reading the log", e))?;
-            let rows = query
-                .query_map(params![app, after as i64], |r| {
-                    Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-                })
-                .map_err(|e| self.failed("reading the log", e))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(|e| self.failed("reading the log", e))?
-        };
-        let (read, torn_from) = sound_records(app, after, &rows)?;
-        if let Some(seq) = torn_from {
-            self.db()
-                .execute(
-                    "DELETE FROM log WHERE app = ?1 AND seq >= ?2",
-                    params![app, seq as i64],
-                )
-                .map_err(|e| self.failed("cutting a damaged log tail", e))?;
-        }
-        Ok(read)
+    fn log_rows(&self, app: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let db = self.db();
+        let mut query = db
+            .prepare_cached(
+                "SELECT seq, record FROM log WHERE app = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(|e| self.failed("reading the log", e))?;
+        let rows = query
+            .query_map(params![app, after as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .map_err(|e| self.failed("reading the log", e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.failed("reading the log", e))
+    }
+
+    fn cut_log(&self, app: &str, from: u64) -> Result<()> {
+        self.db()
+            .execute(
+                "DELETE FROM log WHERE app = ?1 AND seq >= ?2",
+                params![app, from as i64],
+            )
+            .map_err(|e| self.failed("cutting a damaged log tail", e))?;
+        Ok(())
     }
 
     fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>> {

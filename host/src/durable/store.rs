@@ -164,10 +164,26 @@ pub trait StateStore: Send + Sync {
     fn reopen(&self) -> Result<()> {
         Ok(())
     }
-    /// The app's log after record `after`. Damaged records at the end are
-    /// cut from the store (they were never acknowledged: a crash tore the
-    /// write); a damaged record before a sound one is an error.
-    fn log(&self, app: &str, after: u64) -> Result<LogRead>;
+    /// Up to `limit` rows of the app's log after record `after`, in order,
+    /// as stored: `(seq, record bytes)`. What a replay reads, a page at a
+    /// time ([`super::log_pages::LogPages`]).
+    fn log_rows(&self, app: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Deletes the app's log from record `from` on: a damaged tail.
+    fn cut_log(&self, app: &str, from: u64) -> Result<()>;
+    /// The app's log after record `after`, all of it at once: for short
+    /// logs and tools (a replay reads it a page at a time). Damaged records
+    /// at the end are cut from the store (they were never acknowledged: a
+    /// crash tore the write); a damaged record before a sound one is an
+    /// error.
+    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
+        let mut pages = super::log_pages::LogPages::new(self, app, after);
+        let mut read = LogRead::default();
+        while let Some(record) = pages.next_record()? {
+            read.records.push(record);
+        }
+        read.cut = pages.cut();
+        Ok(read)
+    }
     /// The app's snapshots, newest first.
     fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>>;
     fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>>;
@@ -233,6 +249,16 @@ pub(crate) fn without_password(url: &str) -> String {
     }
 }
 
+/// A damaged record `seq` with a sound one after it: not a torn write.
+pub(crate) fn damaged_before_sound(app: &str, seq: u64) -> Error {
+    Error::BadLog {
+        reason: format!(
+            "record {seq} of app `{app}` is damaged, and records after it are not: the log \
+             cannot be replayed past it"
+        ),
+    }
+}
+
 /// An app's log rows as a store read them after record `after`, in order:
 /// `(seq, bytes)`. Returns the records that check out and, if damaged
 /// records end the log (a write a crash tore: never acknowledged), the seq
@@ -254,12 +280,7 @@ pub(crate) fn sound_records(
                 .iter()
                 .any(|(_, b)| Record::decode(b).is_ok());
             if sound_after {
-                return Err(Error::BadLog {
-                    reason: format!(
-                        "record {seq} of app `{app}` is damaged, and records after it are not: \
-                         the log cannot be replayed past it"
-                    ),
-                });
+                return Err(damaged_before_sound(app, *seq));
             }
             read.cut = (rows.len() - index) as u64;
             return Ok((read, Some(*seq)));

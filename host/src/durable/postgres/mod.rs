@@ -53,8 +53,8 @@ use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
 use super::store::{
-    code_hash, sound_records, this_process, without_password, AppSummary, Leases, LogRead,
-    StateStore, StoredApp, StoredSnapshot, Write,
+    code_hash, this_process, without_password, AppSummary, Leases, StateStore, StoredApp,
+    StoredSnapshot, Write,
 };
 
 mod leases;
@@ -587,28 +587,27 @@ impl StateStore for PostgresStore {
         self.reopen_session()
     }
 
-    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
-        let mut db = self.db()?;
-        let rows: Vec<(u64, Vec<u8>)> = db
-            .client
-            .query(
-                "SELECT seq, record FROM elmbox_log WHERE app = $1 AND seq > $2 ORDER BY seq",
-                &[&app, &(after as i64)],
-            )
-            .map_err(|e| self.failed("reading the log", e))?
+    fn log_rows(&self, app: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows = self.rows(
+            "reading the log",
+            "SELECT seq, record FROM elmbox_log WHERE app = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&app, &(after as i64), &(limit as i64)],
+        )?;
+        Ok(rows
             .into_iter()
             .map(|row| (row.get::<_, i64>(0) as u64, row.get(1)))
-            .collect();
-        let (read, torn_from) = sound_records(app, after, &rows)?;
-        if let Some(seq) = torn_from {
-            db.client
-                .execute(
-                    "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
-                    &[&app, &(seq as i64)],
-                )
-                .map_err(|e| self.failed("cutting a damaged log tail", e))?;
-        }
-        Ok(read)
+            .collect())
+    }
+
+    fn cut_log(&self, app: &str, from: u64) -> Result<()> {
+        self.db()?
+            .client
+            .execute(
+                "DELETE FROM elmbox_log WHERE app = $1 AND seq >= $2",
+                &[&app, &(from as i64)],
+            )
+            .map_err(|e| self.failed("cutting a damaged log tail", e))?;
+        Ok(())
     }
 
     fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>> {

@@ -1,0 +1,108 @@
+//! An app's log read a page at a time ([`LogPages`]): a restore or a
+//! deploy replays millions of records, and holding them all at once made a
+//! replay's memory grow with the log (235 MB after a million counter
+//! events). A page is [`PAGE`] records; only the page being replayed is in
+//! memory.
+//!
+//! Damage is found as before (`store::sound_records`): damaged records at
+//! the end (a write a crash tore, never acknowledged) are cut from the
+//! store, and a damaged record before a sound one is an error, whichever
+//! page the sound one is on.
+
+use crate::error::Result;
+
+use super::log::{Input, Record};
+use super::store::{damaged_before_sound, sound_records, StateStore};
+
+/// Records in a page.
+pub const PAGE: usize = 1024;
+
+/// The records of an app's log after a given one, a page at a time.
+pub struct LogPages<'a, S: StateStore + ?Sized> {
+    store: &'a S,
+    app: &'a str,
+    /// The seq of the last row read from the store.
+    last: u64,
+    page: std::vec::IntoIter<Record>,
+    /// No more rows in the store.
+    done: bool,
+    /// Damaged records cut from the end.
+    cut: u64,
+}
+
+impl<'a, S: StateStore + ?Sized> LogPages<'a, S> {
+    /// The records of `app` after record `after`.
+    pub fn new(store: &'a S, app: &'a str, after: u64) -> Self {
+        LogPages {
+            store,
+            app,
+            last: after,
+            page: Vec::new().into_iter(),
+            done: false,
+            cut: 0,
+        }
+    }
+
+    /// The next record, in order; `None` after the last.
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            if let Some(record) = self.page.next() {
+                return Ok(Some(record));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.next_page()?;
+        }
+    }
+
+    /// Damaged records cut from the log's end, once it was read to it.
+    pub fn cut(&self) -> u64 {
+        self.cut
+    }
+
+    fn next_page(&mut self) -> Result<()> {
+        let rows = self.store.log_rows(self.app, self.last, PAGE)?;
+        self.done = rows.len() < PAGE;
+        let after = self.last;
+        if let Some((seq, _)) = rows.last() {
+            self.last = *seq;
+        }
+        let (read, torn_from) = sound_records(self.app, after, &rows)?;
+        if let Some(from) = torn_from {
+            // Damage is only the log's end if no record after it is sound,
+            // on this page or any later one.
+            let mut later = self.last;
+            let mut cut = read.cut;
+            loop {
+                let rows = self.store.log_rows(self.app, later, PAGE)?;
+                if rows.iter().any(|(_, bytes)| Record::decode(bytes).is_ok()) {
+                    return Err(damaged_before_sound(self.app, from));
+                }
+                cut += rows.len() as u64;
+                match rows.last() {
+                    Some((seq, _)) if rows.len() == PAGE => later = *seq,
+                    _ => break,
+                }
+            }
+            self.store.cut_log(self.app, from)?;
+            self.cut = cut;
+            self.done = true;
+        }
+        self.page = read.records.into_iter();
+        Ok(())
+    }
+}
+
+/// The seq of the last deploy of `app`'s log (of a fresh one alone, with
+/// `fresh_only`), read through the whole log a page at a time; 0 if none.
+pub fn last_deploy<S: StateStore + ?Sized>(store: &S, app: &str, fresh_only: bool) -> Result<u64> {
+    let mut pages = LogPages::new(store, app, 0);
+    let mut last = 0;
+    while let Some(record) = pages.next_record()? {
+        if matches!(record.input, Input::Deploy { fresh, .. } if fresh || !fresh_only) {
+            last = record.seq;
+        }
+    }
+    Ok(last)
+}
