@@ -19,6 +19,7 @@ mod pool;
 mod pool_thousand;
 mod ports;
 mod power_loss;
+mod replay_memory;
 mod runtime;
 mod serve;
 mod served;
