@@ -25,6 +25,7 @@
 //!   ([`StateLocation`]).
 
 pub mod commit;
+mod deploying;
 pub mod healing;
 mod http;
 mod location;
@@ -36,6 +37,7 @@ pub mod sqlite;
 pub mod store;
 mod timers;
 
+pub use deploying::{DeployBase, DeployProgress, Deploying};
 pub use healing::{Health, StoreHealth};
 pub use http::IdempotencyKeys;
 pub use location::StateLocation;
@@ -408,7 +410,19 @@ impl DurableApp {
                 given: identity(&given, source),
             }),
             how => {
-                durable.deploy(source, given, how)?;
+                let mut config = config;
+                config.random_seed = given.random_seed;
+                let deploying = Deploying::start(
+                    &durable.deploy_base(),
+                    runtime,
+                    source,
+                    config,
+                    how,
+                    options,
+                )?;
+                if let Some(deploying) = deploying {
+                    durable.finish_deploy(deploying)?;
+                }
                 opened.deployed = Some(how);
                 Ok((durable, opened))
             }
@@ -806,91 +820,6 @@ impl DurableApp {
         self.work_since_snapshot = Duration::ZERO;
         self.cpu_at_snapshot = Some((std::thread::current().id(), thread_cpu_time()));
         self.snapshot_at = Instant::now();
-        Ok(())
-    }
-
-    /// Deploys `source` with `settings`: replaying the whole log through it
-    /// (refused at the first logged input it fails on) or from its `init`.
-    fn deploy(&mut self, source: &[u8], settings: AppSettings, how: OnNewCode) -> Result<()> {
-        // The new version keeps the clock's epoch: replayed inputs must see
-        // the times they saw.
-        let settings = AppSettings {
-            epoch_ms: if how == OnNewCode::Fresh {
-                settings.epoch_ms
-            } else {
-                self.settings.epoch_ms
-            },
-            fixed_epoch: settings.fixed_epoch || how != OnNewCode::Fresh,
-            random_seed: settings.random_seed.or(self.settings.random_seed),
-            ..settings
-        };
-        let app = start(&self.runtime, source, &settings, &self.name, &self.console)?;
-        let code = self.store.put_code(&encode_code(&settings, source)?)?;
-        let mut next = DurableApp::new(
-            app,
-            &self.runtime,
-            &self.name,
-            &code,
-            self.console.clone(),
-            settings.clone(),
-            source,
-            self.store.clone(),
-            self.committer.clone(),
-            self.options.clone(),
-        );
-        if how == OnNewCode::Replay {
-            let fresh_at = log_pages::last_deploy(&*self.store, &self.name, true)?;
-            let mut log = LogPages::new(&*self.store, &self.name, fresh_at);
-            while let Some(record) = log.next_record()? {
-                let record = &record;
-                if record.outcome == Outcome::Faulted {
-                    continue;
-                }
-                let Some(result) = next.apply(record.clock_ms, &record.input) else {
-                    continue;
-                };
-                // A recorded response that answers another request than the
-                // new version makes would be given to the wrong one.
-                if let Some(e) = result
-                    .as_ref()
-                    .err()
-                    .filter(|e| e.is_fatal() || http::answers_another_request(e))
-                {
-                    return Err(Error::DeployRefused {
-                        seq: record.seq,
-                        error: e.to_string(),
-                    });
-                }
-            }
-            next.clock_ms = next.app.memory()?.clock_ms;
-        }
-        next.seq = self.seq + 1;
-        // The new code, the record of its deploy and its host options:
-        // all in the store or none of them.
-        let mut deployed = vec![
-            Write::App {
-                name: self.name.clone(),
-                code: code.clone(),
-            },
-            Write::Record {
-                app: self.name.clone(),
-                record: Record {
-                    seq: next.seq,
-                    clock_ms: next.clock_ms,
-                    input: Input::Deploy {
-                        code,
-                        fresh: how == OnNewCode::Fresh,
-                    },
-                    outcome: Outcome::Answered { answer: 0 },
-                },
-            },
-        ];
-        deployed.extend(self.host_options_write());
-        self.committer.write_together(deployed)?;
-        next.snapshot()?;
-        next.keep_timer_due(true)?;
-        self.committer.ticket()?.wait()?;
-        *self = next;
         Ok(())
     }
 
