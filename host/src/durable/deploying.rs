@@ -137,7 +137,8 @@ impl Deploying {
     /// [`OnNewCode::Replay`]) fed the log since the last fresh start as the
     /// store holds it now. Writes nothing but the new code (under its
     /// hash): the app goes on meanwhile. `None` when it is the code and
-    /// settings the app runs already.
+    /// settings the app runs already. `progress` says how far the replay
+    /// is while it runs.
     pub fn start(
         base: &DeployBase,
         runtime: &Runtime,
@@ -145,6 +146,7 @@ impl Deploying {
         config: AppConfig,
         how: OnNewCode,
         options: DurableOptions,
+        progress: &DeployProgress,
     ) -> Result<Option<Deploying>> {
         let given = match super::is_module(source) {
             true => super::module_settings(runtime, source)?,
@@ -188,7 +190,7 @@ impl Deploying {
         let mut deploying = Deploying {
             next,
             how,
-            progress: DeployProgress::default(),
+            progress: progress.clone(),
         };
         if how == OnNewCode::Replay {
             let fresh_at = log_pages::last_deploy(&*base.store, &base.name, true)?;

@@ -412,14 +412,10 @@ impl DurableApp {
             how => {
                 let mut config = config;
                 config.random_seed = given.random_seed;
-                let deploying = Deploying::start(
-                    &durable.deploy_base(),
-                    runtime,
-                    source,
-                    config,
-                    how,
-                    options,
-                )?;
+                let base = durable.deploy_base();
+                let progress = DeployProgress::default();
+                let deploying =
+                    Deploying::start(&base, runtime, source, config, how, options, &progress)?;
                 if let Some(deploying) = deploying {
                     durable.finish_deploy(deploying)?;
                 }

@@ -34,6 +34,16 @@ pub struct AppInfo {
     pub last_snapshot: Option<u64>,
     /// The store, as the app's commit thread last found it.
     pub store: StoreInfo,
+    /// A deploy under way: its new version replayed `replayed` of the `of`
+    /// records the log held when it began, beside the version serving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployInfo {
+    pub replayed: u64,
+    pub of: u64,
 }
 
 /// How the store is: `healthy`, `healing` (a commit failed; the store was
@@ -179,6 +189,9 @@ impl Hosted {
             memory: Some(memory.into()),
             last_snapshot: self.last_snapshot(name)?,
             store: self.store_info(name),
+            deploy: self
+                .deploy_progress(name)
+                .map(|(replayed, of)| DeployInfo { replayed, of }),
         })
     }
 
@@ -213,6 +226,7 @@ impl Hosted {
             memory: None,
             last_snapshot,
             store: self.store_info(name),
+            deploy: None,
         })
     }
 

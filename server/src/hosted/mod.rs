@@ -40,6 +40,7 @@ use crate::outgoing::Outgoing;
 use crate::scheduler::{Fired, Scheduler};
 use crate::unserved::{Unserved, UnservedApp};
 
+mod beside;
 mod info;
 mod nodes;
 mod owner;
@@ -98,6 +99,8 @@ pub struct Hosted {
     fired: Mutex<Option<mpsc::Receiver<Fired>>>,
     /// The apps' outgoing HTTP requests.
     outgoing: Arc<Outgoing>,
+    /// Deploys whose new version is being replayed beside the old one.
+    deploys: Mutex<HashMap<String, elmbox::durable::DeployProgress>>,
     metrics: Arc<Metrics>,
 }
 
@@ -160,6 +163,7 @@ impl Hosted {
             scheduler: Arc::new(scheduler),
             fired: Mutex::new(Some(fired)),
             outgoing,
+            deploys: Mutex::default(),
             metrics,
         };
         for summary in store.apps()? {
@@ -443,6 +447,11 @@ impl Hosted {
                 )))
             }
             Err(e) => return Err(internal(e)),
+        }
+        // A new version of a served app: made beside it, switched to
+        // between two of its events.
+        if self.deploy_beside(name, source, &deploy)?.is_some() {
+            return Ok(false);
         }
         // Whatever happens below, a panic included, the app's place is
         // left servable or removable, never busy for ever.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use elmbox::durable::Deploying;
 use elmbox::http::{HttpAction, HttpResponse};
 use elmbox::{DurableApp, Error, Pool, Restoring, Submitted};
 use tokio::sync::oneshot;
@@ -42,6 +43,12 @@ pub(super) enum Work {
     Wake(Fired),
     /// The answer to one of the app's HTTP requests.
     HttpResponse(HttpResponse),
+    /// A new version, made beside this one: switched to here, between two
+    /// inputs.
+    Deploy {
+        deploying: Box<Deploying>,
+        reply: mpsc::Sender<Result<(), Error>>,
+    },
 }
 
 impl Owner {
@@ -105,6 +112,12 @@ impl Owning {
                     }
                 }
                 Work::Wake(fired) => self.wake(fired, now),
+                Work::Deploy { deploying, reply } => {
+                    let switched = self
+                        .pool
+                        .with_durable(&self.name, |app| app.finish_deploy(*deploying));
+                    let _ = reply.send(switched);
+                }
                 Work::HttpResponse(response) => {
                     let submitted =
                         self.submit(now, |app| app.submit_http_response_at(now, &response));
