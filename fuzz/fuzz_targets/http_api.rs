@@ -43,6 +43,7 @@ impl ServerUnderTest for InProcess {
             idle_timeout: None,
             node: None,
             http_ca: Vec::new(),
+            retain_log: Default::default(),
         };
         let server = self
             .runtime

@@ -144,6 +144,15 @@ pub enum Error {
     #[error("the new version was not deployed: on logged event {seq} it {error}")]
     DeployRefused { seq: u64, error: String },
 
+    /// A replay from the app's start was asked for, but retention
+    /// (`--retain-log`) dropped the history before `first_kept`.
+    #[error(
+        "`{app}` cannot be replayed from its start: its log begins at event {first_kept}, \
+         the events before it dropped by its retention (--retain-log); deploy the new version \
+         with --migrate (its state carried over) or --fresh (started from init)"
+    )]
+    HistoryDropped { app: String, first_kept: u64 },
+
     /// Replaying the log gave another outcome than the one recorded: the app
     /// is not deterministic, or its state is not what the log says.
     #[error("replaying the log diverged at event {seq}: recorded {recorded}, replay gave {now}")]

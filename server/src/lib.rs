@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use elmbox::durable::StateLocation;
+use elmbox::durable::{RetainLog, StateLocation};
 use elmbox::PoolConfig;
 
 pub use hosted::{AppInfo, HostError};
@@ -49,6 +49,9 @@ pub struct ServeConfig {
     /// CA certificates (PEM files) trusted for the apps' outgoing https
     /// requests, besides the system's.
     pub http_ca: Vec<std::path::PathBuf>,
+    /// How much of an app's history the store keeps unless its deploy
+    /// says (`retain-log=`).
+    pub retain_log: RetainLog,
 }
 
 /// `--node-id`, `--advertise`, `--lease-ms`.
@@ -80,6 +83,7 @@ impl Server {
             idle_timeout,
             node,
             http_ca,
+            retain_log,
         } = config;
         let client = elmbox_outgoing::OutgoingClient::new(&http_ca)?;
         // Bound first: a node leases apps under the address it listens on.
@@ -103,7 +107,7 @@ impl Server {
             metrics.clone(),
         ));
         let hosted = tokio::task::spawn_blocking(move || {
-            Hosted::open(&state, pool, node, outgoing, for_apps)
+            Hosted::open(&state, pool, node, outgoing, for_apps, retain_log)
         })
         .await??;
         Ok(Server {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use elmbox::app_name::printable;
+use elmbox::durable::RetainLog;
 use elmbox::{AppConfig, EventFormat, SandboxLimits};
 use elmbox_outgoing::{AllowedHost, HttpPolicy};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,29 @@ pub struct AppOptions {
     /// `http-*` limits); by default nowhere.
     #[serde(default, skip_serializing_if = "is_default")]
     pub http_policy: HttpPolicy,
+    /// How much of the app's history the store keeps (`retain-log=`);
+    /// `None`: the server's `--retain-log`.
+    #[serde(default, with = "retain_text", skip_serializing_if = "Option::is_none")]
+    pub retain_log: Option<RetainLog>,
+}
+
+/// A [`RetainLog`] kept as it is written (`all`, or a number).
+mod retain_text {
+    use elmbox::durable::RetainLog;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(retain: &Option<RetainLog>, to: S) -> Result<S::Ok, S::Error> {
+        match retain {
+            Some(retain) => to.serialize_str(&retain.to_string()),
+            None => to.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<RetainLog>, D::Error> {
+        Option::<String>::deserialize(from)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 fn is_default(policy: &HttpPolicy) -> bool {
@@ -84,6 +108,11 @@ impl Deploy {
                 "deadline-ms" => options.deadline_ms = Some(number()?),
                 "max-event-bytes" => options.max_event_bytes = Some(number()? as usize),
                 "optimize" => options.optimize = Some(flag()?),
+                "retain-log" => {
+                    options.retain_log = Some(value.parse().map_err(|_| {
+                        bad("`all`, or how many snapshots to keep the log back to (1 or more)")
+                    })?);
+                }
                 "allow-http" => {
                     options.http_policy.allow = AllowedHost::parse_list(value)
                         .map_err(|e| bad(&format!("HOST[:PORT],... ({e})")))?;
@@ -174,9 +203,11 @@ mod tests {
             ("fresh", "true"),
             ("allow-http", "api.example.com,127.0.0.1:8080"),
             ("http-timeout-ms", "2000"),
+            ("retain-log", "2"),
         ]))
         .unwrap();
         assert!(deploy.fresh);
+        assert_eq!(deploy.options.retain_log, Some("2".parse().unwrap()));
         let allowed: Vec<String> = deploy
             .options
             .http_policy
@@ -206,6 +237,10 @@ mod tests {
                 "`deadline-ms`: a whole number",
             ),
             (vec![("json-events", "yes")], "`json-events`: true or false"),
+            (
+                vec![("retain-log", "0")],
+                "`retain-log`: `all`, or how many snapshots",
+            ),
             (vec![("flags", "{oops")], "`flags`: JSON"),
             (
                 vec![("allow-http", "https://a.com/x")],
@@ -234,10 +269,20 @@ mod tests {
                 allow: AllowedHost::parse_list("a.example:81").unwrap(),
                 ..HttpPolicy::default()
             },
+            retain_log: Some("3".parse().unwrap()),
             ..AppOptions::default()
         };
         let kept = serde_json::to_string(&options).unwrap();
+        assert!(kept.contains(r#""retain-log":"3""#), "{kept}");
         assert_eq!(serde_json::from_str::<AppOptions>(&kept).unwrap(), options);
+        // Kept by an older elmbox, without it: the server's default.
+        let older = kept.replace(r#","retain-log":"3""#, "");
+        assert_eq!(
+            serde_json::from_str::<AppOptions>(&older)
+                .unwrap()
+                .retain_log,
+            None
+        );
         // Without a deadline of its own, an app gets the server's.
         assert_eq!(
             options.limits().deadline,

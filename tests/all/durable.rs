@@ -125,9 +125,16 @@ fn carries_the_app_across_runs(place: &Place) {
     let shown = elmbox(&["state", state], b"");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success(), "{}", stderr(&shown));
-    // Named after the file, less its extension.
-    assert!(text.starts_with("counter\n"), "{text}");
-    assert!(text.contains("events        5"), "{text}");
+    // The store and its size, then the app, named after the file, less
+    // its extension, with every event kept.
+    let store_line = text.lines().next().unwrap();
+    assert!(
+        store_line.ends_with(" KB") || store_line.ends_with(" MB"),
+        "{text}"
+    );
+    assert_eq!(text.lines().nth(1), Some("counter"), "{text}");
+    assert!(text.contains("events        5 kept"), "{text}");
+    assert!(text.contains(", 1 to 5: all of them"), "{text}");
 }
 
 /// Starts `elmbox run --state`, feeding `input` from a thread.

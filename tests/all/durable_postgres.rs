@@ -85,7 +85,7 @@ fn the_schema_is_made_once_on_an_empty_database_by_nodes_starting_together() {
     let shown = elmbox(&["state", &url], b"");
     assert!(shown.status.success(), "{}", stderr(&shown));
     assert!(
-        String::from_utf8_lossy(&shown.stdout).ends_with("/fresh: no apps\n"),
+        String::from_utf8_lossy(&shown.stdout).ends_with("\n  no apps\n"),
         "{}",
         String::from_utf8_lossy(&shown.stdout)
     );

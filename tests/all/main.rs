@@ -20,6 +20,7 @@ mod pool_thousand;
 mod ports;
 mod power_loss;
 mod replay_memory;
+mod retention;
 mod runtime;
 mod serve;
 mod served;

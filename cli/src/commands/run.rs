@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use elmbox::app_name;
 use elmbox::durable::commit::Committer;
-use elmbox::durable::StateLocation;
+use elmbox::durable::{RetainLog, StateLocation};
 use elmbox::{
     App, AppConfig, AppError, DispatchMode, DurableApp, DurableOptions, Error, OnNewCode,
     SandboxLimits,
@@ -108,6 +108,14 @@ pub struct DurableArgs {
     /// which bounds a restart's replay whatever the app's speed].
     #[arg(long, requires = "state", value_name = "EVENTS")]
     pub snapshot_every: Option<u64>,
+
+    /// With --state, how much of the app's history to keep: `all` (every
+    /// event, so that a new version can always be deployed by replay), or
+    /// N, the log back to the N-th newest snapshot and no further (the
+    /// store stays bounded; a later --deploy by replay is refused, use
+    /// --migrate or --fresh). Applies from this run's next snapshot on.
+    #[arg(long, requires = "state", value_name = "N|all", default_value = "all")]
+    pub retain_log: RetainLog,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -226,6 +234,7 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
             .map_or(DurableOptions::default().snapshot_every_inputs, |n| {
                 n.max(1)
             }),
+        retain_log: args.durable.retain_log,
         ..DurableOptions::default()
     };
     let (mut durable, opened) = DurableApp::open(

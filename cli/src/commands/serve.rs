@@ -73,6 +73,15 @@ pub struct ServeArgs {
     /// deployed (`allow-http=HOST[:PORT],...`).
     #[arg(long, value_name = "FILE")]
     http_ca: Vec<std::path::PathBuf>,
+
+    /// How much of each app's history to keep, unless its deploy says
+    /// (`retain-log=`): `all` (every event, so that a new version can
+    /// always be deployed by replay), or N, the log back to the N-th newest
+    /// snapshot and no further (the store stays bounded; a deploy by replay
+    /// over a log whose start was dropped is refused: use `migrate=true` or
+    /// `fresh=true`).
+    #[arg(long, value_name = "N|all", default_value = "all")]
+    retain_log: elmbox::durable::RetainLog,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -112,6 +121,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             lease: std::time::Duration::from_millis(args.lease_ms),
         }),
         http_ca: args.http_ca,
+        retain_log: args.retain_log,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

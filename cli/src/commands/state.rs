@@ -20,8 +20,9 @@ pub struct StateArgs {
 pub fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
     let store = args.location.open_read_only()?;
     let apps = store.apps()?;
+    println!("{}: {}", args.location, size(store.bytes()?));
     if apps.is_empty() {
-        println!("{}: no apps", args.location);
+        println!("  no apps");
     }
     for app in apps {
         let snapshot_bytes: u64 = app.snapshots.iter().map(|s| s.bytes).sum();
@@ -29,19 +30,30 @@ pub fn state(args: StateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", app_name::printable(&app.app.name));
         println!("  code          {}", app.app.code);
         println!(
-            "  events        {} ({} of log)",
+            "  events        {} kept ({} of log){}",
             app.records,
-            size(app.log_bytes)
+            size(app.log_bytes),
+            match app.kept {
+                Some((1, last)) => format!(", 1 to {last}: all of them"),
+                Some((first, last)) => format!(
+                    ", {first} to {last}: the {} before dropped by --retain-log",
+                    first - 1
+                ),
+                None => String::new(),
+            }
         );
-        match app.snapshots.first() {
-            Some(newest) => println!(
-                "  snapshots     {} ({}), newest after event {} ({})",
+        match app.snapshots.is_empty() {
+            false => println!(
+                "  snapshots     {} ({}), after events {}",
                 app.snapshots.len(),
                 size(snapshot_bytes),
-                newest.seq,
-                size(newest.bytes)
+                app.snapshots
+                    .iter()
+                    .map(|s| format!("{} ({})", s.seq, size(s.bytes)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            None => println!("  snapshots     none"),
+            true => println!("  snapshots     none"),
         }
         // A store written before timers were kept has none to show.
         if let Ok(due) = store.timer_due(&app.app.name) {

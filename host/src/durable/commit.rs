@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::state::SandboxState;
 
 use super::healing::{Failure, StoreHealth};
+use super::retention::RetainLog;
 use super::store::{StateStore, Write};
 
 /// Writes gathered into one commit at most.
@@ -54,6 +55,7 @@ enum Job {
         seq: u64,
         code: String,
         state: SandboxState,
+        retain: RetainLog,
     },
     /// Called once the writes handed over before it are durable (or not):
     /// those of `app`, or (`None`) all of them.
@@ -188,8 +190,16 @@ impl Committer {
     }
 
     /// Hands over a snapshot of `app` after record `seq`, running `code`:
-    /// encoded (compressed) on the commit thread, then written.
-    pub fn snapshot(&self, app: &str, seq: u64, code: &str, state: SandboxState) -> Result<()> {
+    /// encoded (compressed) on the commit thread, then written, with the
+    /// history `retain` says dropped in the same commit.
+    pub fn snapshot(
+        &self,
+        app: &str,
+        seq: u64,
+        code: &str,
+        state: SandboxState,
+        retain: RetainLog,
+    ) -> Result<()> {
         self.snapshot_backlog
             .fetch_add(state.memory.len(), Ordering::Relaxed);
         self.send(Job::Snapshot {
@@ -197,6 +207,7 @@ impl Committer {
             seq,
             code: code.to_string(),
             state,
+            retain,
         })
     }
 
@@ -384,6 +395,7 @@ fn run(
                     seq,
                     code,
                     state,
+                    retain,
                 } => {
                     counters
                         .snapshot_backlog
@@ -398,6 +410,7 @@ fn run(
                             guest: state.guest,
                             code,
                             bytes,
+                            retain,
                         }),
                         // A snapshot that cannot be made is only a slower restart.
                         Err(e) => {
@@ -688,6 +701,9 @@ mod tests {
         fn apps(&self) -> Result<Vec<AppSummary>> {
             unreachable!("the commit thread only commits")
         }
+        fn bytes(&self) -> Result<u64> {
+            unreachable!("the commit thread only commits")
+        }
         fn commit(&self, writes: &[Write]) -> Result<()> {
             if let Some(e) = self.fail.lock().unwrap().pop() {
                 return Err(e);
@@ -784,6 +800,7 @@ mod tests {
             guest: crate::guest::GuestId([0; 32]),
             code: "c".into(),
             bytes: vec![1; 64],
+            retain: RetainLog::All,
         };
         commit(&store, &mut vec![snapshot.clone(), write(1)]).unwrap();
         assert_eq!(*store.committed.lock().unwrap(), ["a:1"]);

@@ -9,7 +9,7 @@
 //! store, and a damaged record before a sound one is an error, whichever
 //! page the sound one is on.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::log::{Input, Record};
 use super::store::{damaged_before_sound, sound_records, StateStore};
@@ -95,14 +95,25 @@ impl<'a, S: StateStore + ?Sized> LogPages<'a, S> {
 }
 
 /// The seq of the last deploy of `app`'s log (of a fresh one alone, with
-/// `fresh_only`), read through the whole log a page at a time; 0 if none.
+/// `fresh_only`), read through the whole log a page at a time; 0 if none
+/// (the app's `init`). [`Error::HistoryDropped`] if retention dropped the
+/// history before the first record kept and no such deploy is after it:
+/// the app cannot be replayed from that start.
 pub fn last_deploy<S: StateStore + ?Sized>(store: &S, app: &str, fresh_only: bool) -> Result<u64> {
-    let mut pages = LogPages::new(store, app, 0);
-    let mut last = 0;
+    let first_kept = store.log_start(app)?.unwrap_or(1);
+    let mut pages = LogPages::new(store, app, first_kept - 1);
+    let mut last = None;
     while let Some(record) = pages.next_record()? {
         if matches!(record.input, Input::Deploy { fresh, .. } if fresh || !fresh_only) {
-            last = record.seq;
+            last = Some(record.seq);
         }
     }
-    Ok(last)
+    match last {
+        Some(seq) => Ok(seq),
+        None if first_kept <= 1 => Ok(0),
+        None => Err(Error::HistoryDropped {
+            app: app.to_string(),
+            first_kept,
+        }),
+    }
 }

@@ -33,6 +33,7 @@ pub mod log;
 pub mod log_pages;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 pub mod store;
 mod timers;
@@ -41,6 +42,7 @@ pub use deploying::{DeployBase, DeployProgress, Deploying};
 pub use healing::{Health, StoreHealth};
 pub use http::IdempotencyKeys;
 pub use location::StateLocation;
+pub use retention::RetainLog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -97,6 +99,8 @@ pub struct DurableOptions {
     /// the old version's host options, or an app without its own; and on
     /// its own when only they changed. `None`: left as they are.
     pub host_options: Option<String>,
+    /// How much of the app's history the store keeps ([`RetainLog`]).
+    pub retain_log: RetainLog,
 }
 
 impl Default for DurableOptions {
@@ -107,6 +111,7 @@ impl Default for DurableOptions {
             snapshot_every_inputs: 100_000,
             snapshot_every: Duration::from_secs(60),
             host_options: None,
+            retain_log: RetainLog::All,
         }
     }
 }
@@ -563,7 +568,8 @@ impl DurableApp {
                 (seq, seq, app)
             }
             None => (
-                log_pages::last_deploy(&*store, name, true)?,
+                log_pages::last_deploy(&*store, name, true)
+                    .map_err(|e| cannot_restore(e, &opened.passed_over))?,
                 log_pages::last_deploy(&*store, name, false)?,
                 start(runtime, &source, &settings, name, &console)?,
             ),
@@ -635,6 +641,25 @@ impl DurableApp {
         };
         self.clock_ms = self.app.clock().now_ms;
         Some(result)
+    }
+}
+
+/// Why an app whose history retention dropped cannot be restored: no
+/// snapshot it kept could be (an elmbox whose guest build differs from the
+/// one that took them, say), and its log no longer goes back to a start.
+fn cannot_restore(e: Error, passed_over: &[String]) -> Error {
+    match e {
+        Error::HistoryDropped { app, first_kept } => Error::BadLog {
+            reason: format!(
+                "`{app}` cannot be restored: its log begins at event {first_kept} (the events \
+                 before it dropped by --retain-log) and no snapshot it kept can be restored{}",
+                match passed_over.is_empty() {
+                    true => String::new(),
+                    false => format!(" ({})", passed_over.join("; ")),
+                }
+            ),
+        },
+        e => e,
     }
 }
 
@@ -810,8 +835,13 @@ impl DurableApp {
         // Copying the memory is the app's; compressing it is the commit
         // thread's.
         let state = self.app.state()?;
-        self.committer
-            .snapshot(&self.name, self.seq, &self.code, state)?;
+        self.committer.snapshot(
+            &self.name,
+            self.seq,
+            &self.code,
+            state,
+            self.options.retain_log,
+        )?;
         self.since_snapshot = 0;
         self.work_since_snapshot = Duration::ZERO;
         self.cpu_at_snapshot = Some((std::thread::current().id(), thread_cpu_time()));

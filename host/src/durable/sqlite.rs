@@ -20,8 +20,6 @@ use super::store::{
 const DATABASE: &str = "elmbox.sqlite";
 const LOCK: &str = "elmbox.lock";
 const SCHEMA_VERSION: i64 = 1;
-/// Snapshots kept per app: the newest, and one to fall back on.
-const KEEP_SNAPSHOTS: i64 = 3;
 
 /// A state directory, open and locked by this process.
 pub struct SqliteStore {
@@ -310,12 +308,13 @@ impl StateStore for SqliteStore {
         };
         let mut summaries = Vec::with_capacity(names.len());
         for app in names {
-            let (records, log_bytes): (i64, i64) = self
+            let (records, log_bytes, first, last): (i64, i64, Option<i64>, Option<i64>) = self
                 .db()
                 .query_row(
-                    "SELECT count(*), coalesce(sum(length(record)), 0) FROM log WHERE app = ?1",
+                    "SELECT count(*), coalesce(sum(length(record)), 0), min(seq), max(seq)
+                       FROM log WHERE app = ?1",
                     [&app.name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .map_err(|e| self.failed("counting the log", e))?;
             let snapshots = self.snapshots(&app.name)?;
@@ -323,10 +322,29 @@ impl StateStore for SqliteStore {
                 app,
                 records: records as u64,
                 log_bytes: log_bytes as u64,
+                kept: first.zip(last).map(|(f, l)| (f as u64, l as u64)),
                 snapshots,
             });
         }
         Ok(summaries)
+    }
+
+    fn bytes(&self) -> Result<u64> {
+        // The database and the part of its write-ahead log not yet folded in.
+        let mut total = 0;
+        for file in [DATABASE.to_string(), format!("{DATABASE}-wal")] {
+            match std::fs::metadata(self.dir.join(&file)) {
+                Ok(meta) => total += meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::BadState {
+                        location: self.dir.display().to_string(),
+                        reason: format!("measuring {file}: {e}"),
+                    })
+                }
+            }
+        }
+        Ok(total)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {
@@ -377,6 +395,7 @@ impl StateStore for SqliteStore {
                     guest,
                     code,
                     bytes,
+                    retain,
                 } => tx
                     .execute(
                         "INSERT OR REPLACE INTO snapshots (app, seq, guest, code, bytes)
@@ -384,14 +403,23 @@ impl StateStore for SqliteStore {
                         params![app, *seq as i64, guest.to_string(), code, bytes],
                     )
                     // Keep the newest few: older ones only slow a restart down
-                    // that a newer one serves, unless it is damaged.
+                    // that a newer one serves, unless it is damaged; and, as
+                    // the app's retention says, the log from the oldest kept on.
                     .and_then(|_| {
                         tx.execute(
                             "DELETE FROM snapshots WHERE app = ?1 AND seq < (
                              SELECT min(seq) FROM (SELECT seq FROM snapshots WHERE app = ?1
                                                    ORDER BY seq DESC LIMIT ?2))",
-                            params![app, KEEP_SNAPSHOTS],
+                            params![app, retain.snapshots_kept()],
                         )
+                    })
+                    .and_then(|_| match retain.drops_history() {
+                        true => tx.execute(
+                            "DELETE FROM log WHERE app = ?1 AND seq < (
+                             SELECT min(seq) FROM snapshots WHERE app = ?1)",
+                            [app],
+                        ),
+                        false => Ok(0),
                     }),
             };
             done.map_err(|e| self.failed("writing", e))?;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::guest::GuestId;
 
 use super::log::Record;
+use super::retention::RetainLog;
 
 /// An app as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +46,16 @@ pub enum Write {
         due_unix_ms: Option<i64>,
     },
     /// A snapshot of the app's sandbox after record `seq` (0: after load),
-    /// taken from `guest` running the code stored under `code`.
+    /// taken from `guest` running the code stored under `code`; the store
+    /// then keeps as many snapshots, and as much of the log, as `retain`
+    /// says, in the same commit.
     Snapshot {
         app: String,
         seq: u64,
         guest: GuestId,
         code: String,
         bytes: Vec<u8>,
+        retain: RetainLog,
     },
 }
 
@@ -78,6 +82,9 @@ pub struct AppSummary {
     pub app: StoredApp,
     pub records: u64,
     pub log_bytes: u64,
+    /// The first and last records kept (`None`: an empty log); the first
+    /// is after 1 when retention dropped the history before it.
+    pub kept: Option<(u64, u64)>,
     pub snapshots: Vec<StoredSnapshot>,
 }
 
@@ -153,6 +160,9 @@ pub trait StateStore: Send + Sync {
     /// The apps whose kept timer is due by `by_unix_ms`, earliest first.
     fn timers_due(&self, by_unix_ms: i64) -> Result<Vec<String>>;
     fn apps(&self) -> Result<Vec<AppSummary>>;
+    /// What the whole store takes on disk, in bytes (space freed by
+    /// retention is reused by later writes, not given back).
+    fn bytes(&self) -> Result<u64>;
     /// Makes `writes` durable, all or none: when this returns, they survive
     /// a crash of the process and of the machine.
     fn commit(&self, writes: &[Write]) -> Result<()>;
@@ -168,6 +178,11 @@ pub trait StateStore: Send + Sync {
     /// as stored: `(seq, record bytes)`. What a replay reads, a page at a
     /// time ([`super::log_pages::LogPages`]).
     fn log_rows(&self, app: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// The seq of the app's first record kept (`None`: its log is empty):
+    /// 1, unless retention dropped the history before it.
+    fn log_start(&self, app: &str) -> Result<Option<u64>> {
+        Ok(self.log_rows(app, 0, 1)?.first().map(|(seq, _)| *seq))
+    }
     /// Deletes the app's log from record `from` on: a damaged tail.
     fn cut_log(&self, app: &str, from: u64) -> Result<()>;
     /// The app's log after record `after`, all of it at once: for short

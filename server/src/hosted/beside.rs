@@ -47,7 +47,7 @@ impl Hosted {
         };
         let options = DurableOptions {
             host_options: Some(kept),
-            ..DurableOptions::default()
+            ..self.durable_options(&deploy.options)
         };
         let progress = DeployProgress::default();
         lock(&self.deploys).insert(name.to_string(), progress.clone());
@@ -123,7 +123,9 @@ impl Hosted {
 /// it fails on, 400 when it does not load.
 fn refusal(e: Error) -> HostError {
     match e {
-        Error::DeployRefused { .. } => HostError::Conflict(e.to_string()),
+        Error::DeployRefused { .. } | Error::HistoryDropped { .. } => {
+            HostError::Conflict(e.to_string())
+        }
         e if is_load_error(&e) => HostError::BadRequest(e.to_string()),
         e => HostError::Internal(e.to_string()),
     }

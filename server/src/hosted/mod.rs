@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use elmbox::durable::commit::Committer;
 use elmbox::durable::store::{StateStore, Write};
-use elmbox::durable::StateLocation;
+use elmbox::durable::{RetainLog, StateLocation};
 use elmbox::{
     app_name, Console, DurableApp, DurableOptions, Error, EventFormat, OnNewCode, Pool, PoolConfig,
 };
@@ -102,6 +102,8 @@ pub struct Hosted {
     /// Deploys whose new version is being replayed beside the old one.
     deploys: Mutex<HashMap<String, elmbox::durable::DeployProgress>>,
     metrics: Arc<Metrics>,
+    /// `--retain-log`: for apps whose deploy did not say.
+    retain_log: RetainLog,
 }
 
 enum Slot {
@@ -139,6 +141,7 @@ impl Hosted {
         node: Option<Node>,
         outgoing: Arc<Outgoing>,
         metrics: Arc<Metrics>,
+        retain_log: RetainLog,
     ) -> Result<Hosted, Error> {
         let store = location.open()?;
         if node.is_some() && store.leases().is_none() {
@@ -165,6 +168,7 @@ impl Hosted {
             outgoing,
             deploys: Mutex::default(),
             metrics,
+            retain_log,
         };
         for summary in store.apps()? {
             let name = summary.app.name;
@@ -230,6 +234,15 @@ impl Hosted {
         }
     }
 
+    /// How an app deployed with `options` is kept: its own retention, or
+    /// the server's.
+    fn durable_options(&self, options: &AppOptions) -> DurableOptions {
+        DurableOptions {
+            retain_log: options.retain_log.unwrap_or(self.retain_log),
+            ..DurableOptions::default()
+        }
+    }
+
     /// Opens the stored app `name` with its recorded code, and serves it.
     fn reopen(&self, name: &str, options: AppOptions) -> Result<(), Error> {
         let runtime = self.pool.durable_runtime(options.limits())?;
@@ -239,7 +252,7 @@ impl Hosted {
             self.committer(name),
             name,
             Console::default(),
-            DurableOptions::default(),
+            self.durable_options(&options),
         )?
         .ok_or_else(|| Error::NoSuchApp { name: name.into() })?;
         for note in &opened.passed_over {
@@ -488,14 +501,16 @@ impl Hosted {
             DurableOptions {
                 on_new_code: how,
                 host_options: Some(kept),
-                ..DurableOptions::default()
+                ..self.durable_options(&deploy.options)
             },
         );
         let (app, opened) = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 let refusal = match e {
-                    Error::DeployRefused { .. } => HostError::Conflict(e.to_string()),
+                    Error::DeployRefused { .. } | Error::HistoryDropped { .. } => {
+                        HostError::Conflict(e.to_string())
+                    }
                     e if is_load_error(&e) => HostError::BadRequest(e.to_string()),
                     e => HostError::Internal(e.to_string()),
                 };

@@ -90,9 +90,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX elmbox_timers_due ON elmbox_timers (due_ms);",
 ];
 
-/// Snapshots kept per app: the newest, and one to fall back on.
-const KEEP_SNAPSHOTS: i64 = 3;
-
 /// How long opening waits for the server, unless the URL says
 /// (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -530,7 +527,8 @@ impl StateStore for PostgresStore {
     fn apps(&self) -> Result<Vec<AppSummary>> {
         let rows = self.rows(
             "listing apps",
-            "SELECT a.name, a.code, count(l.seq), coalesce(sum(octet_length(l.record)), 0)
+            "SELECT a.name, a.code, count(l.seq), coalesce(sum(octet_length(l.record)), 0),
+                    min(l.seq), max(l.seq)
                FROM elmbox_apps a LEFT JOIN elmbox_log l ON l.app = a.name
               GROUP BY a.name, a.code ORDER BY a.name",
             &[],
@@ -546,9 +544,26 @@ impl StateStore for PostgresStore {
                     },
                     records: row.get::<_, i64>(2) as u64,
                     log_bytes: row.get::<_, i64>(3) as u64,
+                    kept: row
+                        .get::<_, Option<i64>>(4)
+                        .zip(row.get::<_, Option<i64>>(5))
+                        .map(|(first, last)| (first as u64, last as u64)),
                 })
             })
             .collect()
+    }
+
+    fn bytes(&self) -> Result<u64> {
+        // elmbox's tables with their indexes and TOAST (where snapshots go).
+        let rows = self.rows(
+            "measuring the store",
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND c.relname LIKE 'elmbox\\_%'
+                AND n.nspname = current_schema()",
+            &[],
+        )?;
+        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as u64)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<()> {
@@ -719,6 +734,7 @@ impl PostgresStore {
                     guest,
                     code,
                     bytes,
+                    retain,
                 } => prepared(
                     statements,
                     &mut tx,
@@ -734,15 +750,24 @@ impl PostgresStore {
                     )
                 })
                 // Keep the newest few: older ones only slow a restart down
-                // that a newer one serves, unless it is damaged.
+                // that a newer one serves, unless it is damaged; and, as
+                // the app's retention says, the log from the oldest kept on.
                 .and_then(|_| {
                     tx.execute(
                         "DELETE FROM elmbox_snapshots WHERE app = $1 AND seq < (
                              SELECT min(seq) FROM (SELECT seq FROM elmbox_snapshots
                                                     WHERE app = $1
                                                     ORDER BY seq DESC LIMIT $2) newest)",
-                        &[app, &KEEP_SNAPSHOTS],
+                        &[app, &i64::from(retain.snapshots_kept())],
                     )
+                })
+                .and_then(|_| match retain.drops_history() {
+                    true => tx.execute(
+                        "DELETE FROM elmbox_log WHERE app = $1 AND seq < (
+                             SELECT min(seq) FROM elmbox_snapshots WHERE app = $1)",
+                        &[app],
+                    ),
+                    false => Ok(0),
                 }),
             };
             done.map_err(|e| self.failed("writing", e))?;
