@@ -382,12 +382,17 @@ fn run(
         // the order it was handed over.
         let mut writes = Vec::new();
         let mut waiting = Vec::new();
+        // The apps with a write in this commit so far: a line or a notice
+        // handed over after one waits on this commit; one whose writes all
+        // went in an earlier commit does not (that commit held them, or its
+        // app would be lost), whatever comes of this one.
+        let mut written: HashSet<String> = HashSet::new();
         for job in batch {
             match job {
-                Job::Write(write) => keep(write, &lost, &mut writes),
+                Job::Write(write) => keep(write, &lost, &mut writes, &mut written),
                 Job::Writes(together) => {
                     for write in together {
-                        keep(write, &lost, &mut writes);
+                        keep(write, &lost, &mut writes, &mut written);
                     }
                 }
                 Job::Snapshot {
@@ -422,12 +427,12 @@ fn run(
                     lost.remove(&app);
                 }
                 Job::Notify { app, tell } => {
-                    let dropped = app.as_ref().is_some_and(|app| lost.contains(app));
-                    waiting.push((Waiter::Notify(tell), app, dropped));
+                    let state = waits_on(app.as_deref(), &lost, &written);
+                    waiting.push((Waiter::Notify(tell), state));
                 }
                 Job::Line { app, line } => {
-                    let dropped = app.as_ref().is_some_and(|app| lost.contains(app));
-                    waiting.push((Waiter::Line(line), app, dropped));
+                    let state = waits_on(app.as_deref(), &lost, &written);
+                    waiting.push((Waiter::Line(line), state));
                 }
             }
         }
@@ -482,10 +487,13 @@ fn run(
             health.failed(failure, apps.iter().copied());
         }
         let mut wrote = false;
-        for (waiter, app, dropped) in waiting {
+        for (waiter, state) in waiting {
             // Its writes were dropped, or were in the commit that failed.
-            let failed =
-                dropped || failure.is_some() && app.as_deref().is_none_or(|app| apps.contains(app));
+            let failed = match state {
+                WaitsOn::Dropped => true,
+                WaitsOn::ThisCommit => failure.is_some(),
+                WaitsOn::Earlier => false,
+            };
             let outcome = match (failed, &failure) {
                 (false, _) => Ok(()),
                 (true, Some(failure)) => Err(failure.clone()),
@@ -545,9 +553,39 @@ enum Waiter {
     Line(Vec<u8>),
 }
 
+/// What a line or a notice handed over now waits on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WaitsOn {
+    /// Its app is lost: its writes were dropped.
+    Dropped,
+    /// Writes in this commit.
+    ThisCommit,
+    /// Writes that an earlier commit held.
+    Earlier,
+}
+
+/// What a waiter of `app` (`None`: of every app) handed over after the
+/// writes gathered so far waits on.
+fn waits_on(app: Option<&str>, lost: &HashSet<String>, written: &HashSet<String>) -> WaitsOn {
+    match app {
+        Some(app) if lost.contains(app) => WaitsOn::Dropped,
+        Some(app) if written.contains(app) => WaitsOn::ThisCommit,
+        None if !written.is_empty() => WaitsOn::ThisCommit,
+        _ => WaitsOn::Earlier,
+    }
+}
+
 /// Keeps `write` for the commit, unless its app is lost.
-fn keep(write: Write, lost: &HashSet<String>, writes: &mut Vec<Write>) {
+fn keep(
+    write: Write,
+    lost: &HashSet<String>,
+    writes: &mut Vec<Write>,
+    written: &mut HashSet<String>,
+) {
     if !lost.contains(write.app()) {
+        if !written.contains(write.app()) {
+            written.insert(write.app().to_string());
+        }
         writes.push(write);
     }
 }
