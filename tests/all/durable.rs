@@ -634,7 +634,7 @@ fn a_replay_that_diverges_from_the_log_is_refused() {
         let bytes: Vec<u8> = db
             .query_row("SELECT record FROM log WHERE seq = 3", [], |r| r.get(0))
             .unwrap();
-        let mut record = elmbox::durable::log::Record::decode(&bytes).unwrap();
+        let mut record = elmbox::durable::log::Record::decode(3, &bytes).unwrap();
         record.outcome = elmbox::durable::log::Outcome::Answered { answer: 12345 };
         db.execute(
             "UPDATE log SET record = ?1 WHERE seq = 3",

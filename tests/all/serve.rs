@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use elmbox::durable::log::{Input, Record};
 use elmbox_tests::{elm_like, elmbox, fixture, stderr, unruly_app};
 use serde_json::{json, Value};
 
@@ -675,16 +676,18 @@ fn logged_events(database: &PgServer, db: &str, name: &str) -> Vec<String> {
     let rows = database
         .client(db)
         .query(
-            "SELECT record FROM elmbox_log WHERE app = $1 ORDER BY seq",
+            "SELECT seq, record FROM elmbox_log WHERE app = $1 ORDER BY seq",
             &[&name],
         )
         .unwrap();
     rows.iter()
         .filter_map(|row| {
-            // See `Record::encode`: an event (tag 0) carries its bytes.
-            let record: Vec<u8> = row.get(0);
-            let len = u32::from_le_bytes(record[23..27].try_into().unwrap()) as usize;
-            (record[17] == 0).then(|| String::from_utf8_lossy(&record[27..27 + len]).into_owned())
+            let seq: i64 = row.get(0);
+            let record = Record::decode(seq as u64, row.get(1)).unwrap();
+            match record.input {
+                Input::Event(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                _ => None,
+            }
         })
         .collect()
 }

@@ -367,7 +367,7 @@ fn a_replay_sets_the_recorded_instants_and_gives_the_same_answers() {
             |row| row.get(0),
         )
         .unwrap();
-    let mut record = Record::decode(&bytes).unwrap();
+    let mut record = Record::decode(now_event, &bytes).unwrap();
     assert!(matches!(record.input, Input::Event(_)), "{record:?}");
     record.clock_ms += 5;
     db.execute(

@@ -51,92 +51,181 @@ pub struct Record {
     pub outcome: Outcome,
 }
 
-const VERSION: u8 = 1;
+/// Records written before version 2 (every field fixed-width, the seq
+/// inside): still read.
+const VERSION_1: u8 = 1;
+/// Records as written now: the seq is the row's, not repeated inside.
+const VERSION_2: u8 = 2;
 
 impl Record {
-    /// `version u8, seq u64, clock u64, input tag u8, outcome tag u8,
-    /// answer crc u32, payload len u32, payload, crc32 u32` (little-endian).
+    /// Version 2: `version u8, clock varint, kinds u8 (input tag | outcome
+    /// tag << 4), answer crc u32 (when answered), payload, crc32 u32`,
+    /// the crc over the seq (u64, little-endian) then everything before it.
+    /// The seq is the store's key of the row, so it is not kept twice; it
+    /// is in the checksum, so a record read under another seq is damage.
+    /// An answered event costs 10 bytes besides its own and its instant's
+    /// varint (version 1: 31).
     pub fn encode(&self) -> Vec<u8> {
-        let (input_tag, payload): (u8, Vec<u8>) = match &self.input {
-            Input::Event(bytes) => (0, bytes.clone()),
-            Input::Advance(ms) => (1, ms.to_le_bytes().to_vec()),
-            Input::Deploy { code, fresh } => (if *fresh { 3 } else { 2 }, code.as_bytes().to_vec()),
-            Input::Wake => (4, Vec::new()),
-            Input::HttpResponse(bytes) => (5, bytes.clone()),
+        let (input_tag, payload): (u8, &[u8]) = match &self.input {
+            Input::Event(bytes) => (0, bytes),
+            Input::Advance(ms) => return self.encode_with(1, &ms.to_le_bytes()),
+            Input::Deploy { code, fresh } => (if *fresh { 3 } else { 2 }, code.as_bytes()),
+            Input::Wake => (4, &[]),
+            Input::HttpResponse(bytes) => (5, bytes),
         };
+        self.encode_with(input_tag, payload)
+    }
+
+    fn encode_with(&self, input_tag: u8, payload: &[u8]) -> Vec<u8> {
         let (outcome_tag, answer) = match self.outcome {
-            Outcome::Answered { answer } => (0u8, answer),
-            Outcome::Refused => (1, 0),
-            Outcome::Faulted => (2, 0),
+            Outcome::Answered { answer } => (0u8, Some(answer)),
+            Outcome::Refused => (1, None),
+            Outcome::Faulted => (2, None),
         };
-        let mut out = Vec::with_capacity(payload.len() + 36);
-        out.push(VERSION);
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.clock_ms.to_le_bytes());
-        out.push(input_tag);
-        out.push(outcome_tag);
-        out.extend_from_slice(&answer.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&payload);
-        let crc = crc32fast::hash(&out);
+        let mut out = Vec::with_capacity(payload.len() + 20);
+        out.push(VERSION_2);
+        push_varint(&mut out, self.clock_ms);
+        out.push(input_tag | outcome_tag << 4);
+        if let Some(answer) = answer {
+            out.extend_from_slice(&answer.to_le_bytes());
+        }
+        out.extend_from_slice(payload);
+        let crc = checksum(self.seq, &out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
-    /// Reads a record back; a record whose checksum or shape is wrong is
+    /// Reads back the record the store keeps as its `seq`-th; a record
+    /// whose checksum or shape is wrong, or that is another seq's, is
     /// refused, saying so.
-    pub fn decode(bytes: &[u8]) -> Result<Record> {
+    pub fn decode(seq: u64, bytes: &[u8]) -> Result<Record> {
         let bad = |why: &str| Error::BadLog {
             reason: why.to_string(),
         };
         let (body, crc) = bytes
             .split_last_chunk::<4>()
             .ok_or_else(|| bad("a record is too short"))?;
-        if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
-            return Err(bad("a record's checksum does not match"));
+        let crc = u32::from_le_bytes(*crc);
+        match body.first() {
+            Some(&VERSION_2) if checksum(seq, body) == crc => decode_2(seq, &body[1..]),
+            Some(&VERSION_1) if crc32fast::hash(body) == crc => {
+                let record = decode_1(body)?;
+                match record.seq == seq {
+                    true => Ok(record),
+                    false => Err(bad("a record is not in its place in the log")),
+                }
+            }
+            Some(&VERSION_1 | &VERSION_2) => Err(bad("a record's checksum does not match")),
+            _ => Err(bad("a record is of an unknown version")),
         }
-        let fixed = body.get(..27).ok_or_else(|| bad("a record is cut short"))?;
-        if fixed[0] != VERSION {
-            return Err(bad("a record is of an unknown version"));
-        }
-        let u64_at = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().expect("8"));
-        let u32_at = |at: usize| u32::from_le_bytes(fixed[at..at + 4].try_into().expect("4"));
-        let (seq, clock_ms) = (u64_at(1), u64_at(9));
-        let (input_tag, outcome_tag, answer) = (fixed[17], fixed[18], u32_at(19));
-        let payload = &body[27..];
-        if payload.len() != u32_at(23) as usize {
-            return Err(bad("a record's payload is not the size it says"));
-        }
-        let input = match input_tag {
-            0 => Input::Event(payload.to_vec()),
-            1 => Input::Advance(u64::from_le_bytes(
-                payload
-                    .try_into()
-                    .map_err(|_| bad("a clock record is malformed"))?,
-            )),
-            2 | 3 => Input::Deploy {
-                code: String::from_utf8(payload.to_vec())
-                    .map_err(|_| bad("a deploy record is malformed"))?,
-                fresh: input_tag == 3,
-            },
-            4 if payload.is_empty() => Input::Wake,
-            4 => return Err(bad("a wake record is malformed")),
-            5 => Input::HttpResponse(payload.to_vec()),
-            _ => return Err(bad("a record holds an unknown kind of input")),
-        };
-        let outcome = match outcome_tag {
-            0 => Outcome::Answered { answer },
-            1 => Outcome::Refused,
-            2 => Outcome::Faulted,
-            _ => return Err(bad("a record holds an unknown outcome")),
-        };
-        Ok(Record {
-            seq,
-            clock_ms,
-            input,
-            outcome,
-        })
     }
+}
+
+/// A version 2 record's CRC-32: its seq, then its bytes.
+fn checksum(seq: u64, body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(body);
+    hasher.finalize()
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A varint at the start of `bytes`, and the bytes after it.
+fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (at, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f).checked_shl(7 * at as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((value, &bytes[at + 1..]));
+        }
+    }
+    None
+}
+
+fn input(tag: u8, payload: &[u8]) -> Result<Input> {
+    let bad = |why: &str| Error::BadLog {
+        reason: why.to_string(),
+    };
+    Ok(match tag {
+        0 => Input::Event(payload.to_vec()),
+        1 => Input::Advance(u64::from_le_bytes(
+            payload
+                .try_into()
+                .map_err(|_| bad("a clock record is malformed"))?,
+        )),
+        2 | 3 => Input::Deploy {
+            code: String::from_utf8(payload.to_vec())
+                .map_err(|_| bad("a deploy record is malformed"))?,
+            fresh: tag == 3,
+        },
+        4 if payload.is_empty() => Input::Wake,
+        4 => return Err(bad("a wake record is malformed")),
+        5 => Input::HttpResponse(payload.to_vec()),
+        _ => return Err(bad("a record holds an unknown kind of input")),
+    })
+}
+
+fn outcome(tag: u8, answer: u32) -> Result<Outcome> {
+    match tag {
+        0 => Ok(Outcome::Answered { answer }),
+        1 => Ok(Outcome::Refused),
+        2 => Ok(Outcome::Faulted),
+        _ => Err(Error::BadLog {
+            reason: "a record holds an unknown outcome".into(),
+        }),
+    }
+}
+
+/// A version 2 record's fields, after its version byte.
+fn decode_2(seq: u64, fields: &[u8]) -> Result<Record> {
+    let cut = || Error::BadLog {
+        reason: "a record is cut short".into(),
+    };
+    let (clock_ms, rest) = read_varint(fields).ok_or_else(cut)?;
+    let (&kinds, rest) = rest.split_first().ok_or_else(cut)?;
+    let (input_tag, outcome_tag) = (kinds & 0x0f, kinds >> 4);
+    let (answer, payload) = match outcome_tag {
+        0 => {
+            let (answer, payload) = rest.split_first_chunk::<4>().ok_or_else(cut)?;
+            (u32::from_le_bytes(*answer), payload)
+        }
+        _ => (0, rest),
+    };
+    Ok(Record {
+        seq,
+        clock_ms,
+        input: input(input_tag, payload)?,
+        outcome: outcome(outcome_tag, answer)?,
+    })
+}
+
+/// A version 1 record, its checksum checked: `version u8, seq u64, clock
+/// u64, input tag u8, outcome tag u8, answer crc u32, payload len u32,
+/// payload` (little-endian).
+fn decode_1(body: &[u8]) -> Result<Record> {
+    let bad = |why: &str| Error::BadLog {
+        reason: why.to_string(),
+    };
+    let fixed = body.get(..27).ok_or_else(|| bad("a record is cut short"))?;
+    let u64_at = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().expect("8"));
+    let u32_at = |at: usize| u32::from_le_bytes(fixed[at..at + 4].try_into().expect("4"));
+    let payload = &body[27..];
+    if payload.len() != u32_at(23) as usize {
+        return Err(bad("a record's payload is not the size it says"));
+    }
+    Ok(Record {
+        seq: u64_at(1),
+        clock_ms: u64_at(9),
+        input: input(fixed[17], payload)?,
+        outcome: outcome(fixed[18], u32_at(19))?,
+    })
 }
 
 /// The CRC-32 of an answer's JSON text, as a record keeps it.
@@ -197,7 +286,56 @@ mod tests {
     #[test]
     fn records_round_trip_whole() {
         for record in every_record() {
-            assert_eq!(Record::decode(&record.encode()).unwrap(), record);
+            assert_eq!(
+                Record::decode(record.seq, &record.encode()).unwrap(),
+                record
+            );
+        }
+    }
+
+    /// Version 1, as elmbox wrote it before: fixed-width fields, the seq
+    /// inside.
+    fn encode_1(record: &Record, input_tag: u8, payload: &[u8]) -> Vec<u8> {
+        let (outcome_tag, answer) = match record.outcome {
+            Outcome::Answered { answer } => (0u8, answer),
+            Outcome::Refused => (1, 0),
+            Outcome::Faulted => (2, 0),
+        };
+        let mut out = vec![VERSION_1];
+        out.extend_from_slice(&record.seq.to_le_bytes());
+        out.extend_from_slice(&record.clock_ms.to_le_bytes());
+        out.extend_from_slice(&[input_tag, outcome_tag]);
+        out.extend_from_slice(&answer.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn version_1_records_still_read_and_only_in_their_place() {
+        let record = Record {
+            seq: 7,
+            clock_ms: 1_234,
+            input: Input::Event(b"e7".to_vec()),
+            outcome: Outcome::Answered { answer: 99 },
+        };
+        let old = encode_1(&record, 0, b"e7");
+        assert_eq!(old.len(), 31 + 2);
+        assert_eq!(Record::decode(7, &old).unwrap(), record);
+        let e = Record::decode(8, &old).unwrap_err().to_string();
+        assert!(e.contains("not in its place"), "{e}");
+        // Version 2 keeps the same record in 10 bytes besides the event's
+        // and its instant's (1,234 ms: two bytes).
+        assert_eq!(record.encode().len(), 10 + 2 + 2);
+    }
+
+    #[test]
+    fn a_record_read_under_another_seq_is_damage() {
+        for record in every_record() {
+            let e = Record::decode(record.seq.wrapping_add(1), &record.encode()).unwrap_err();
+            assert!(e.to_string().contains("checksum"), "{e}");
         }
     }
 
@@ -208,11 +346,14 @@ mod tests {
             for at in 0..bytes.len() {
                 let mut damaged = bytes.clone();
                 damaged[at] ^= 0x01;
-                assert!(Record::decode(&damaged).is_err(), "{record:?} byte {at}");
+                assert!(
+                    Record::decode(record.seq, &damaged).is_err(),
+                    "{record:?} byte {at}"
+                );
             }
             for cut in 0..bytes.len() {
                 assert!(
-                    Record::decode(&bytes[..cut]).is_err(),
+                    Record::decode(record.seq, &bytes[..cut]).is_err(),
                     "{record:?} cut {cut}"
                 );
             }

@@ -76,7 +76,10 @@ impl<'a, S: StateStore + ?Sized> LogPages<'a, S> {
             let mut cut = read.cut;
             loop {
                 let rows = self.store.log_rows(self.app, later, PAGE)?;
-                if rows.iter().any(|(_, bytes)| Record::decode(bytes).is_ok()) {
+                if rows
+                    .iter()
+                    .any(|(seq, bytes)| Record::decode(*seq, bytes).is_ok())
+                {
                     return Err(damaged_before_sound(self.app, from));
                 }
                 cut += rows.len() as u64;

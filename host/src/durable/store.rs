@@ -287,13 +287,14 @@ pub(crate) fn sound_records(
     for (index, (seq, bytes)) in rows.iter().enumerate() {
         // Each record in its place: the one after the last.
         let expected = after + 1 + index as u64;
-        let record = Record::decode(bytes)
+        // In its place: read as its row's seq, the one after the last.
+        let record = Record::decode(*seq, bytes)
             .ok()
-            .filter(|r| r.seq == *seq && r.seq == expected);
+            .filter(|_| *seq == expected);
         let Some(record) = record else {
             let sound_after = rows[index + 1..]
                 .iter()
-                .any(|(_, b)| Record::decode(b).is_ok());
+                .any(|(seq, b)| Record::decode(*seq, b).is_ok());
             if sound_after {
                 return Err(damaged_before_sound(app, *seq));
             }
