@@ -13,6 +13,8 @@
 //! - [`records`]: the binary records the host reads from guest memory
 //!   ([`Reply`], [`MemoryReport`]).
 //! - [`console`]: console lines with their levels, as frames and as printed.
+//! - [`migration`]: the ports and flags of a migration from one version to
+//!   the next.
 //! - [`lines`]: the line protocol that `elmbox run` and a built module both
 //!   serve on stdin and stdout, as one driver.
 //!
@@ -22,6 +24,7 @@ pub mod console;
 pub mod error;
 pub mod http;
 pub mod lines;
+pub mod migration;
 pub mod records;
 pub mod settings;
 
@@ -32,4 +35,4 @@ pub use records::{MemoryReport, Reply};
 pub use settings::{AppSettings, DispatchMode, EventFormat, ModuleSettings, StdioConfig};
 
 /// Bumped whenever an export, a record or a setting changes.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;

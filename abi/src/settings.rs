@@ -85,6 +85,13 @@ pub struct AppSettings {
     /// exactly what ran. Settings recorded before it existed mean yes.
     #[serde(default = "yes")]
     pub optimize: bool,
+    /// A version started by a migration: the old version's exported model
+    /// (JSON text), given to `init` inside its flags
+    /// ([`crate::migration::migrated_flags`]). Kept apart from `flags` so
+    /// that the app's identity is its code and the flags its deploy gave.
+    /// The host passes it on in `flags`; the guest never sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated: Option<String>,
 }
 
 fn yes() -> bool {
@@ -137,6 +144,7 @@ mod tests {
                 random_seed: Some(42),
                 mode: DispatchMode::Eval,
                 optimize: false,
+                migrated: Some("{}".into()),
             },
             stdio: StdioConfig {
                 advance_ms: 10,

@@ -4,15 +4,18 @@
 
 use javy::quickjs::{Ctx, Function, Object, Persistent, Value};
 
+use elmbox_abi::migration::{EXPORTED_PORT, EXPORT_PORT};
 use elmbox_abi::{AppSettings, PortDirection};
 
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::reply;
 
-/// A started app: all we keep is its incoming ports' `send`, by name (the
-/// one port, or every one in all-ports mode).
+/// A started app: its incoming ports' `send`, by name (the one port, or
+/// every one in all-ports mode), and its `ports` object for a migration's
+/// export ([`ElmApp::export`]).
 pub struct ElmApp {
     incoming: Vec<(String, Persistent<Function<'static>>)>,
+    ports: Option<Persistent<Object<'static>>>,
 }
 
 impl ElmApp {
@@ -100,7 +103,67 @@ impl ElmApp {
             .map_err(init_threw)?;
             subscribe.call::<_, ()>((sink,)).map_err(init_threw)?;
         }
-        Ok(ElmApp { incoming: sends })
+        Ok(ElmApp {
+            incoming: sends,
+            ports: app_ports.map(|ports| Persistent::save(ctx, ports)),
+        })
+    }
+
+    /// A migration's export, begun: subscribes a sink that keeps what it is
+    /// sent to the port [`EXPORTED_PORT`], then sends `null` on
+    /// [`EXPORT_PORT`]. Returns the sink, for [`ElmApp::end_export`] once
+    /// the app has settled, and how the send went.
+    pub fn export<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+    ) -> Result<(Function<'js>, Result<(), Thrown>), AppError> {
+        let ports = self.ports(ctx);
+        let ports = ports.as_ref();
+        let send =
+            port_method(ports, EXPORT_PORT, "send").ok_or_else(|| AppError::PortNotFound {
+                port: EXPORT_PORT.into(),
+                direction: PortDirection::Incoming,
+                available: port_names(ports, "send"),
+            })?;
+        let subscribe = port_method(ports, EXPORTED_PORT, "subscribe").ok_or_else(|| {
+            AppError::PortNotFound {
+                port: EXPORTED_PORT.into(),
+                direction: PortDirection::Outgoing,
+                available: port_names(ports, "subscribe"),
+            }
+        })?;
+        let threw = |e| AppError::Threw(Thrown::from_js(ctx, e));
+        let sink = Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| {
+            let json = ctx
+                .json_stringify(value)?
+                .map(|json| json.to_string())
+                .transpose()?
+                .unwrap_or_else(|| "null".into());
+            EXPORTED.with_borrow_mut(|exported| exported.push(json));
+            javy::quickjs::Result::Ok(())
+        })
+        .and_then(|f| f.with_name("elmboxExportedSink"))
+        .map_err(threw)?;
+        subscribe.call::<_, ()>((sink.clone(),)).map_err(threw)?;
+        EXPORTED.with_borrow_mut(Vec::clear);
+        let sent = send
+            .call::<_, ()>((Value::new_null(ctx.clone()),))
+            .map_err(|e| Thrown::from_js(ctx, e));
+        Ok((sink, sent))
+    }
+
+    /// Ends a migration's export: unsubscribes its sink; what it was sent,
+    /// each as JSON text, in order.
+    pub fn end_export<'js>(&self, ctx: &Ctx<'js>, sink: Function<'js>) -> Vec<String> {
+        let ports = self.ports(ctx);
+        if let Some(unsubscribe) = port_method(ports.as_ref(), EXPORTED_PORT, "unsubscribe") {
+            let _ = unsubscribe.call::<_, ()>((sink,));
+        }
+        EXPORTED.take()
+    }
+
+    fn ports<'js>(&self, ctx: &Ctx<'js>) -> Option<Object<'js>> {
+        self.ports.clone()?.restore(ctx).ok()
     }
 
     /// The one incoming port's `send` (not in all-ports mode), for callers
@@ -149,6 +212,8 @@ pub fn is_port_rejection(thrown: &Thrown) -> bool {
 }
 
 thread_local! {
+    /// What a migration's export was sent on [`EXPORTED_PORT`], as JSON.
+    static EXPORTED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Set when an outgoing port's subscriber failed: the exception it
     /// raised went up through Elm's effect dispatch.
     static SINK_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

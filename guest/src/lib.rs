@@ -152,6 +152,17 @@ pub extern "C" fn elmbox_http_waiting() -> u32 {
     reply::finish(result)
 }
 
+/// A migration's export (the old version's side): sends `null` on the
+/// app's port `elmboxExport` and puts what it sends on `elmboxExported` in
+/// that event, and nothing else, in the reply's outputs
+/// (`elmbox_abi::migration`).
+#[no_mangle]
+pub extern "C" fn elmbox_export() -> u32 {
+    reply::begin();
+    let result = session::with_session(|session| session.export());
+    reply::finish(result)
+}
+
 /// Moves the virtual clock forward by `ms`, firing due timers in order,
 /// each at its own instant.
 #[no_mangle]

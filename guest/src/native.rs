@@ -70,6 +70,7 @@ mod tests {
             random_seed: Some(7),
             mode: DispatchMode::Call,
             optimize: false,
+            migrated: None,
         }
     }
 

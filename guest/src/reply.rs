@@ -55,6 +55,15 @@ pub fn push_output(json: &[u8]) {
     });
 }
 
+/// Forgets the outputs of this call so far (a migration's export answers
+/// with the exported value alone).
+pub fn clear_outputs() {
+    BUFFERS.with_borrow_mut(|b| {
+        b.outputs.clear();
+        b.outputs.push(b'[');
+    });
+}
+
 /// Bytes of outputs so far in this call (the JSON array, still open).
 pub fn outputs_len() -> usize {
     BUFFERS.with_borrow(|b| b.outputs.len())

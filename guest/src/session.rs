@@ -13,6 +13,7 @@ use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::http;
 use crate::quickjs::{self, run_jobs, run_script};
 use crate::random;
+use crate::reply;
 use crate::timers;
 
 thread_local! {
@@ -176,6 +177,25 @@ impl Session {
             };
             let sent = self.app.send(ctx, port.as_deref(), value)?;
             self.sent(ctx, sent)
+        })
+    }
+
+    /// A migration's export: sends `null` on the port `elmboxExport`, runs
+    /// the app until it is idle, and answers with what it sent on
+    /// `elmboxExported` meanwhile, and nothing else (what it sent on other
+    /// ports answers nobody: the host exports from a copy of the app).
+    pub fn export(&mut self) -> Result<(), AppError> {
+        elm::take_sink_failure();
+        self.with(|ctx| {
+            let (sink, sent) = self.app.export(ctx)?;
+            let settled = self.sent(ctx, sent);
+            let exported = self.app.end_export(ctx, sink);
+            settled?;
+            reply::clear_outputs();
+            for json in exported {
+                reply::push_output(json.as_bytes());
+            }
+            Ok(())
         })
     }
 

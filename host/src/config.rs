@@ -206,6 +206,7 @@ impl AppConfig {
             #[cfg(not(feature = "measure"))]
             mode: elmbox_abi::DispatchMode::Call,
             optimize: self.optimize,
+            migrated: None,
         })
     }
 }

@@ -153,6 +153,12 @@ pub enum Error {
     )]
     HistoryDropped { app: String, first_kept: u64 },
 
+    /// A new version by migration was refused: the old version does not
+    /// export its model, or the new one does not start from it. The old
+    /// version runs on.
+    #[error("the new version was not deployed by migration: {reason}")]
+    MigrationRefused { reason: String },
+
     /// Replaying the log gave another outcome than the one recorded: the app
     /// is not deterministic, or its state is not what the log says.
     #[error("replaying the log diverged at event {seq}: recorded {recorded}, replay gave {now}")]

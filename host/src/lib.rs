@@ -68,6 +68,7 @@ mod guest;
 pub mod http;
 mod image;
 mod limits;
+pub mod migration;
 mod module_state;
 mod pool;
 mod runtime;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use elmbox::app_name::printable;
 use elmbox::durable::RetainLog;
-use elmbox::{AppConfig, EventFormat, SandboxLimits};
+use elmbox::{AppConfig, EventFormat, OnNewCode, SandboxLimits};
 use elmbox_outgoing::{AllowedHost, HttpPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -69,11 +69,14 @@ fn is_default(policy: &HttpPolicy) -> bool {
     *policy == HttpPolicy::default()
 }
 
-/// A deploy: the options, and whether to start from `init`.
+/// A deploy: the options, and how a new version takes over.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Deploy {
     pub options: AppOptions,
+    /// From `init` (`fresh=true`).
     pub fresh: bool,
+    /// From the old version's exported model (`migrate=true`).
+    pub migrate: bool,
 }
 
 impl Deploy {
@@ -103,6 +106,7 @@ impl Deploy {
                 }
                 "json-events" => options.json_events = flag()?,
                 "fresh" => deploy.fresh = flag()?,
+                "migrate" => deploy.migrate = flag()?,
                 "http" => options.http = flag()?,
                 "max-memory-mb" => options.max_memory_mb = Some(number()? as usize),
                 "deadline-ms" => options.deadline_ms = Some(number()?),
@@ -126,7 +130,23 @@ impl Deploy {
                 _ => return Err(format!("unknown query parameter `{shown_key}`")),
             }
         }
+        if deploy.fresh && deploy.migrate {
+            return Err(
+                "`fresh=true` and `migrate=true`: a new version starts from init or from the \
+                 old one's model, not both"
+                    .into(),
+            );
+        }
         Ok(deploy)
+    }
+
+    /// How a new version of the app takes over.
+    pub fn how(&self) -> OnNewCode {
+        match (self.fresh, self.migrate) {
+            (true, _) => OnNewCode::Fresh,
+            (_, true) => OnNewCode::Migrate,
+            _ => OnNewCode::Replay,
+        }
     }
 }
 
@@ -237,6 +257,7 @@ mod tests {
                 "`deadline-ms`: a whole number",
             ),
             (vec![("json-events", "yes")], "`json-events`: true or false"),
+            (vec![("fresh", "true"), ("migrate", "true")], "not both"),
             (
                 vec![("retain-log", "0")],
                 "`retain-log`: `all`, or how many snapshots",

@@ -14,6 +14,7 @@ mod faults;
 mod http_api_fuzz;
 mod limits;
 mod memory;
+mod migration;
 mod outgoing_http;
 mod pool;
 mod pool_thousand;

@@ -97,6 +97,14 @@ pub struct DurableArgs {
     #[arg(long, requires = "state")]
     pub fresh: bool,
 
+    /// With --deploy: start the new version from the old one's model
+    /// instead of replaying the log. The old version is sent null on its
+    /// port elmboxExport and answers on elmboxExported; the new version's
+    /// init gets {"migrated": THAT, "flags": FLAGS}. Tried on a copy first:
+    /// refused, the old version kept, if either side fails.
+    #[arg(long, requires = "deploy")]
+    pub migrate: bool,
+
     /// With --state, the app's name in the state [default: APP's file name without
     /// its extension, so that `app.js` and the `app.wasm` built from it are
     /// one app].
@@ -224,6 +232,7 @@ fn run_durable(args: &RunArgs, location: &StateLocation) -> anyhow::Result<ExitC
     ));
     let options = DurableOptions {
         on_new_code: match (args.durable.deploy, args.durable.fresh) {
+            (true, _) if args.durable.migrate => OnNewCode::Migrate,
             (true, _) => OnNewCode::Replay,
             (_, true) => OnNewCode::Fresh,
             _ => OnNewCode::Refuse,

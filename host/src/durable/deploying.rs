@@ -27,6 +27,9 @@ pub struct Deploying {
     next: DurableApp,
     how: OnNewCode,
     progress: DeployProgress,
+    /// A migration: the last input of the old version when the model the
+    /// new one started from was exported.
+    exported_at: u64,
 }
 
 /// How far a deploy's replay is, readable from other threads.
@@ -57,13 +60,21 @@ pub struct DeployBase {
     console: crate::console::Console,
     store: Arc<dyn super::store::StateStore>,
     committer: Arc<super::commit::Committer>,
+    /// For a migration, the model this app exported.
+    exported: Option<String>,
 }
 
 impl DurableApp {
-    /// What [`Deploying::start`] needs of this app: cheap to take, so that
-    /// a server holds the app only for a moment.
-    pub fn deploy_base(&self) -> DeployBase {
-        DeployBase {
+    /// What [`Deploying::start`] needs of this app to deploy a new version
+    /// `how` says: cheap to take, so that a server holds the app only for a
+    /// moment; for a migration, also the model it exports (from a copy:
+    /// [`Error::MigrationRefused`] if it exports none).
+    pub fn deploy_base(&mut self, how: OnNewCode) -> Result<DeployBase> {
+        let exported = match how {
+            OnNewCode::Migrate => Some(self.exported_model()?),
+            _ => None,
+        };
+        Ok(DeployBase {
             name: self.name.clone(),
             settings: self.settings.clone(),
             identity: identity(&self.settings, &self.source),
@@ -71,7 +82,8 @@ impl DurableApp {
             console: self.console.clone(),
             store: self.store.clone(),
             committer: self.committer.clone(),
-        }
+            exported,
+        })
     }
 
     /// Switches to the new version, between two inputs: once this app's
@@ -83,8 +95,18 @@ impl DurableApp {
     pub fn finish_deploy(&mut self, mut deploying: Deploying) -> Result<()> {
         self.committer.ticket_for(&self.name)?.wait()?;
         deploying.catch_up()?;
-        let Deploying { mut next, how, .. } = deploying;
-        if how == OnNewCode::Fresh {
+        let Deploying {
+            mut next,
+            how,
+            exported_at,
+            ..
+        } = deploying;
+        if how == OnNewCode::Migrate && exported_at != self.seq {
+            // The old version took inputs since its model was exported: the
+            // new one starts from what it is now.
+            next.restart_migrated(self.exported_model()?)?;
+        }
+        if how.starts_anew() {
             // Its history starts at its deploy, which goes where the log ends.
             next.seq = self.seq;
         }
@@ -109,9 +131,11 @@ impl DurableApp {
                 record: Record {
                     seq: next.seq,
                     clock_ms: next.clock_ms,
+                    // A migration is a fresh start whose settings hold the
+                    // model: a restore from the log starts from it.
                     input: Input::Deploy {
                         code: next.code.clone(),
-                        fresh: how == OnNewCode::Fresh,
+                        fresh: how.starts_anew(),
                     },
                     outcome: Outcome::Answered { answer: 0 },
                 },
@@ -148,6 +172,7 @@ impl Deploying {
         options: DurableOptions,
         progress: &DeployProgress,
     ) -> Result<Option<Deploying>> {
+        super::migrating::check_source(how, source)?;
         let given = match super::is_module(source) {
             true => super::module_settings(runtime, source)?,
             false => config.settings()?,
@@ -159,7 +184,7 @@ impl Deploying {
         // clock's epoch (replayed inputs must see the times they saw) and
         // `Math.random`'s seed (and so its requests' Idempotency-Keys). A
         // fresh one starts a history of its own.
-        let fresh = how == OnNewCode::Fresh;
+        let fresh = how.starts_anew();
         let (epoch_ms, random_seed) = match fresh {
             true => (given.epoch_ms, given.random_seed),
             false => (
@@ -171,9 +196,20 @@ impl Deploying {
             epoch_ms,
             fixed_epoch: given.fixed_epoch || !fresh,
             random_seed: random_seed.or_else(|| Some(crate::config::host_random())),
+            // A replay continues from the model the app was migrated from, if
+            // it was; a migration starts from the one just exported.
+            migrated: match how {
+                OnNewCode::Migrate => base.exported.clone(),
+                OnNewCode::Fresh => None,
+                _ => base.settings.migrated.clone(),
+            },
             ..given
         };
-        let app = start(runtime, source, &settings, &base.name, &base.console)?;
+        let app = match how {
+            OnNewCode::Migrate => start(runtime, source, &settings, &base.name, &base.console)
+                .map_err(super::migrating::init_failed)?,
+            _ => start(runtime, source, &settings, &base.name, &base.console)?,
+        };
         let code = base.store.put_code(&encode_code(&settings, source)?)?;
         let next = DurableApp::new(
             app,
@@ -191,6 +227,7 @@ impl Deploying {
             next,
             how,
             progress: progress.clone(),
+            exported_at: base.seq,
         };
         if how == OnNewCode::Replay {
             let fresh_at = log_pages::last_deploy(&*base.store, &base.name, true)?;
@@ -208,7 +245,7 @@ impl Deploying {
     /// many records that was. A fresh version replays nothing: it only
     /// learns where the log ends.
     pub fn catch_up(&mut self) -> Result<u64> {
-        if self.how == OnNewCode::Fresh {
+        if self.how.starts_anew() {
             return Ok(0);
         }
         let next = &mut self.next;

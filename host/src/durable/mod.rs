@@ -31,6 +31,7 @@ mod http;
 mod location;
 pub mod log;
 pub mod log_pages;
+mod migrating;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod retention;
@@ -77,6 +78,18 @@ pub enum OnNewCode {
     Replay,
     /// Deploy it from its `init`, leaving the old state behind.
     Fresh,
+    /// Deploy it from the old version's model: the old version exports it
+    /// (`elmboxExport`/`elmboxExported`) and the new one's `init` gets it
+    /// in its flags (`migrating`).
+    Migrate,
+}
+
+impl OnNewCode {
+    /// Whether the new version starts a history of its own (from `init`),
+    /// rather than continuing the app's by replay.
+    pub fn starts_anew(self) -> bool {
+        matches!(self, OnNewCode::Fresh | OnNewCode::Migrate)
+    }
 }
 
 /// How a durable app is opened and snapshotted.
@@ -296,7 +309,12 @@ fn start(
     console: &Console,
 ) -> Result<App> {
     if !is_module(source) {
-        return runtime.load_settings(source, settings, name.to_string(), console.clone());
+        let settings = migrating::as_loaded(settings);
+        return runtime.load_settings(source, &settings, name.to_string(), console.clone());
+    }
+    if settings.migrated.is_some() {
+        // Refused: a module's init ran when it was built.
+        migrating::check_source(OnNewCode::Migrate, source)?;
     }
     let config = AppConfig::default().name(name).console(console.clone());
     let mut app = runtime.restore(&runtime.module_state(source)?, config)?;
@@ -317,6 +335,8 @@ fn identity(settings: &AppSettings, source: &[u8]) -> String {
     settings.epoch_ms = 0.0;
     settings.fixed_epoch = false;
     settings.random_seed = None;
+    // Nor the model a migration started it from.
+    settings.migrated = None;
     let mut hash = Sha256::new();
     hash.update(serde_json::to_vec(&settings).unwrap_or_default());
     hash.update(b"\n");
@@ -417,7 +437,7 @@ impl DurableApp {
             how => {
                 let mut config = config;
                 config.random_seed = given.random_seed;
-                let base = durable.deploy_base();
+                let base = durable.deploy_base(how)?;
                 let progress = DeployProgress::default();
                 let deploying =
                     Deploying::start(&base, runtime, source, config, how, options, &progress)?;

@@ -9,7 +9,7 @@
 use std::sync::mpsc;
 
 use elmbox::durable::{DeployProgress, Deploying};
-use elmbox::{DurableOptions, Error, OnNewCode};
+use elmbox::{DurableOptions, Error};
 
 use super::owner::Work;
 use super::{internal, is_load_error, lock, HostError, Hosted, Slot};
@@ -32,19 +32,16 @@ impl Hosted {
             }
             _ => return Ok(None),
         };
+        let how = deploy.how();
         let base = self
             .pool
-            .with_durable(name, |app| Ok(app.deploy_base()))
-            .map_err(internal)?;
+            .with_durable(name, |app| app.deploy_base(how))
+            .map_err(refusal)?;
         let runtime = self
             .pool
             .durable_runtime(deploy.options.limits())
             .map_err(|e| HostError::BadRequest(e.to_string()))?;
         let kept = serde_json::to_string(&deploy.options).map_err(internal)?;
-        let how = match deploy.fresh {
-            true => OnNewCode::Fresh,
-            false => OnNewCode::Replay,
-        };
         let options = DurableOptions {
             host_options: Some(kept),
             ..self.durable_options(&deploy.options)
@@ -123,9 +120,9 @@ impl Hosted {
 /// it fails on, 400 when it does not load.
 fn refusal(e: Error) -> HostError {
     match e {
-        Error::DeployRefused { .. } | Error::HistoryDropped { .. } => {
-            HostError::Conflict(e.to_string())
-        }
+        Error::DeployRefused { .. }
+        | Error::HistoryDropped { .. }
+        | Error::MigrationRefused { .. } => HostError::Conflict(e.to_string()),
         e if is_load_error(&e) => HostError::BadRequest(e.to_string()),
         e => HostError::Internal(e.to_string()),
     }

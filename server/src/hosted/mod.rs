@@ -28,9 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use elmbox::durable::commit::Committer;
 use elmbox::durable::store::{StateStore, Write};
 use elmbox::durable::{RetainLog, StateLocation};
-use elmbox::{
-    app_name, Console, DurableApp, DurableOptions, Error, EventFormat, OnNewCode, Pool, PoolConfig,
-};
+use elmbox::{app_name, Console, DurableApp, DurableOptions, Error, EventFormat, Pool, PoolConfig};
 use tokio::sync::oneshot;
 
 use crate::http_mode::Pending;
@@ -484,11 +482,7 @@ impl Hosted {
             Ok(kept) => kept,
             Err(e) => return Err(self.restart(name, old, internal(e))),
         };
-        let how = if deploy.fresh {
-            OnNewCode::Fresh
-        } else {
-            OnNewCode::Replay
-        };
+        let how = deploy.how();
         // The options go into the store in the commit that creates or
         // deploys the app: a refused deploy leaves the old ones.
         let opened = DurableApp::open(
@@ -508,9 +502,9 @@ impl Hosted {
             Ok(opened) => opened,
             Err(e) => {
                 let refusal = match e {
-                    Error::DeployRefused { .. } | Error::HistoryDropped { .. } => {
-                        HostError::Conflict(e.to_string())
-                    }
+                    Error::DeployRefused { .. }
+                    | Error::HistoryDropped { .. }
+                    | Error::MigrationRefused { .. } => HostError::Conflict(e.to_string()),
                     e if is_load_error(&e) => HostError::BadRequest(e.to_string()),
                     e => HostError::Internal(e.to_string()),
                 };

@@ -1,0 +1,91 @@
+//! Deploys by migration ([`OnNewCode::Migrate`]): the new version starts
+//! from the old one's model rather than from a replay of its history, for
+//! an app whose history is gone (`--retain-log`) or too long to replay.
+//!
+//! The old version exports its model from a copy of its sandbox
+//! ([`DurableApp::exported_model`]), so a refused migration leaves it
+//! exactly as it was. The new version's settings keep the model
+//! (`AppSettings::migrated`), and its `init` gets it inside its flags
+//! ([`as_loaded`]); the deploy is recorded as a fresh start of that code,
+//! so a restore from the log starts from the migrated model, and a later
+//! deploy by replay replays from it too.
+
+use std::borrow::Cow;
+
+use elmbox_abi::migration::migrated_flags;
+use elmbox_abi::AppSettings;
+
+use crate::config::AppConfig;
+use crate::error::{Error, Result};
+
+use super::{encode_code, is_module, start, DurableApp, OnNewCode};
+
+impl DurableApp {
+    /// The model this version exports for a migration (JSON text), from a
+    /// copy of its sandbox: this app sees nothing of the export.
+    pub fn exported_model(&mut self) -> Result<String> {
+        let state = self.app.state()?;
+        let config = AppConfig::default().name(&self.name);
+        let mut copy = self.runtime.restore(&state, config)?;
+        copy.export_model()
+    }
+
+    /// Starts this (new) version again from `model`, in place of the start
+    /// it had: for a migration whose old version took inputs after the
+    /// model it began with was exported.
+    pub(super) fn restart_migrated(&mut self, model: String) -> Result<()> {
+        let settings = AppSettings {
+            migrated: Some(model),
+            ..self.settings.clone()
+        };
+        self.app = start_migrated(self, &settings)?;
+        self.code = self
+            .store
+            .put_code(&encode_code(&settings, &self.source)?)?;
+        self.settings = settings;
+        self.clock_ms = self.app.clock().now_ms;
+        Ok(())
+    }
+}
+
+/// The new version started from its migrated settings; an `init` that fails
+/// on the model refuses the migration.
+fn start_migrated(app: &DurableApp, settings: &AppSettings) -> Result<crate::App> {
+    start(&app.runtime, &app.source, settings, &app.name, &app.console).map_err(init_failed)
+}
+
+/// Why a migrated start failed, as the refusal of the migration.
+pub(super) fn init_failed(e: Error) -> Error {
+    match e {
+        e @ Error::MigrationRefused { .. } => e,
+        e => Error::MigrationRefused {
+            reason: format!("the new version did not start from the migrated model: {e}"),
+        },
+    }
+}
+
+/// A migration into a built module is refused: its `init` ran when it was
+/// built, so it cannot start from a model.
+pub(super) fn check_source(how: OnNewCode, source: &[u8]) -> Result<()> {
+    match how == OnNewCode::Migrate && is_module(source) {
+        true => Err(Error::MigrationRefused {
+            reason: "the new version is a module built by `elmbox build`, whose init ran when \
+                     it was built: migrate to its JavaScript"
+                .into(),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// The settings the guest loads: a migrated start's model goes to `init`
+/// inside its flags (`{"migrated": MODEL, "flags": FLAGS}`).
+pub(super) fn as_loaded(settings: &AppSettings) -> Cow<'_, AppSettings> {
+    match &settings.migrated {
+        None => Cow::Borrowed(settings),
+        Some(model) => Cow::Owned(AppSettings {
+            flags: Some(migrated_flags(model, settings.flags.as_deref())),
+            migrated: None,
+            ..settings.clone()
+        }),
+    }
+}
