@@ -104,7 +104,7 @@ modules: build fixtures tools
 ## store's fault tests fail fsyncs with Debian's `fiu-utils` (libfiu),
 ## mount tmpfs and FUSE file systems (`powerloss-fs`), as root.
 test: build fixtures tools elm-analyse
-	bash .ci/apt-install.sh postgresql fiu-utils
+	bash .ci/apt-install.sh postgresql fiu-utils time
 	$(CARGO) build --release -p elmbox-powerloss
 	$(CARGO) test --release -p elmbox-abi -p elmbox-optimize -p elmbox -p elmbox-outgoing -p elmbox-server -p elmbox-cli -p elmbox-powerloss -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest

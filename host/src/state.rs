@@ -60,9 +60,10 @@ impl SandboxState {
             out.push(tag);
             out.extend_from_slice(&bits.to_le_bytes());
         }
-        // Level 1: the memory is mostly zero pages, which any level folds
-        // away; higher levels cost time on every snapshot for little.
-        let compressed = zstd::bulk::compress(&self.memory, 1)
+        // Level 3 (zstd's default): a counter's 9 MB of memory, 770 KB of
+        // it not zero, in 258 KB for 3.3 ms of the commit thread; level 1
+        // took 309 KB, 2.4 ms; level 6, 246 KB for 8.6 ms.
+        let compressed = zstd::bulk::compress(&self.memory, 3)
             .map_err(|e| Error::Config(format!("compressing a snapshot: {e}")))?;
         out.extend_from_slice(&compressed);
         let crc = crc32fast::hash(&out);

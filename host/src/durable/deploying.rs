@@ -230,7 +230,7 @@ impl Deploying {
             exported_at: base.seq,
         };
         if how == OnNewCode::Replay {
-            let fresh_at = log_pages::last_deploy(&*base.store, &base.name, true)?;
+            let fresh_at = log_pages::replay_start(&*base.store, &base.name)?.fresh;
             deploying.next.seq = fresh_at;
             let progress = &deploying.progress;
             progress

@@ -97,26 +97,47 @@ impl<'a, S: StateStore + ?Sized> LogPages<'a, S> {
     }
 }
 
-/// The seq of the last deploy of `app`'s log (of a fresh one alone, with
-/// `fresh_only`), read through the whole log a page at a time; 0 if none
-/// (the app's `init`). [`Error::HistoryDropped`] if retention dropped the
-/// history before the first record kept and no such deploy is after it:
-/// the app cannot be replayed from that start.
-pub fn last_deploy<S: StateStore + ?Sized>(store: &S, app: &str, fresh_only: bool) -> Result<u64> {
+/// Where a replay of an app from its start begins ([`replay_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplayStart {
+    /// The last fresh deploy (0: the app's `init`): the replay starts after it.
+    pub fresh: u64,
+    /// The last deploy of any kind (0: none): the records after it were
+    /// answered by the code a restore runs, so they must come out as recorded.
+    pub deploy: u64,
+    /// Damaged records cut from the log's end on the way.
+    pub cut: u64,
+}
+
+/// Reads `app`'s whole log, a page at a time, for where a replay from its
+/// start begins. [`Error::HistoryDropped`] if retention dropped the history
+/// before the first record kept and no fresh deploy is after it: the app
+/// cannot be replayed from that start.
+pub fn replay_start<S: StateStore + ?Sized>(store: &S, app: &str) -> Result<ReplayStart> {
     let first_kept = store.log_start(app)?.unwrap_or(1);
     let mut pages = LogPages::new(store, app, first_kept - 1);
-    let mut last = None;
+    let (mut fresh, mut deploy) = (None, 0);
     while let Some(record) = pages.next_record()? {
-        if matches!(record.input, Input::Deploy { fresh, .. } if fresh || !fresh_only) {
-            last = Some(record.seq);
+        if let Input::Deploy { fresh: anew, .. } = record.input {
+            deploy = record.seq;
+            if anew {
+                fresh = Some(record.seq);
+            }
         }
     }
-    match last {
-        Some(seq) => Ok(seq),
-        None if first_kept <= 1 => Ok(0),
-        None => Err(Error::HistoryDropped {
-            app: app.to_string(),
-            first_kept,
-        }),
-    }
+    let fresh = match fresh {
+        Some(seq) => seq,
+        None if first_kept <= 1 => 0,
+        None => {
+            return Err(Error::HistoryDropped {
+                app: app.to_string(),
+                first_kept,
+            })
+        }
+    };
+    Ok(ReplayStart {
+        fresh,
+        deploy,
+        cut: pages.cut(),
+    })
 }

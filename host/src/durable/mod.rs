@@ -587,12 +587,16 @@ impl DurableApp {
                 opened.snapshot = Some(seq);
                 (seq, seq, app)
             }
-            None => (
-                log_pages::last_deploy(&*store, name, true)
-                    .map_err(|e| cannot_restore(e, &opened.passed_over))?,
-                log_pages::last_deploy(&*store, name, false)?,
-                start(runtime, &source, &settings, name, &console)?,
-            ),
+            None => {
+                let from = log_pages::replay_start(&*store, name)
+                    .map_err(|e| cannot_restore(e, &opened.passed_over))?;
+                opened.cut = opened.cut.max(from.cut);
+                (
+                    from.fresh,
+                    from.deploy,
+                    start(runtime, &source, &settings, name, &console)?,
+                )
+            }
         };
         let mut durable = DurableApp::new(
             app,

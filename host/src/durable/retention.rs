@@ -5,9 +5,9 @@
 //! the one that took the snapshot (an elmbox upgrade: its snapshots cannot
 //! be restored, and the log is replayed from the start). So:
 //!
-//! - [`RetainLog::All`] (the default) keeps every record, and three
-//!   snapshots to fall back on: replay deploys and upgrades always work;
-//!   the store grows with the app's age.
+//! - [`RetainLog::All`] (the default) keeps every record, and the newest
+//!   snapshot: replay deploys and upgrades always work; the store grows
+//!   with the app's age.
 //! - [`RetainLog::Snapshots`]`(n)` keeps the `n` newest snapshots and the
 //!   log from the oldest of them on: the store stays bounded, and a deploy
 //!   by replay of a version that came before is refused, naming the first
@@ -22,9 +22,12 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 
-/// Snapshots kept per app when the whole log is: the newest, and two to
-/// fall back on should it be damaged.
-pub const SNAPSHOTS_KEPT_WITH_ALL: u32 = 3;
+/// Snapshots kept per app when the whole log is: the newest alone. Should
+/// it be damaged, the log from the start rebuilds the app (slower, as
+/// right); an older snapshot would cost an idle app as much again (two per
+/// served app, one at its deploy and one at shutdown, were 578 KB of a
+/// counter's 600).
+pub const SNAPSHOTS_KEPT_WITH_ALL: u32 = 1;
 
 /// How much of an app's history its store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,7 +94,7 @@ mod tests {
             let e = bad.parse::<RetainLog>().unwrap_err();
             assert!(e.contains("`all`"), "{e}");
         }
-        assert_eq!(RetainLog::All.snapshots_kept(), 3);
+        assert_eq!(RetainLog::All.snapshots_kept(), 1);
         assert!(!RetainLog::All.drops_history());
         assert_eq!("2".parse::<RetainLog>().unwrap().snapshots_kept(), 2);
     }
