@@ -140,7 +140,7 @@ clean:
 ## which reads criterion's figures and writes docs/BENCHMARKS.md. oha (an
 ## HTTP load generator) drives `elmbox serve`.
 bench: build fixtures elm-analyse
-	bash .ci/apt-install.sh binaryen postgresql
+	bash .ci/apt-install.sh binaryen postgresql time
 	test -x target/tools/oha/bin/oha || $(CARGO) install oha --locked --root target/tools/oha
 	$(CARGO) bench -p elmbox-bench --bench call_overhead -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) run --release -p elmbox-bench -- docs/BENCHMARKS.md

@@ -24,6 +24,7 @@ use anyhow::{bail, Context};
 use elmbox::{AppConfig, AppSettings, Console, DispatchMode, Runtime, Trend};
 use elmbox_guest::native::NativeApp;
 
+mod age;
 mod durable;
 mod elm_analyse;
 mod modules;
@@ -59,13 +60,14 @@ fn main() -> anyhow::Result<()> {
         match std::env::args().nth(2).as_deref() {
             Some("serve") => print!("{}", serve::section(&root)?),
             Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
+            Some("age") => print!("{}", age::section(&root)?),
             Some("startup") => print!("{}", startup::section(&root)?),
             Some("pool") => print!("{}", pool::section(&root)?),
             Some("ticking") => print!("{}", ticking::section(&root)?),
             Some("elm-analyse") => print!("{}", elm_analyse::section(&root, &Runtime::new()?)?),
             Some("throughput") => print!("{}", throughput_section(&root, &Runtime::new()?)?),
             other => bail!(
-                "no section {other:?}: throughput, serve, durable, startup, pool, ticking or elm-analyse"
+                "no section {other:?}: throughput, serve, durable, age, startup, pool, ticking or elm-analyse"
             ),
         }
         return Ok(());
@@ -73,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     let out = match std::env::args().nth(1) {
         Some(flag) if flag.starts_with('-') => {
             bail!(
-                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|durable|startup|pool|ticking|elm-analyse (not {flag})"
+                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|durable|age|startup|pool|ticking|elm-analyse (not {flag})"
             )
         }
         Some(out) => PathBuf::from(out),
@@ -261,6 +263,12 @@ fn main() -> anyhow::Result<()> {
     writeln!(doc, "\n## Durable apps (`--state`)\n")?;
     eprintln!("bench: durable apps");
     doc.push_str(&durable::section(&root, &runtime)?);
+
+    writeln!(
+        doc,
+        "\n## An app's age: deploys, history and the store (`--section age`)\n"
+    )?;
+    doc.push_str(&age::section(&root)?);
 
     writeln!(doc, "\n## Many apps in one process (`Pool`)\n")?;
     eprintln!("bench: a pool of apps");
