@@ -87,6 +87,11 @@ pub enum AppError {
     TimerStorm {
         limit: u32,
     },
+    /// The call ran past the app's CPU deadline, and its JavaScript was
+    /// stopped wherever it was.
+    DeadlineExceeded {
+        limit_ms: u64,
+    },
     /// A response handed to the app answers another request than the one
     /// the app has waiting under that id: a replay through code that makes
     /// other requests. Nothing reached the app.
@@ -102,7 +107,12 @@ pub enum AppError {
 impl AppError {
     /// Whether the app can take no more events after this error.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, AppError::TimerStorm { .. } | AppError::Faulted { .. })
+        matches!(
+            self,
+            AppError::TimerStorm { .. }
+                | AppError::Faulted { .. }
+                | AppError::DeadlineExceeded { .. }
+        )
     }
 }
 
@@ -199,6 +209,9 @@ impl fmt::Display for AppError {
                 f,
                 "runaway timers: more than {limit} timer callbacks at one instant"
             ),
+            AppError::DeadlineExceeded { limit_ms } => {
+                write!(f, "the call ran past its CPU deadline of {limit_ms} ms")
+            }
             AppError::HttpResponseMismatch {
                 id,
                 waiting,

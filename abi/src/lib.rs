@@ -35,4 +35,4 @@ pub use records::{MemoryReport, Reply};
 pub use settings::{AppSettings, DispatchMode, EventFormat, ModuleSettings, StdioConfig};
 
 /// Bumped whenever an export, a record or a setting changes.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;

@@ -65,7 +65,9 @@ fn elmbox(root: &Path, args: &[&str], stdin: &[u8]) -> anyhow::Result<Ran> {
 }
 
 fn events(n: u64) -> Vec<u8> {
-    (1..=n).flat_map(|i| format!("e{i}\n").into_bytes()).collect()
+    (1..=n)
+        .flat_map(|i| format!("e{i}\n").into_bytes())
+        .collect()
 }
 
 fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
@@ -127,7 +129,11 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         eprintln!("bench: an app's age, {n} events");
         let recorded = scratch(&format!("age-{n}"));
         let state = recorded.to_str().unwrap();
-        elmbox(root, &["run", tally, "--state", state, "--name", "app"], &events(n))?;
+        elmbox(
+            root,
+            &["run", tally, "--state", state, "--name", "app"],
+            &events(n),
+        )?;
         let bytes = dir_bytes(&recorded)?;
         let deploy = |how: &[&str], app: &str| -> anyhow::Result<Vec<Ran>> {
             (0..ROUNDS)
@@ -253,7 +259,12 @@ fn deploy_under_load(root: &Path) -> anyhow::Result<String> {
     let dir = scratch("age-deploy");
     elmbox(
         root,
-        &["run", counter_path.to_str().unwrap(), "--state", dir.to_str().unwrap()],
+        &[
+            "run",
+            counter_path.to_str().unwrap(),
+            "--state",
+            dir.to_str().unwrap(),
+        ],
         &events(RECORDED),
     )?;
     let served = Served::start_on(root, dir.as_os_str(), &[])?;

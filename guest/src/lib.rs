@@ -32,6 +32,7 @@
 //! stdio); `native` runs the same engine without Wasm, for benchmarks.
 
 mod console;
+mod deadline;
 mod elm;
 mod error;
 mod http;
@@ -232,6 +233,15 @@ pub extern "C" fn elmbox_settings() -> u32 {
         Ok(())
     });
     reply::finish(result)
+}
+
+/// Sets how long each later call may run, in ms (0, negative or NaN: for
+/// ever): past it, the app's JavaScript is stopped and the call fails with
+/// `DeadlineExceeded` (see `deadline`).
+#[no_mangle]
+pub extern "C" fn elmbox_set_deadline(ms: f64) {
+    let budget = (ms > 0.0).then(|| std::time::Duration::from_secs_f64(ms.min(1e12) / 1000.0));
+    deadline::set_budget(budget);
 }
 
 /// Sets the wall-clock time `Date.now()` reports at this virtual instant,

@@ -95,6 +95,11 @@ pub fn run_jobs(ctx: &Ctx<'_>) -> Result<(), Thrown> {
     let mut first_error = None;
     loop {
         let mut job_ctx = std::ptr::null_mut();
+        // A job stopped at the deadline stops them all: one could queue
+        // another for ever.
+        if crate::deadline::interrupted() {
+            break;
+        }
         match unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } {
             0 => break,
             r if r < 0 => {

@@ -35,6 +35,7 @@ thread_local! {
 /// Starts a call: forgets what the previous one produced.
 pub fn begin() {
     crate::timers::begin_call();
+    crate::deadline::begin_call();
     BUFFERS.with_borrow_mut(|b| {
         b.outputs.clear();
         b.outputs.push(b'[');

@@ -8,6 +8,7 @@ use elmbox_abi::{AppSettings, DispatchMode, EventFormat, FaultSite, HttpResponse
 use javy::quickjs::{Ctx, Function, Module, String as JsString, Value};
 
 use crate::console;
+use crate::deadline;
 use crate::elm::{self, ElmApp};
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::http;
@@ -25,14 +26,14 @@ pub fn start(settings: AppSettings, source: &[u8]) -> Result<(), AppError> {
     if SESSION.with_borrow(Option::is_some) {
         return Err(AppError::AlreadyLoaded);
     }
-    let session = Session::load(settings, source)?;
+    let session = deadline::checked(Session::load(settings, source))?;
     SESSION.with_borrow_mut(|slot| *slot = Some(session));
     Ok(())
 }
 
 /// Runs `f` on the loaded app.
 pub fn with_session<R>(f: impl FnOnce(&mut Session) -> Result<R, AppError>) -> Result<R, AppError> {
-    SESSION.with_borrow_mut(|s| s.as_mut().map_or(Err(AppError::NotLoaded), f))
+    SESSION.with_borrow_mut(|s| deadline::checked(s.as_mut().map_or(Err(AppError::NotLoaded), f)))
 }
 
 /// The global through which `eval`-mode snippets reach the app.
@@ -91,6 +92,7 @@ impl Session {
                 file: settings.name.clone(),
                 thrown: Thrown::from_js(&ctx, e),
             };
+            deadline::install(quickjs::runtime_ptr(&ctx));
             console::install(&ctx).map_err(setup)?;
             timers::install(&ctx, settings.epoch_ms).map_err(setup)?;
             http::install(&ctx).map_err(setup)?;
@@ -329,6 +331,9 @@ impl Session {
         loop {
             if let Err(thrown) = run_jobs(ctx) {
                 first_error.get_or_insert_with(|| AppError::Threw(self.reworded(thrown)));
+            }
+            if deadline::interrupted() {
+                return Err(deadline::exceeded());
             }
             let Some(due) = timers::take_due(until) else {
                 break;

@@ -35,6 +35,9 @@ pub fn config() -> Option<StdioConfig> {
 
 /// Reads events until stdin ends; returns the exit status.
 pub fn serve() -> u8 {
+    // The module's own runner (the wasmtime CLI) bounds its run: no budget
+    // the build's host may have left in the snapshot applies here.
+    crate::deadline::set_budget(None);
     let loaded = with_session(|s| Ok((s.settings().clone(), s.startup().to_vec())));
     let (Some(stdio), Ok((settings, mut startup))) = (config(), loaded) else {
         eprintln!(

@@ -50,6 +50,7 @@ impl App {
         known_reply_at: Option<usize>,
     ) -> Result<App> {
         let guest = GuestExports::bind(&mut store, &instance, known_reply_at)?;
+        guest.set_deadline(&mut store, limits.deadline)?;
         // An instance of a built module: its record holds its build's clock.
         let clock = guest.reply(&store).map(|r| r.clock).unwrap_or_default();
         Ok(App {
@@ -460,15 +461,6 @@ impl App {
 
     /// Marks the app failed after a trap, keeping the guest's last words.
     pub(crate) fn crashed(&mut self, cause: wasmtime::Error) -> Error {
-        if let (Some(wasmtime::Trap::Interrupt), Some(deadline)) =
-            (cause.downcast_ref::<wasmtime::Trap>(), self.limits.deadline)
-        {
-            let error = Error::DeadlineExceeded {
-                limit_ms: deadline.as_millis() as u64,
-            };
-            self.failure = Some(error.to_string());
-            return error;
-        }
         let mut reason = match cause.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::StackOverflow) => format!(
                 "stack overflow: the app recursed deeper than the sandbox's {} MiB stack",

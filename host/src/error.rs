@@ -189,9 +189,14 @@ impl From<wasmtime::Error> for Error {
 /// An app error with nothing sent before it.
 impl From<AppError> for Error {
     fn from(error: AppError) -> Self {
-        Error::App {
-            error,
-            outputs: Vec::new(),
+        match error {
+            // Stopped inside the sandbox (QuickJS's interrupt handler): the
+            // same failure as one stopped from outside.
+            AppError::DeadlineExceeded { limit_ms } => Error::DeadlineExceeded { limit_ms },
+            error => Error::App {
+                error,
+                outputs: Vec::new(),
+            },
         }
     }
 }

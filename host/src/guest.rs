@@ -47,10 +47,8 @@ pub(crate) fn call<P: WasmParams + Sync, R: WasmResults + Sync>(
     store: &mut Store<StoreState>,
     params: P,
 ) -> Result<R> {
-    // Each call gets the app's whole CPU deadline, counted from now.
-    if let Some(ticks) = store.data().deadline_ticks {
-        store.set_epoch_deadline(ticks);
-    }
+    // Each call gets the app's whole CPU deadline, counted by the guest
+    // from its start (`elmbox_set_deadline`).
     run_to_completion(func.call_async(store, params))
 }
 
@@ -64,6 +62,7 @@ pub(crate) struct GuestExports {
     pub(crate) http_response: TypedFunc<(u32, f64), u32>,
     pub(crate) http_waiting: TypedFunc<(), u32>,
     pub(crate) export: TypedFunc<(), u32>,
+    set_deadline: TypedFunc<f64, ()>,
     memory_report: TypedFunc<(), u32>,
     pub(crate) collect_garbage: TypedFunc<(), ()>,
     pub(crate) set_stdio: TypedFunc<u32, u32>,
@@ -131,6 +130,7 @@ impl GuestExports {
             http_response: instance.get_typed_func(&mut *store, "elmbox_http_response")?,
             http_waiting: instance.get_typed_func(&mut *store, "elmbox_http_waiting")?,
             export: instance.get_typed_func(&mut *store, "elmbox_export")?,
+            set_deadline: instance.get_typed_func(&mut *store, "elmbox_set_deadline")?,
             memory_report: instance.get_typed_func(&mut *store, "elmbox_memory")?,
             collect_garbage: instance.get_typed_func(&mut *store, "elmbox_collect_garbage")?,
             set_stdio: instance.get_typed_func(&mut *store, "elmbox_set_stdio")?,
@@ -140,6 +140,18 @@ impl GuestExports {
             reseed: instance.get_typed_func(&mut *store, "elmbox_reseed")?,
             reply_at,
         })
+    }
+
+    /// Tells the instance how long each call may run (`None`: for ever); an
+    /// instance restored from a snapshot carries the budget of the one
+    /// snapshotted, so every instance is told.
+    pub(crate) fn set_deadline(
+        &self,
+        store: &mut Store<StoreState>,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<()> {
+        let ms = deadline.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        call(&self.set_deadline, store, ms)
     }
 
     pub(crate) fn reply_at(&self) -> usize {

@@ -96,7 +96,7 @@ pub use runtime::{Runtime, RuntimeBuilder};
 pub use snapshot::BuildOptions;
 pub use state::{GlobalValue, SandboxState};
 pub use stats::{MemoryStats, Trend};
-pub use store::{EPOCH_TICK, WASM_STACK_BYTES};
+pub use store::WASM_STACK_BYTES;
 
 /// The README's Rust examples, compiled by `cargo test --doc` so they keep
 /// up with the API.

@@ -23,9 +23,10 @@ pub struct SandboxLimits {
     /// starts at ~8.4 MiB (most of it its 8 MiB C stack), so caps below
     /// ~10 MiB leave an app no room.
     pub max_memory_bytes: Option<usize>,
-    /// CPU time one call may take (`None`: unbounded). Enforced by epoch
-    /// interruption with a 1 ms tick, which only a runtime with deadlines
-    /// has ([`Runtime::with_deadlines`](crate::Runtime::with_deadlines)); an
+    /// Time one call may take (`None`: unbounded), counted inside the
+    /// sandbox from the call's start and checked by QuickJS's interrupt
+    /// handler every 10,000 interpreter ticks, on a runtime with deadlines
+    /// ([`Runtime::with_deadlines`](crate::Runtime::with_deadlines)); an
     /// app past it is stopped mid-call and marked failed.
     pub deadline: Option<Duration>,
 }

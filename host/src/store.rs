@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -26,9 +25,6 @@ use crate::limits::SandboxLimits;
 /// sized to outlast it (guest/build.rs).
 pub const WASM_STACK_BYTES: usize = 8 << 20;
 
-/// How often the engine's epoch advances: the granularity of CPU deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
-
 /// Bytes of the guest's stderr kept per app: only a crashing guest writes
 /// there (Rust panic messages), and the message goes into the error.
 const GUEST_STDERR_CAPACITY: usize = 64 << 10;
@@ -38,19 +34,12 @@ pub(crate) struct StoreState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) stderr: MemoryOutputPipe,
     pub(crate) limiter: CapLimiter,
-    /// Epoch ticks each guest call may run (see [`EPOCH_TICK`]), on an
-    /// engine with epoch interruption.
-    pub(crate) deadline_ticks: Option<u64>,
 }
 
 /// A store for one app: WASI with nothing of the host visible, the app's
 /// memory cap and CPU deadline. `limits` were checked against the engine
 /// when its runtime was made (`SandboxLimits::check`).
-pub(crate) fn new_store(
-    engine: &Engine,
-    limits: &SandboxLimits,
-    epoch_interruption: bool,
-) -> Store<StoreState> {
+pub(crate) fn new_store(engine: &Engine, limits: &SandboxLimits) -> Store<StoreState> {
     let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPACITY);
     // No arguments, environment, files or sockets: the app sees nothing of
     // the host but the clock and random numbers.
@@ -59,12 +48,6 @@ pub(crate) fn new_store(
     if let Some(bytes) = limits.max_memory_bytes {
         store_limits = store_limits.memory_size(bytes);
     }
-    let deadline_ticks = epoch_interruption.then(|| match limits.deadline {
-        // One extra tick: the deadline may start just before a tick.
-        Some(d) => (d.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1,
-        // "Never", without overflowing the engine's current epoch + this.
-        None => u64::MAX / 2,
-    });
     let state = StoreState {
         wasi,
         stderr,
@@ -72,14 +55,9 @@ pub(crate) fn new_store(
             inner: store_limits.build(),
             memory_refused: None,
         },
-        deadline_ticks,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    if let Some(ticks) = deadline_ticks {
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(ticks);
-    }
     store
 }
 
@@ -99,22 +77,6 @@ pub(crate) fn run_to_completion<T>(
             "elmbox bug: a guest call yielded, but nothing elmbox sets up ever yields"
         )),
     }
-}
-
-/// One thread per engine advances its epoch every [`EPOCH_TICK`], so that a
-/// call past its deadline traps; it ends when the engine is dropped.
-pub(crate) fn start_epoch_ticker(engine: &Engine) {
-    let engine = engine.weak();
-    std::thread::Builder::new()
-        .name("elmbox-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = engine.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning the epoch thread");
 }
 
 /// wasmtime's [`StoreLimits`], plus a note of the last memory growth it

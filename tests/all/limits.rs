@@ -67,6 +67,67 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
     neighbour_answers();
 }
 
+/// Runaway work of every shape QuickJS runs without returning to the
+/// host: each is stopped at the deadline by QuickJS's interrupt handler
+/// (which the guest keeps), the app marked failed. The negative control is
+/// the same app without a deadline, which still runs after 3 s.
+#[test]
+fn every_kind_of_runaway_is_stopped_at_its_deadline() {
+    let runaways = [
+        // A promise job that queues the next one, for ever.
+        "function again() { Promise.resolve().then(again); } again();",
+        // A timer whose callback never returns.
+        "setTimeout(function () { for (;;) {} }, 0);",
+        // Deep recursion that never overflows: a loop through calls.
+        "function f(n) { return n > 100 ? 0 : f(n + 1) + f(n + 1); } f(0);",
+        // A regular expression that backtracks exponentially.
+        "/^(a+)+$/.test('a'.repeat(40) + 'b');",
+        // Sorting with a comparator that spins.
+        "[3, 1, 2].sort(function (a, b) { for (;;) {} });",
+    ];
+    let deadline = Duration::from_millis(300);
+    for runaway in runaways {
+        let js = elm_like(&format!(
+            "function init() {{ return {{ ports: {{
+               onEvent: {{ send: function (v) {{ if (v === 'go') {{ {runaway} }} }} }},
+               respond: {{ subscribe: function (f) {{}} }} }} }}; }}"
+        ));
+        let mut app = deadline_runtime()
+            .with_limits(SandboxLimits {
+                deadline: Some(deadline),
+                ..SandboxLimits::default()
+            })
+            .unwrap()
+            .load(&js, config().0)
+            .unwrap();
+        let started = Instant::now();
+        let err = app.dispatch("go").err().expect("stopped");
+        assert!(
+            matches!(err, Error::DeadlineExceeded { limit_ms: 300 }),
+            "{runaway}: {err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{runaway}");
+        assert!(matches!(app.dispatch("ok"), Err(Error::Failed { .. })));
+    }
+    // The control: without a deadline, the first still runs after 3 s.
+    let js = elm_like(&format!(
+        "function init() {{ return {{ ports: {{
+           onEvent: {{ send: function (v) {{ {} }} }},
+           respond: {{ subscribe: function (f) {{}} }} }} }}; }}",
+        runaways[0]
+    ));
+    let mut app = runtime().load(&js, config().0).unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = app.dispatch("go");
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(3)).is_err(),
+        "a runaway without a deadline stopped by itself: the test would prove nothing"
+    );
+}
+
 #[test]
 fn allocation_without_end_stops_at_the_linear_memory_cap() {
     let cap = 24 << 20;
