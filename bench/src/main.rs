@@ -28,6 +28,7 @@ mod age;
 mod durable;
 mod elm_analyse;
 mod modules;
+mod node_peer;
 mod pool;
 mod serve;
 mod startup;
@@ -61,13 +62,14 @@ fn main() -> anyhow::Result<()> {
             Some("serve") => print!("{}", serve::section(&root)?),
             Some("durable") => print!("{}", durable::section(&root, &Runtime::new()?)?),
             Some("age") => print!("{}", age::section(&root)?),
+            Some("node") => print!("{}", node_peer::section(&root)?),
             Some("startup") => print!("{}", startup::section(&root)?),
             Some("pool") => print!("{}", pool::section(&root)?),
             Some("ticking") => print!("{}", ticking::section(&root)?),
             Some("elm-analyse") => print!("{}", elm_analyse::section(&root, &Runtime::new()?)?),
             Some("throughput") => print!("{}", throughput_section(&root, &Runtime::new()?)?),
             other => bail!(
-                "no section {other:?}: throughput, serve, durable, age, startup, pool, ticking or elm-analyse"
+                "no section {other:?}: throughput, serve, node, durable, age, startup, pool, ticking or elm-analyse"
             ),
         }
         return Ok(());
@@ -75,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     let out = match std::env::args().nth(1) {
         Some(flag) if flag.starts_with('-') => {
             bail!(
-                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|durable|age|startup|pool|ticking|elm-analyse (not {flag})"
+                "usage: elmbox-bench [OUT.md] | elmbox-bench --section throughput|serve|node|durable|age|startup|pool|ticking|elm-analyse (not {flag})"
             )
         }
         Some(out) => PathBuf::from(out),
@@ -105,6 +107,12 @@ fn main() -> anyhow::Result<()> {
 
     writeln!(doc, "\n## Serving over HTTP\n")?;
     doc.push_str(&serve::section(&root)?);
+
+    writeln!(
+        doc,
+        "\n## Serving against the Node.js server a user would write (`--section node`)\n"
+    )?;
+    doc.push_str(&node_peer::section(&root)?);
 
     writeln!(doc, "\n## Apps on the wall clock: 1,000 ticking apps\n")?;
     doc.push_str(&ticking::section(&root)?);

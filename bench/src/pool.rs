@@ -114,7 +114,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     drop(pool);
 
     // Where a pool event's time goes: the same event to one app in a loop,
-    // in a pool of its own, and alone with and without epoch checks.
+    // in a pool of its own, and alone with and without CPU deadlines.
     let pool_event = later / (APPS * LATER) as u32;
     let alone = |mut send: Box<dyn FnMut() -> anyhow::Result<()>>| -> anyhow::Result<Duration> {
         for _ in 0..ALONE_EVENTS / 10 {
@@ -138,16 +138,16 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
             .map(drop)
             .map_err(Into::into)
     }))?;
-    let mut with_epochs = image.instantiate()?;
-    let epochs = alone(Box::new(move || {
-        with_epochs
+    let mut with_deadlines = image.instantiate()?;
+    let deadlines = alone(Box::new(move || {
+        with_deadlines
             .dispatch_json("later")
             .map(drop)
             .map_err(Into::into)
     }))?;
     let plain = elmbox::Runtime::new()?;
     let mut without = plain.load(&js, quiet_config())?;
-    let no_epochs = alone(Box::new(move || {
+    let no_deadlines = alone(Box::new(move || {
         without.dispatch_json("later").map(drop).map_err(Into::into)
     }))?;
     writeln!(
@@ -162,8 +162,8 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     writeln!(doc, "|---|---:|---:|")?;
     for (what, time) in [
         ("alone in a `Pool` of its own (CPU deadlines on)", in_pool),
-        ("an `App` from the pool's image (CPU deadlines on)", epochs),
-        ("an `App` on `Runtime::new()` (no CPU deadlines)", no_epochs),
+        ("an `App` from the pool's image (CPU deadlines on)", deadlines),
+        ("an `App` on `Runtime::new()` (no CPU deadlines)", no_deadlines),
     ] {
         writeln!(
             doc,

@@ -27,7 +27,7 @@ pub(crate) fn elmbox_bin(root: &Path) -> PathBuf {
 }
 
 /// `oha`, as `make bench` installs it.
-fn oha(root: &Path) -> Option<PathBuf> {
+pub(crate) fn oha(root: &Path) -> Option<PathBuf> {
     let path = root.join("target/tools/oha/bin/oha");
     path.is_file().then_some(path)
 }
@@ -88,7 +88,7 @@ impl Served {
         })
     }
 
-    fn deploy(&self, name: &str, js: &[u8]) -> anyhow::Result<()> {
+    pub(crate) fn deploy(&self, name: &str, js: &[u8]) -> anyhow::Result<()> {
         let response = ureq::put(format!("{}/_elmbox/apps/{name}", self.url))
             .header("Authorization", format!("Bearer {TOKEN}"))
             .send(js)?;
@@ -161,8 +161,8 @@ fn takeover(
 }
 
 /// What one oha run measured.
-struct Load {
-    requests_per_s: f64,
+pub(crate) struct Load {
+    pub(crate) requests_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
     /// Requests answered 200, of all.
@@ -204,9 +204,9 @@ fn ended_children_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-fn load(
+pub(crate) fn load(
     oha: &Path,
-    server: &Served,
+    server_pid: u32,
     connections: usize,
     url: &str,
     random_url: bool,
@@ -227,12 +227,12 @@ fn load(
     if random_url {
         command.arg("--rand-regex-url");
     }
-    let server_before = process_cpu(server.child.id())?;
+    let server_before = process_cpu(server_pid)?;
     let oha_before = ended_children_cpu();
     let out = command.arg(url).output().context("running oha")?;
     // oha is the only child reaped meanwhile.
     let oha_cpu = ended_children_cpu() - oha_before;
-    let server_cpu = process_cpu(server.child.id())? - server_before;
+    let server_cpu = process_cpu(server_pid)? - server_before;
     if !out.status.success() {
         bail!("oha failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -267,7 +267,7 @@ struct RunMode {
     /// With `--state DIR`: durable, as the server's apps are.
     durable: bool,
     /// With the CPU deadline the server gives every app by default: the
-    /// sandbox then checks the clock as it runs (epoch interruption).
+    /// sandbox then checks the clock as it runs (QuickJS's interrupt handler).
     deadline: bool,
 }
 
@@ -359,7 +359,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         let plural = if connections == 1 { "" } else { "s" };
         rows.push((
             format!("counter, {connections} connection{plural}"),
-            load(&oha, &one, connections, &url, false)?,
+            load(&oha, one.child.id(), connections, &url, false)?,
         ));
     }
     drop(one);
@@ -370,7 +370,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     let url = format!("{}/apps/app[0-9][0-9]/events", many.url);
     rows.push((
         format!("{MANY_APPS} counter apps, 64 connections"),
-        load(&oha, &many, 64, &url, true)?,
+        load(&oha, many.child.id(), 64, &url, true)?,
     ));
     drop(many);
 
@@ -382,7 +382,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         "counter on PostgreSQL, 16 connections".to_string(),
         load(
             &oha,
-            &on_postgres,
+            on_postgres.child.id(),
             16,
             &format!("{}/apps/counter/events", on_postgres.url),
             false,
