@@ -60,7 +60,11 @@ impl Drop for NodePeer {
 /// `(median, min, max)` of `values`.
 fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
-    (values[values.len() / 2], values[0], values[values.len() - 1])
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
 }
 
 pub fn section(root: &Path) -> anyhow::Result<String> {

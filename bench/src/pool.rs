@@ -162,8 +162,14 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     writeln!(doc, "|---|---:|---:|")?;
     for (what, time) in [
         ("alone in a `Pool` of its own (CPU deadlines on)", in_pool),
-        ("an `App` from the pool's image (CPU deadlines on)", deadlines),
-        ("an `App` on `Runtime::new()` (no CPU deadlines)", no_deadlines),
+        (
+            "an `App` from the pool's image (CPU deadlines on)",
+            deadlines,
+        ),
+        (
+            "an `App` on `Runtime::new()` (no CPU deadlines)",
+            no_deadlines,
+        ),
     ] {
         writeln!(
             doc,

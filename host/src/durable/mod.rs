@@ -317,7 +317,7 @@ fn start(
         migrating::check_source(OnNewCode::Migrate, source)?;
     }
     let config = AppConfig::default().name(name).console(console.clone());
-    let mut app = runtime.restore(&runtime.module_state(source)?, config)?;
+    let mut app = runtime.restore_module(source, config)?;
     app.set_clock(settings.epoch_ms)?;
     if let Some(seed) = settings.random_seed {
         app.reseed(seed)?;
