@@ -382,17 +382,18 @@ fn run(
         // the order it was handed over.
         let mut writes = Vec::new();
         let mut waiting = Vec::new();
-        // The apps with a write in this commit so far: a line or a notice
-        // handed over after one waits on this commit; one whose writes all
-        // went in an earlier commit does not (that commit held them, or its
-        // app would be lost), whatever comes of this one.
-        let mut written: HashSet<String> = HashSet::new();
+        // Records (all but snapshots) gathered so far: a line or a notice
+        // waits on this commit only if one of its app's is among those
+        // handed over before it; one whose writes all went in an earlier
+        // commit does not (that commit held them, or its app would be
+        // lost), whatever comes of this one. Looked at only if it fails.
+        let mut records = 0;
         for job in batch {
             match job {
-                Job::Write(write) => keep(write, &lost, &mut writes, &mut written),
+                Job::Write(write) => records += keep(write, &lost, &mut writes),
                 Job::Writes(together) => {
                     for write in together {
-                        keep(write, &lost, &mut writes, &mut written);
+                        records += keep(write, &lost, &mut writes);
                     }
                 }
                 Job::Snapshot {
@@ -427,12 +428,12 @@ fn run(
                     lost.remove(&app);
                 }
                 Job::Notify { app, tell } => {
-                    let state = waits_on(app.as_deref(), &lost, &written);
-                    waiting.push((Waiter::Notify(tell), state));
+                    let dropped = app.as_ref().is_some_and(|app| lost.contains(app));
+                    waiting.push((Waiter::Notify(tell), app, dropped, records));
                 }
                 Job::Line { app, line } => {
-                    let state = waits_on(app.as_deref(), &lost, &written);
-                    waiting.push((Waiter::Line(line), state));
+                    let dropped = app.as_ref().is_some_and(|app| lost.contains(app));
+                    waiting.push((Waiter::Line(line), app, dropped, records));
                 }
             }
         }
@@ -487,13 +488,10 @@ fn run(
             health.failed(failure, apps.iter().copied());
         }
         let mut wrote = false;
-        for (waiter, state) in waiting {
+        for (waiter, app, dropped, records_before) in waiting {
             // Its writes were dropped, or were in the commit that failed.
-            let failed = match state {
-                WaitsOn::Dropped => true,
-                WaitsOn::ThisCommit => failure.is_some(),
-                WaitsOn::Earlier => false,
-            };
+            let failed = dropped
+                || failure.is_some() && held_before(&writes, app.as_deref(), records_before);
             let outcome = match (failed, &failure) {
                 (false, _) => Ok(()),
                 (true, Some(failure)) => Err(failure.clone()),
@@ -553,41 +551,28 @@ enum Waiter {
     Line(Vec<u8>),
 }
 
-/// What a line or a notice handed over now waits on.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum WaitsOn {
-    /// Its app is lost: its writes were dropped.
-    Dropped,
-    /// Writes in this commit.
-    ThisCommit,
-    /// Writes that an earlier commit held.
-    Earlier,
-}
-
-/// What a waiter of `app` (`None`: of every app) handed over after the
-/// writes gathered so far waits on.
-fn waits_on(app: Option<&str>, lost: &HashSet<String>, written: &HashSet<String>) -> WaitsOn {
+/// Whether the first `records` records (snapshots aside) of `writes` hold
+/// one of `app`'s (`None`: of any app).
+fn held_before(writes: &[Write], app: Option<&str>, records: usize) -> bool {
+    let mut first = writes
+        .iter()
+        .filter(|w| !matches!(w, Write::Snapshot { .. }))
+        .take(records);
     match app {
-        Some(app) if lost.contains(app) => WaitsOn::Dropped,
-        Some(app) if written.contains(app) => WaitsOn::ThisCommit,
-        None if !written.is_empty() => WaitsOn::ThisCommit,
-        _ => WaitsOn::Earlier,
+        Some(app) => first.any(|w| w.app() == app),
+        None => first.next().is_some(),
     }
 }
 
-/// Keeps `write` for the commit, unless its app is lost.
-fn keep(
-    write: Write,
-    lost: &HashSet<String>,
-    writes: &mut Vec<Write>,
-    written: &mut HashSet<String>,
-) {
-    if !lost.contains(write.app()) {
-        if !written.contains(write.app()) {
-            written.insert(write.app().to_string());
-        }
-        writes.push(write);
+/// Keeps `write` for the commit, unless its app is lost; how many records
+/// that adds (0 or 1).
+fn keep(write: Write, lost: &HashSet<String>, writes: &mut Vec<Write>) -> usize {
+    if lost.contains(write.app()) {
+        return 0;
     }
+    let record = usize::from(!matches!(write, Write::Snapshot { .. }));
+    writes.push(write);
+    record
 }
 
 /// Commits `writes`. A full store refuses snapshots first: those are only
