@@ -4,7 +4,7 @@
 //! disks. The tests of both stores run on a state directory, and again on a
 //! real PostgreSQL server (`on_postgres`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use elmbox_tests::{
 };
 use serde_json::{json, Value};
 
-use crate::support::PgServer;
+use crate::support::{answers_then_kill, PgServer};
 
 /// A fresh, empty scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -174,21 +174,10 @@ fn kill_9_loses_nothing(place: &Place) {
     let mut applied = 0u64;
     for round in 0..6 {
         let mut child = start(&counter, &state, events(applied + 1..total + 1));
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let stop_after = next() % 600 + 1;
-        let mut answered = 0u64;
-        let mut line = String::new();
-        while answered < stop_after {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            answered += 1;
-            // Every answer is the one an uninterrupted run gives.
-            let got: Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(got, answer(applied + answered), "round {round}");
-        }
-        child.kill().unwrap(); // SIGKILL
+        // Every answer is the one an uninterrupted run gives.
+        let answered = answers_then_kill(&mut child, next() % 600 + 1, |n, got| {
+            assert_eq!(*got, answer(applied + n), "round {round}");
+        });
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         // The restart says where the app is: at least every answered event

@@ -5,6 +5,7 @@
 mod app_names;
 mod cli;
 mod counter;
+mod deploy_under_load;
 mod durable;
 mod durable_http;
 mod durable_postgres;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use elmbox_tests::{elm_like, elmbox, fixture, json_lines, stderr};
 use serde_json::{json, Value};
 
-use crate::served::{count, read, scratch, Served, TOKEN};
+use crate::served::{count, scratch, steady_client, Served};
 use crate::support::PgServer;
 
 fn events(range: std::ops::RangeInclusive<u64>) -> Vec<u8> {
@@ -259,26 +259,13 @@ fn serve_migrates_under_load_without_a_gap() {
 
     assert_eq!(server.deploy("tally", "", &tally).0, 201);
     let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let (url, http, stop) = (
-            format!("{}/apps/tally/events", server.url),
-            server.http.clone(),
-            stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut answers = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                answers.push(read(http.post(&url).send("x")));
-            }
-            answers
-        })
-    };
+    let client = steady_client(&server, "tally", stop.clone());
     std::thread::sleep(Duration::from_millis(300));
     let (status, body) = server.deploy("tally", "?migrate=true", &tally2);
     assert_eq!(status, 200, "{body}\n{}", server.log());
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let answers = client.join().unwrap();
+    let (answers, _) = client.join().unwrap();
     let mut last = 0;
     let mut versions = (0, 0);
     for (status, text) in &answers {

@@ -4,7 +4,7 @@
 //! Dropping history happens in the commit of the snapshot that makes it
 //! unnecessary, so kill -9 at any point loses nothing answered.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use elmbox::durable::store::AppSummary;
@@ -13,7 +13,7 @@ use elmbox_tests::{elmbox, elmbox_bin, fixture, json_lines, stderr};
 use serde_json::{json, Value};
 
 use crate::served::scratch;
-use crate::support::PgServer;
+use crate::support::{answers_then_kill, PgServer};
 
 fn events(range: std::ops::RangeInclusive<u64>) -> Vec<u8> {
     range.flat_map(|i| format!("e{i}\n").into_bytes()).collect()
@@ -193,20 +193,9 @@ fn kill_9_during_truncation_loses_nothing_answered() {
             // Killed before it reads everything.
             let _ = stdin.write_all(&input);
         });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let stop_after = next() % 700 + 1;
-        let mut answered = 0u64;
-        let mut line = String::new();
-        while answered < stop_after {
-            line.clear();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            answered += 1;
-            let got: Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(got, answer(applied + answered), "round {round}");
-        }
-        child.kill().unwrap(); // SIGKILL, mid-stream
+        let answered = answers_then_kill(&mut child, next() % 700 + 1, |n, got| {
+            assert_eq!(*got, answer(applied + n), "round {round}");
+        });
         child.wait().unwrap();
         let kept = summary(state);
         let (from, _) = kept.kept.unwrap();

@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -206,6 +207,29 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client sending the event `x` to app `name` one after another until
+/// `stop` is set: every answer, and the longest it waited for one.
+pub(crate) fn steady_client(
+    server: &Served,
+    name: &str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<(u16, String)>, Duration)> {
+    let (url, http) = (
+        format!("{}/apps/{name}/events", server.url),
+        server.http.clone(),
+    );
+    std::thread::spawn(move || {
+        let mut answers = Vec::new();
+        let mut longest = Duration::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            let asked = Instant::now();
+            answers.push(read(http.post(&url).send("x")));
+            longest = longest.max(asked.elapsed());
+        }
+        (answers, longest)
+    })
 }
 
 pub(crate) fn read(

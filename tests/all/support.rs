@@ -66,3 +66,27 @@ pub fn three_paths_agree(js: &str, js_args: &[&str], wasm: &str, events: &[u8]) 
     }
     by_cli
 }
+
+/// Reads `child`'s answer lines until `stop_after` of them or its output
+/// ends, each checked by `check(n, answer)` (n from 1), then kills it with
+/// SIGKILL mid-stream; how many it answered.
+pub fn answers_then_kill(
+    child: &mut std::process::Child,
+    stop_after: u64,
+    mut check: impl FnMut(u64, &serde_json::Value),
+) -> u64 {
+    use std::io::BufRead;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut answered = 0u64;
+    let mut line = String::new();
+    while answered < stop_after {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        answered += 1;
+        check(answered, &serde_json::from_str(&line).unwrap());
+    }
+    child.kill().unwrap();
+    answered
+}
