@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::durable::dir_size;
 use crate::serve::{elmbox_bin, scratch, Served, TOKEN};
 use crate::{fixtures, ms, MB};
 
@@ -68,14 +69,6 @@ fn events(n: u64) -> Vec<u8> {
     (1..=n)
         .flat_map(|i| format!("e{i}\n").into_bytes())
         .collect()
-}
-
-fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        total += entry?.metadata()?.len();
-    }
-    Ok(total)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -134,7 +127,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
             &["run", tally, "--state", state, "--name", "app"],
             &events(n),
         )?;
-        let bytes = dir_bytes(&recorded)?;
+        let bytes = dir_size(&recorded)?;
         let deploy = |how: &[&str], app: &str| -> anyhow::Result<Vec<Ran>> {
             (0..ROUNDS)
                 .map(|round| {
@@ -198,7 +191,7 @@ fn retention(root: &Path) -> anyhow::Result<String> {
             retain,
         ];
         elmbox(root, &args, &events(200_000))?;
-        let bytes = dir_bytes(&dir)?;
+        let bytes = dir_size(&dir)?;
         let _ = std::fs::remove_dir_all(&dir);
         writeln!(
             doc,
@@ -234,7 +227,7 @@ fn idle_apps(root: &Path) -> anyhow::Result<String> {
     let pid = served.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status()?;
     served.child.wait()?;
-    let bytes = dir_bytes(&dir)?;
+    let bytes = dir_size(&dir)?;
     let store = elmbox::durable::StateLocation::Directory(dir.clone()).open_read_only()?;
     let snapshots: usize = store.apps()?.iter().map(|a| a.snapshots.len()).sum();
     drop(store);

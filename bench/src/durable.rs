@@ -260,7 +260,8 @@ pub fn section(root: &Path, runtime: &Runtime) -> anyhow::Result<String> {
     Ok(doc)
 }
 
-fn dir_size(dir: &Path) -> anyhow::Result<u64> {
+/// The bytes of the files in `dir` (a state directory).
+pub(crate) fn dir_size(dir: &Path) -> anyhow::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         total += entry?.metadata()?.len();

@@ -205,11 +205,13 @@ impl Deploying {
             },
             ..given
         };
-        let app = match how {
-            OnNewCode::Migrate => start(runtime, source, &settings, &base.name, &base.console)
-                .map_err(super::migrating::init_failed)?,
-            _ => start(runtime, source, &settings, &base.name, &base.console)?,
-        };
+        let app =
+            start(runtime, source, &settings, &base.name, &base.console).map_err(
+                |e| match how {
+                    OnNewCode::Migrate => super::migrating::init_failed(e),
+                    _ => e,
+                },
+            )?;
         let code = base.store.put_code(&encode_code(&settings, source)?)?;
         let next = DurableApp::new(
             app,
