@@ -247,7 +247,7 @@ fn main() -> anyhow::Result<()> {
     for (name, threshold) in [
         ("QuickJS GC threshold 256 KiB", 256usize << 10),
         ("QuickJS GC threshold 16 MiB", 16 << 20),
-        ("QuickJS GC never (javy's default)", usize::MAX),
+        ("QuickJS GC never (javy's old default)", usize::MAX),
     ] {
         let mut app = runtime.load(&counter, quiet_config().gc_threshold(threshold))?;
         for e in workload.events.iter().take(WARMUP) {
@@ -666,7 +666,7 @@ fn machine() -> String {
             .unwrap_or_else(|| "not installed".into())
     };
     format!(
-        "{cpu}, {cores} cores; {}; Node.js {}; wasmtime 48.0.8, javy 8.1.0 (QuickJS-ng); Bellard's QuickJS: {}",
+        "{cpu}, {cores} cores; {}; Node.js {}; wasmtime 48.0.8, rquickjs 0.14.0 (QuickJS-ng 0.16.2); Bellard's QuickJS: {}",
         version("rustc", "--version"),
         version("node", "--version"),
         bellard_qjs().unwrap_or_else(|| "not given (ELMBOX_QJS)".into())

@@ -1,9 +1,10 @@
 //! `console.*`, captured into the reply so the host decides where it goes.
 //!
-//! javy's own console writes straight to WASI stdout/stderr; replacing it keeps
-//! every line (with its level) in the host's hands and off the protocol stream.
+//! QuickJS has no console, and javy's wrote straight to WASI stdout/stderr;
+//! capturing keeps every line (with its level) in the host's hands and off
+//! the protocol stream.
 
-use javy::quickjs::{prelude::Rest, Ctx, Function, Object, Result, Value};
+use rquickjs::{prelude::Rest, Ctx, Function, Object, Result, Value};
 
 use crate::error::display;
 use crate::reply::{self, Level};

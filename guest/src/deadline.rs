@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use elmbox_abi::AppError;
-use javy::quickjs::qjs;
+use rquickjs::qjs;
 
 thread_local! {
     static BUDGET: Cell<Option<Duration>> = const { Cell::new(None) };

@@ -2,7 +2,7 @@
 //! `Elm.<Module>.init({ flags })`, `app.ports.<in>.send(value)` and
 //! `app.ports.<out>.subscribe(callback)`, for one pair of ports or for all.
 
-use javy::quickjs::{Ctx, Function, Object, Persistent, Value};
+use rquickjs::{Ctx, Function, Object, Persistent, Value};
 
 use elmbox_abi::migration::{EXPORTED_PORT, EXPORT_PORT};
 use elmbox_abi::{AppSettings, PortDirection};
@@ -140,7 +140,7 @@ impl ElmApp {
                 .transpose()?
                 .unwrap_or_else(|| "null".into());
             EXPORTED.with_borrow_mut(|exported| exported.push(json));
-            javy::quickjs::Result::Ok(())
+            rquickjs::Result::Ok(())
         })
         .and_then(|f| f.with_name("elmboxExportedSink"))
         .map_err(threw)?;
@@ -168,7 +168,7 @@ impl ElmApp {
 
     /// The one incoming port's `send` (not in all-ports mode), for callers
     /// that expose it to scripts.
-    pub fn send_function<'js>(&self, ctx: &Ctx<'js>) -> javy::quickjs::Result<Function<'js>> {
+    pub fn send_function<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
         self.incoming[0].1.clone().restore(ctx)
     }
 
@@ -231,7 +231,7 @@ fn collect_output<'js>(
     ctx: &Ctx<'js>,
     value: Value<'js>,
     tag: Option<&str>,
-) -> javy::quickjs::Result<()> {
+) -> rquickjs::Result<()> {
     let json = match ctx.json_stringify(value) {
         Ok(json) => json,
         Err(e) => {

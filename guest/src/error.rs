@@ -2,7 +2,7 @@
 //! the host, which wraps it in its own error), and reading JavaScript
 //! exceptions into it.
 
-use javy::quickjs::{Coerced, Ctx, Error as JsError, FromJs, Value};
+use rquickjs::{Coerced, Ctx, Error as JsError, FromJs, Value};
 
 pub use elmbox_abi::{AppError, Thrown};
 

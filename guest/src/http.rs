@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use elmbox_abi::{AppError, HttpAction, HttpOutcome, HttpRequest, HttpResponse};
-use javy::quickjs::{
+use rquickjs::{
     prelude::Opt, Array, ArrayBuffer, Ctx, Exception, Function, Object, Persistent, Result,
     TypedArray, Value,
 };
@@ -66,10 +66,13 @@ fn send<'js>(
     }
     let body = match body.0.filter(|b| !b.is_null() && !b.is_undefined()) {
         None => Vec::new(),
-        Some(value) => TypedArray::<u8>::from_value(value)?
-            .as_bytes()
-            .ok_or_else(|| Exception::throw_type(&ctx, "the request body was detached"))?
-            .to_vec(),
+        Some(value) => {
+            let array = TypedArray::<u8>::from_value(value)?;
+            // SAFETY: copied out before any JavaScript runs again.
+            unsafe { array.as_bytes() }
+                .ok_or_else(|| Exception::throw_type(&ctx, "the request body was detached"))?
+                .to_vec()
+        }
     };
     let request = REQUESTS.with_borrow_mut(|r| {
         r.last_id += 1;
@@ -121,13 +124,15 @@ fn contains<'js>(ctx: Ctx<'js>, bytes: Value<'js>, text: String) -> Result<bool>
     })
 }
 
+/// `f` is plain Rust: no JavaScript runs while it holds the engine's bytes,
+/// which is what `as_bytes` asks of its callers.
 fn with_bytes<'js, R>(ctx: &Ctx<'js>, value: &Value<'js>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     if let Some(buffer) = ArrayBuffer::from_value(value.clone()) {
-        if let Some(bytes) = buffer.as_bytes() {
+        if let Some(bytes) = unsafe { buffer.as_bytes() } {
             return Ok(f(bytes));
         }
     } else if let Ok(array) = TypedArray::<u8>::from_value(value.clone()) {
-        if let Some(bytes) = array.as_bytes() {
+        if let Some(bytes) = unsafe { array.as_bytes() } {
             return Ok(f(bytes));
         }
     }

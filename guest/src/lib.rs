@@ -1,6 +1,6 @@
 //! # elmbox-guest
 //!
-//! The WebAssembly side of elmbox: QuickJS (through `javy`) running one Elm
+//! The WebAssembly side of elmbox: QuickJS (through `rquickjs`) running one Elm
 //! app. The host instantiates this module once per app, calls
 //! [`elmbox_load`] once with the app's JavaScript, then feeds events through
 //! [`elmbox_dispatch`] and moves its clock with [`elmbox_advance`] (exactly:
@@ -26,7 +26,7 @@
 //! events on stdin with the app already evaluated and started.
 //!
 //! Modules: `session` (the loaded app and its event loop), `elm` (port
-//! glue), `quickjs` (raw QuickJS calls), `timers` (virtual clock), `random` (`Math.random` in linear memory),
+//! glue), `engine` (the runtime and its context), `quickjs` (raw QuickJS calls), `timers` (virtual clock), `random` (`Math.random` in linear memory),
 //! `http` (`XMLHttpRequest` over the host's answers, with `xhr.js`),
 //! `console`, `reply`, `input`, `error`, `standalone` (the line protocol on
 //! stdio); `native` runs the same engine without Wasm, for benchmarks.
@@ -34,6 +34,7 @@
 mod console;
 mod deadline;
 mod elm;
+mod engine;
 mod error;
 mod http;
 mod input;

@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 
-use javy::quickjs::{qjs, Ctx};
+use rquickjs::{qjs, Ctx};
 
 use crate::error::{AppError, Thrown, ThrownFromJs};
 

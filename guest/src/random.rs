@@ -1,12 +1,12 @@
 //! `Math.random` with its state in linear memory, seeded when the app is
 //! loaded: so a snapshot of the sandbox holds the generator's state, and the
 //! same inputs from the same state draw the same numbers (replay, restore).
-//! javy's own `Math.random` seeds itself from the host on its first call,
-//! which a restored or replayed app would redo differently.
+//! QuickJS's own `Math.random` is seeded from the clock when the context is
+//! made, which a restored or replayed app would redo differently.
 
 use std::cell::RefCell;
 
-use javy::quickjs::{Ctx, Function, Object, Result};
+use rquickjs::{Ctx, Function, Object, Result};
 
 thread_local! {
     static RANDOM: RefCell<fastrand::Rng> = RefCell::new(fastrand::Rng::with_seed(0));

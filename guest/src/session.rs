@@ -5,11 +5,12 @@
 use std::cell::RefCell;
 
 use elmbox_abi::{AppSettings, DispatchMode, EventFormat, FaultSite, HttpResponse, MemoryReport};
-use javy::quickjs::{Ctx, Function, Module, String as JsString, Value};
+use rquickjs::{Ctx, Function, Module, String as JsString, Value};
 
 use crate::console;
 use crate::deadline;
 use crate::elm::{self, ElmApp};
+use crate::engine::{Engine, Limits};
 use crate::error::{AppError, Thrown, ThrownFromJs};
 use crate::http;
 use crate::quickjs::{self, run_jobs, run_script};
@@ -40,7 +41,7 @@ pub fn with_session<R>(f: impl FnOnce(&mut Session) -> Result<R, AppError>) -> R
 const EVAL_SEND: &str = "__elmboxSend";
 
 pub struct Session {
-    runtime: javy::Runtime,
+    runtime: Engine,
     settings: AppSettings,
     /// What the app sent while it started, as a JSON array: a built
     /// module's snapshot keeps it, so its instances can report it too.
@@ -64,20 +65,14 @@ impl Session {
                 message: "all-ports mode dispatches by call only".into(),
             });
         }
-        let mut js = javy::Config::default();
-        // javy's default GC threshold is never, which lets cyclic garbage
-        // pile up; the host always sends a finite one unless asked not to.
-        let threshold = |bytes: u32| {
-            if bytes == u32::MAX {
-                usize::MAX
-            } else {
-                bytes as usize
-            }
-        };
-        js.gc_threshold(threshold(settings.gc_threshold))
-            .memory_limit(settings.js_memory_limit.map_or(usize::MAX, |b| b as usize))
-            .max_stack_size(settings.max_stack_size as usize);
-        let runtime = javy::Runtime::new(js).map_err(|e| AppError::BadConfig {
+        // The host sends its GC threshold; u32::MAX stands for never.
+        let bytes = |b: u32| if b == u32::MAX { usize::MAX } else { b as usize };
+        let runtime = Engine::new(Limits {
+            gc_threshold: bytes(settings.gc_threshold),
+            memory_limit: settings.js_memory_limit.map_or(usize::MAX, |b| b as usize),
+            max_stack_size: settings.max_stack_size as usize,
+        })
+        .map_err(|e| AppError::BadConfig {
             message: e.to_string(),
         })?;
         let app = runtime.context().with(|ctx| -> Result<ElmApp, AppError> {
@@ -477,6 +472,6 @@ fn call_timer(ctx: &Ctx<'_>, due: &timers::Due) -> Result<(), Thrown> {
         );
     }
     callback
-        .call::<_, ()>((javy::quickjs::prelude::Rest(args),))
+        .call::<_, ()>((rquickjs::prelude::Rest(args),))
         .map_err(|e| Thrown::from_js(ctx, e))
 }

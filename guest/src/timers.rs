@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
-use javy::quickjs::{
+use rquickjs::{
     prelude::{Opt, Rest},
     Coerced, Ctx, Exception, FromJs, Function, Persistent, Result, Value,
 };
@@ -89,7 +89,7 @@ pub fn install(ctx: &Ctx<'_>, epoch_ms: f64) -> Result<()> {
     // `Date.now()` and `new Date()` follow the virtual clock; dates built from
     // arguments are untouched. The Proxy keeps `Date.UTC`, `instanceof Date`
     // and the prototype exactly as QuickJS defines them.
-    let date: javy::quickjs::Object = globals.get("Date")?;
+    let date: rquickjs::Object = globals.get("Date")?;
     date.set("now", Function::new(ctx.clone(), now_ms)?.with_name("now")?)?;
     ctx.eval::<(), _>(
         "globalThis.Date = new Proxy(Date, {\n\

@@ -51,7 +51,7 @@ pub struct AppConfig {
     /// takes the wall clock when it starts). Virtual time then only moves
     /// through [`App::advance_time`](crate::App::advance_time).
     pub epoch_ms: Option<f64>,
-    /// Bytes QuickJS allocates before its cycle collector runs. javy's default
+    /// Bytes QuickJS allocates before its cycle collector runs; `usize::MAX`
     /// is never, which lets Elm's cyclic garbage accumulate.
     pub gc_threshold: usize,
     /// QuickJS heap limit in bytes (`None`: no limit). Past it, allocations
