@@ -170,8 +170,8 @@ pub(crate) struct Load {
     total: u64,
     /// CPU time per answered request, in µs: the server's, and the load
     /// generator's (it shares the machine's cores).
-    server_cpu_us: f64,
-    oha_cpu_us: f64,
+    pub(crate) server_cpu_us: f64,
+    pub(crate) oha_cpu_us: f64,
 }
 
 /// CPU time (user + system) the process `pid` has used so far.
