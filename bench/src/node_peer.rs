@@ -106,12 +106,10 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
             let a = load(&oha, served.child.id(), connections, &elmbox_url, false)?;
             let b = load(&oha, node.child.id(), connections, &node_url, false)?;
             ratios.push(a.requests_per_s / b.requests_per_s);
-            for (column, us) in cpu.iter_mut().zip([
-                a.server_cpu_us,
-                a.oha_cpu_us,
-                b.server_cpu_us,
-                b.oha_cpu_us,
-            ]) {
+            for (column, us) in
+                cpu.iter_mut()
+                    .zip([a.server_cpu_us, a.oha_cpu_us, b.server_cpu_us, b.oha_cpu_us])
+            {
                 column.push(us);
             }
             ours.push(a.requests_per_s);

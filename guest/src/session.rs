@@ -66,7 +66,13 @@ impl Session {
             });
         }
         // The host sends its GC threshold; u32::MAX stands for never.
-        let bytes = |b: u32| if b == u32::MAX { usize::MAX } else { b as usize };
+        let bytes = |b: u32| {
+            if b == u32::MAX {
+                usize::MAX
+            } else {
+                b as usize
+            }
+        };
         let runtime = Engine::new(Limits {
             gc_threshold: bytes(settings.gc_threshold),
             memory_limit: settings.js_memory_limit.map_or(usize::MAX, |b| b as usize),

@@ -79,7 +79,7 @@ impl App {
             .then(|| {
                 std::str::from_utf8(source)
                     .ok()
-                    .and_then(elmbox_optimize::direct_calls)
+                    .and_then(elmbox_optimize::optimize)
             })
             .flatten();
         let source = rewritten.as_ref().map_or(source, |r| r.source.as_bytes());

@@ -1,6 +1,6 @@
 //! What `direct_calls` rewrites and, as much, what it must leave alone.
 
-use elmbox_optimize::direct_calls;
+use elmbox_optimize::optimize as direct_calls;
 
 /// Elm 0.19's helpers as `elm make` writes them, around `body`.
 fn elm(body: &str) -> String {
