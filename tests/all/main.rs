@@ -27,6 +27,7 @@ mod runtime;
 mod serve;
 mod served;
 mod standalone;
+mod startup;
 mod state;
 mod store_faults;
 mod support;
