@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
@@ -25,12 +25,25 @@ struct NodePeer {
     log: std::path::PathBuf,
 }
 
+/// The counter both servers host: real `elm make` output when
+/// `ELMBOX_ELM_OUT` names it (what a user runs, and what elmbox's rewrites
+/// apply to), else the fixture; and what to call it.
+fn counter(root: &Path) -> (PathBuf, &'static str) {
+    match std::env::var_os("ELMBOX_ELM_OUT") {
+        Some(dir) => (
+            PathBuf::from(dir).join("counter.js"),
+            "real `elm make --optimize` output",
+        ),
+        None => (fixtures(root).join("counter.js"), "the fixture"),
+    }
+}
+
 impl NodePeer {
     fn start(root: &Path) -> anyhow::Result<NodePeer> {
         let log = scratch("node-peer-log");
         let mut child = Command::new("node")
             .arg(root.join("bench/peers/node-server.js"))
-            .arg(fixtures(root).join("counter.js"))
+            .arg(counter(root).0)
             .arg(&log)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -73,7 +86,8 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         writeln!(doc, "Skipped: no load generator at target/tools/oha.")?;
         return Ok(doc);
     };
-    let js = std::fs::read(fixtures(root).join("counter.js"))?;
+    let (path, kind) = counter(root);
+    let js = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let state = scratch("node-peer-elmbox");
     let mut served = Served::start_on(root, state.as_os_str(), &[])?;
     served.state = Some(state);
@@ -83,7 +97,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     let node_url = format!("{}/apps/counter/events", node.url);
     writeln!(
         doc,
-        "`elmbox serve` (the counter, durable: SQLite, WAL, `synchronous=FULL`, group \
+        "`elmbox serve` (the counter as {kind}, durable: SQLite, WAL, `synchronous=FULL`, group \
          commit) against `bench/peers/node-server.js` (Node.js's http module hosting the \
          same counter's JavaScript, each answer released after an `fdatasync` of the file \
          its event's line was appended to, group commit), both on loopback under `oha -m \
