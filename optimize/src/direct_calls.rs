@@ -11,7 +11,7 @@ use oxc_ast_visit::{walk, Visit};
 use oxc_semantic::{ScopeFlags, Scoping, SymbolId};
 use oxc_span::GetSpan;
 
-use crate::{without_whitespace, Edit};
+use crate::{comparisons, without_whitespace, Edit};
 
 /// The edits that make the program's known-arity calls direct; none unless
 /// its `F`, `F2`…`F9` and `A2`…`A9` are Elm's.
@@ -25,6 +25,7 @@ pub(crate) fn edits(program: &Program<'_>, scoping: &Scoping, source: &str) -> V
         return Vec::new();
     };
 
+    let compare = comparisons::elm_compare(program, scoping, source);
     let mut edits: Vec<Edit> = Vec::new();
     for call in &found.calls {
         let Some(apply) = scoping.get_reference(call.apply).symbol_id() else {
@@ -36,6 +37,15 @@ pub(crate) fn edits(program: &Program<'_>, scoping: &Scoping, source: &str) -> V
         let Some(target) = scoping.get_reference(call.target).symbol_id() else {
             continue;
         };
+        if let (Some(compare), Some([x, y])) = (compare, call.simple_arguments.as_deref()) {
+            if found.origin(scoping, target) == Some(compare) {
+                let removed = &source[call.start..call.end];
+                let newlines = "\n".repeat(removed.matches('\n').count());
+                let inline = comparisons::inline(&call.target_name, x, y);
+                edits.push((call.start, call.end, format!("{inline}{newlines}")));
+                continue;
+            }
+        }
         if found.curried_arity(scoping, &helpers, target) != Some(call.arity) {
             // `A2(f, x, y)` -> `(f.a === 2 ? f.f(x, y) : f(x)(y))`: A2's own
             // body in place. Only when x and y are reads that cannot run
@@ -77,6 +87,9 @@ struct Found<'s> {
     /// Variables initialised with a call to an `F<n>`-named function: the
     /// variable's symbol, the callee's reference and n.
     curried: HashMap<SymbolId, (oxc_semantic::ReferenceId, u32)>,
+    /// Variables initialised with a name: the variable's symbol and the
+    /// name's reference.
+    aliases: HashMap<SymbolId, oxc_semantic::ReferenceId>,
     /// Calls of an `A<n>`-named function with n + 1 plain arguments, the
     /// first a name.
     calls: Vec<Call>,
@@ -95,6 +108,9 @@ struct Call {
     target: oxc_semantic::ReferenceId,
     target_name: String,
 }
+
+/// How many `var g = f;` steps [`Found::origin`] follows.
+const MAX_ALIASES: usize = 8;
 
 /// The symbols of Elm's own `F<n>` and `A<n>`, by arity.
 struct Helpers {
@@ -155,17 +171,37 @@ impl Found<'_> {
     }
 
     /// n when `symbol` is a variable whose only value is Elm's `F<n>(…)`.
+    /// Also through aliases (Elm output names many functions twice:
+    /// `var $elm$core$Basics$compare = _Utils_compare;`).
     fn curried_arity(&self, scoping: &Scoping, helpers: &Helpers, symbol: SymbolId) -> Option<u32> {
-        let (callee, n) = *self.curried.get(&symbol)?;
+        let (callee, n) = *self.curried.get(&self.origin(scoping, symbol)?)?;
         let callee = scoping.get_reference(callee).symbol_id()?;
-        if helpers.curry.get(&callee) != Some(&n) || scoping.symbol_is_mutated(symbol) {
-            return None;
+        (helpers.curry.get(&callee) == Some(&n)).then_some(n)
+    }
+
+    /// The variable `symbol` always holds the value of: itself, or what it
+    /// names through aliases (`var g = f;`), each declared once, never
+    /// assigned, and after what it names. `None` if any step is not so.
+    fn origin(&self, scoping: &Scoping, symbol: SymbolId) -> Option<SymbolId> {
+        let mut symbol = symbol;
+        for _ in 0..MAX_ALIASES {
+            // One declaration only (`var f = F2(…); var f = …;` declares
+            // twice), never assigned.
+            if scoping.symbol_is_mutated(symbol)
+                || !scoping.symbol_redeclarations(symbol).is_empty()
+            {
+                return None;
+            }
+            let Some(&alias) = self.aliases.get(&symbol) else {
+                return Some(symbol);
+            };
+            let named = scoping.get_reference(alias).symbol_id()?;
+            if scoping.symbol_span(named).start >= scoping.symbol_span(symbol).start {
+                return None;
+            }
+            symbol = named;
         }
-        // One declaration only: `var f = F2(…); var f = …;` declares twice.
-        if !scoping.symbol_redeclarations(symbol).is_empty() {
-            return None;
-        }
-        Some(n)
+        None
     }
 }
 
@@ -197,6 +233,11 @@ impl<'a> Visit<'a> for Found<'_> {
                     }
                 }
             }
+        }
+        if let (BindingPattern::BindingIdentifier(id), Some(Expression::Identifier(named))) =
+            (&decl.id, &decl.init)
+        {
+            self.aliases.insert(id.symbol_id(), named.reference_id());
         }
         walk::walk_variable_declarator(self, decl);
     }

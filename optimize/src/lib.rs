@@ -14,7 +14,12 @@
 //!   - otherwise, when `f` is a name and `x` and `y` are names, literals or
 //!     a name's property: `(f.a === 2 ? f.f(x, y) : f(x)(y))`, `A2`'s body
 //!     in place (reading `f.a` before `x` and `y` changes nothing, as
-//!     reading them runs no code).
+//!     reading them runs no code);
+//!
+//!   and a name for another (`var g = f;`, which Elm writes for many of its
+//!   functions) counts as what it names. `comparisons`: `compare x y` with
+//!   such reads settles numbers and strings in place, as `_Utils_cmp`'s
+//!   first step does, and calls `compare` only for the rest.
 //! - `ports`: Elm's outgoing-port managers take each batch at once instead
 //!   of after a `setTimeout(…, 0)`, which under elmbox's clock delivers the
 //!   same values in the same order (the module tells why).
@@ -37,6 +42,7 @@ use oxc_parser::Parser;
 use oxc_semantic::SemanticBuilder;
 use oxc_span::SourceType;
 
+mod comparisons;
 mod direct_calls;
 mod ports;
 
@@ -44,8 +50,8 @@ mod ports;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewritten {
     pub source: String,
-    /// Calls that no longer go through `A2`…`A9` (made direct or with
-    /// `A<n>`'s body in place).
+    /// Calls that no longer go through `A2`…`A9` (made direct, with
+    /// `A<n>`'s body in place, or, for `compare`, settled in place).
     pub direct_calls: usize,
     /// Whether outgoing-port managers now take each batch at once.
     pub outgoing_ports_awake: bool,

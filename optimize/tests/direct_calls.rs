@@ -61,6 +61,37 @@ fn nested_and_multi_line_calls_keep_their_line_numbers() {
 }
 
 #[test]
+fn a_name_for_a_known_arity_function_is_known_too() {
+    let js = elm("var add = F2(function (x, y) { return x + y; });\n\
+         var plus = add;\n\
+         var sum = plus;\n\
+         var early = later;\n\
+         var later = F2(function (x, y) { return y; });\n\
+         var changed = add;\n\
+         changed = function (x) { return function (y) { return y; }; };\n\
+         var a = A2(sum, 1, 2);\n\
+         var b = A2(early, 1, 2);\n\
+         var c = A2(changed, 1, 2);");
+    let out = direct_calls(&js).expect("rewritten");
+    assert_eq!(out.direct_calls, 3);
+    for expected in [
+        // Two steps from `F2`: direct.
+        "var a = sum.f(1, 2);",
+        // Named before its value is made: `early` is undefined, so the
+        // call keeps its test (and fails as it would have).
+        "var b = (early.a === 2 ? early.f(1, 2) : early(1)(2));",
+        // Assigned again: anything.
+        "var c = (changed.a === 2 ? changed.f(1, 2) : changed(1)(2));",
+    ] {
+        assert!(
+            out.source.contains(expected),
+            "no {expected:?} in:\n{}",
+            out.source
+        );
+    }
+}
+
+#[test]
 fn calls_of_unknown_arity_get_the_test_in_place_and_never_the_direct_form() {
     let js = elm("var add = F2(function (x, y) { return x + y; });\n\
          var one = A3(add, 1, 2, 3);\n\
@@ -154,5 +185,65 @@ fn deep_nesting_never_overflows_the_stack() {
             out.as_ref().is_none_or(|r| r.direct_calls == 1),
             "case {i}: {out:?}"
         );
+    }
+}
+
+/// Elm's `compare` in the shape `elm make --optimize` gives it (written for
+/// these tests), named twice as the compiler does.
+const COMPARE: &str = "function _Utils_cmp(x, y, ord)\n{\n\
+     \tif (typeof x !== 'object')\n\t{\n\
+     \t\treturn x === y ? /*EQ*/ 0 : x < y ? /*LT*/ -1 : /*GT*/ 1;\n\t}\n\
+     \treturn deeper(x, y);\n}\n\
+     var _Utils_compare = F2(function(x, y)\n{\n\
+     \tvar n = _Utils_cmp(x, y);\n\
+     \treturn n < 0 ? $elm$core$Basics$LT : n ? $elm$core$Basics$GT : $elm$core$Basics$EQ;\n});\n\
+     var $elm$core$Basics$EQ = 1;\nvar $elm$core$Basics$LT = 0;\nvar $elm$core$Basics$GT = 2;\n\
+     var $elm$core$Basics$compare = _Utils_compare;\n";
+
+#[test]
+fn compare_of_plain_reads_is_settled_in_place_for_numbers_and_strings() {
+    let js = elm(&format!(
+        "{COMPARE}var a = A2($elm$core$Basics$compare, key, node.b);\n\
+         var b = A2($elm$core$Basics$compare, f(key), 1);"
+    ));
+    let out = direct_calls(&js).expect("rewritten");
+    assert!(
+        out.source.contains(
+            "var a = (typeof key !== 'object' ? (key === node.b ? $elm$core$Basics$EQ : \
+             key < node.b ? $elm$core$Basics$LT : $elm$core$Basics$GT) : \
+             $elm$core$Basics$compare.f(key, node.b));"
+        ),
+        "{}",
+        out.source
+    );
+    // An argument that runs code is not read twice: the direct call.
+    assert!(
+        out.source
+            .contains("var b = $elm$core$Basics$compare.f(f(key), 1);"),
+        "{}",
+        out.source
+    );
+    // The control for the cases below: `a` settled in place.
+    let settled =
+        |js: &str| direct_calls(js).is_some_and(|out| out.source.contains("var a = (typeof key"));
+    assert!(settled(&js));
+    for (from, to) in [
+        // `_Utils_cmp` that does not settle primitives first.
+        ("if (typeof x !== 'object')", "if (typeof x === 'string')"),
+        // `compare` that maps the result otherwise.
+        ("return n < 0 ?", "return n > 0 ?"),
+        // An order that could be shadowed where the new text goes.
+        (
+            "var $elm$core$Basics$GT = 2;",
+            "var $elm$core$Basics$GT = 2;\nfunction g($elm$core$Basics$EQ) {}",
+        ),
+        // A name for `compare` that is assigned again.
+        (
+            "var $elm$core$Basics$compare = _Utils_compare;",
+            "var $elm$core$Basics$compare = _Utils_compare;\n$elm$core$Basics$compare = null;",
+        ),
+    ] {
+        assert!(js.contains(from), "{from}");
+        assert!(!settled(&js.replacen(from, to, 1)), "settled with {to:?}");
     }
 }

@@ -1,0 +1,105 @@
+//! `compare x y` on numbers and strings without a call.
+//!
+//! Elm's `compare` is `_Utils_compare`, an `F2` that calls `_Utils_cmp` and
+//! turns its -1, 0 or 1 into `LT`, `EQ` or `GT`; `_Utils_cmp` settles
+//! anything that is not an object (numbers, strings; characters in
+//! `--optimize` builds) with `===` and `<` before it looks any deeper. So
+//! `A2(compare, x, y)`, where `compare` names `_Utils_compare`, becomes that
+//! first step in place:
+//!
+//! `(typeof x !== 'object' ? (x === y ? EQ : x < y ? LT : GT) : compare.f(x, y))`
+//!
+//! two calls fewer for every comparison of keys in a `Dict`, of a sort's
+//! elements, of `compare` in the app's own code. Only when `x` and `y` are
+//! reads that run no code (they are read twice; `direct_calls` decides
+//! that), `_Utils_compare` and `_Utils_cmp`'s first step are Elm's word for
+//! word, and `LT`, `EQ` and `GT` are each bound once in the whole program,
+//! so that nothing shadows them where the new text goes.
+
+use oxc_ast::ast::{BindingPattern, Function, Program, VariableDeclarator};
+use oxc_ast_visit::{walk, Visit};
+use oxc_semantic::{ScopeFlags, Scoping, SymbolId};
+
+use crate::without_whitespace;
+
+/// Elm 0.19's `_Utils_compare` (its declarator: `var` and `;` are not
+/// part of it), without whitespace.
+const ELM_COMPARE: &str = "_Utils_compare=F2(function(x,y){varn=_Utils_cmp(x,y);\
+                           returnn<0?$elm$core$Basics$LT:n?$elm$core$Basics$GT:$elm$core$Basics$EQ;})";
+
+/// How Elm 0.19's `_Utils_cmp` starts, without whitespace.
+const ELM_CMP_START: &str =
+    "function_Utils_cmp(x,y,ord){if(typeofx!=='object'){returnx===y?/*EQ*/0:x<y?/*LT*/-1:/*GT*/1;}";
+
+const ORDERS: [&str; 3] = [
+    "$elm$core$Basics$LT",
+    "$elm$core$Basics$EQ",
+    "$elm$core$Basics$GT",
+];
+
+/// The symbol of Elm's `_Utils_compare`, when the program's is Elm's and
+/// the rewrite is safe as the module's documentation says.
+pub(crate) fn elm_compare(
+    program: &Program<'_>,
+    scoping: &Scoping,
+    source: &str,
+) -> Option<SymbolId> {
+    let mut found = Found::default();
+    found.visit_program(program);
+    let bound_once = |name: &str| scoping.symbol_names().filter(|n| *n == name).count() == 1;
+    let names = ORDERS.iter().chain(&["_Utils_compare", "_Utils_cmp"]);
+    if !names.into_iter().all(|n| bound_once(n)) {
+        return None;
+    }
+    let [(compare, start, end)] = found.compare.as_slice() else {
+        return None;
+    };
+    let [(cmp_start, cmp_end)] = found.cmp.as_slice() else {
+        return None;
+    };
+    if without_whitespace(&source[*start..*end]) != ELM_COMPARE {
+        return None;
+    }
+    if !without_whitespace(&source[*cmp_start..*cmp_end]).starts_with(ELM_CMP_START) {
+        return None;
+    }
+    Some(*compare)
+}
+
+/// `compare x y` in place, for a call through `name` (a name for
+/// `_Utils_compare`) with the reads `x` and `y`.
+pub(crate) fn inline(name: &str, x: &str, y: &str) -> String {
+    let [lt, eq, gt] = ORDERS;
+    format!("(typeof {x} !== 'object' ? ({x} === {y} ? {eq} : {x} < {y} ? {lt} : {gt}) : {name}.f({x}, {y}))")
+}
+
+#[derive(Default)]
+struct Found {
+    /// `_Utils_compare`'s declarators: symbol and span.
+    compare: Vec<(SymbolId, usize, usize)>,
+    /// `_Utils_cmp`'s declarations: span.
+    cmp: Vec<(usize, usize)>,
+}
+
+impl<'a> Visit<'a> for Found {
+    fn visit_function(&mut self, func: &Function<'a>, flags: ScopeFlags) {
+        if func.id.as_ref().is_some_and(|id| id.name == "_Utils_cmp") {
+            self.cmp
+                .push((func.span.start as usize, func.span.end as usize));
+        }
+        walk::walk_function(self, func, flags);
+    }
+
+    fn visit_variable_declarator(&mut self, decl: &VariableDeclarator<'a>) {
+        if let BindingPattern::BindingIdentifier(id) = &decl.id {
+            if id.name == "_Utils_compare" {
+                self.compare.push((
+                    id.symbol_id(),
+                    decl.span.start as usize,
+                    decl.span.end as usize,
+                ));
+            }
+        }
+        walk::walk_variable_declarator(self, decl);
+    }
+}
