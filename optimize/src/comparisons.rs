@@ -20,7 +20,7 @@ use oxc_ast::ast::{BindingPattern, Function, Program, VariableDeclarator};
 use oxc_ast_visit::{walk, Visit};
 use oxc_semantic::{ScopeFlags, Scoping, SymbolId};
 
-use crate::without_whitespace;
+use crate::{bindings, without_whitespace};
 
 /// Elm 0.19's `_Utils_compare` (its declarator: `var` and `;` are not
 /// part of it), without whitespace.
@@ -44,13 +44,12 @@ pub(crate) fn elm_compare(
     scoping: &Scoping,
     source: &str,
 ) -> Option<SymbolId> {
-    let mut found = Found::default();
-    found.visit_program(program);
-    let bound_once = |name: &str| scoping.symbol_names().filter(|n| *n == name).count() == 1;
     let names = ORDERS.iter().chain(&["_Utils_compare", "_Utils_cmp"]);
-    if !names.into_iter().all(|n| bound_once(n)) {
+    if !names.into_iter().all(|n| bindings(scoping, n) == 1) {
         return None;
     }
+    let mut found = Found::default();
+    found.visit_program(program);
     let [(compare, start, end)] = found.compare.as_slice() else {
         return None;
     };

@@ -145,6 +145,12 @@ fn rewrite(source: &str) -> Option<Rewritten> {
 /// `(start, end, text)`: the source's bytes `start..end` become `text`.
 type Edit = (usize, usize, String);
 
+/// How many bindings named `name` the whole program has, in any scope: a
+/// name bound once cannot be shadowed where a rewrite writes it.
+fn bindings(scoping: &oxc_semantic::Scoping, name: &str) -> usize {
+    scoping.symbol_names().filter(|n| *n == name).count()
+}
+
 fn without_whitespace(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
 }

@@ -43,7 +43,7 @@ use oxc_ast::ast::{
 use oxc_ast_visit::{walk, Visit};
 use oxc_semantic::{ReferenceId, ScopeFlags, Scoping, SymbolId};
 
-use crate::{without_whitespace, Edit};
+use crate::{bindings, without_whitespace, Edit};
 
 /// Elm 0.19's `_Process_sleep`, without whitespace.
 const ELM_SLEEP: &str = "function_Process_sleep(time){return_Scheduler_binding(function(callback){\
@@ -75,8 +75,8 @@ pub(crate) fn without_sleep(
     let mut found = Found::default();
     found.visit_program(program);
 
-    let bound_once = |name: &str| scoping.symbol_names().filter(|n| *n == name).count() == 1;
-    let unbound = |name: &str| !scoping.symbol_names().any(|n| n == name);
+    let bound_once = |name: &str| bindings(scoping, name) == 1;
+    let unbound = |name: &str| bindings(scoping, name) == 0;
     let once = FUNCTIONS
         .iter()
         .chain(&["_Utils_Tuple0"])

@@ -28,6 +28,13 @@ fn elm(body: &str) -> String {
     js
 }
 
+/// Asserts that `source` holds each of `expected`.
+fn contains_all(source: &str, expected: &[&str]) {
+    for text in expected {
+        assert!(source.contains(text), "no {text:?} in:\n{source}");
+    }
+}
+
 #[test]
 fn a_known_arity_call_becomes_direct() {
     let js = elm("var add = F2(function (x, y) { return x + y; });\nvar three = A2(add, 1, 2);");
@@ -74,21 +81,18 @@ fn a_name_for_a_known_arity_function_is_known_too() {
          var c = A2(changed, 1, 2);");
     let out = direct_calls(&js).expect("rewritten");
     assert_eq!(out.direct_calls, 3);
-    for expected in [
-        // Two steps from `F2`: direct.
-        "var a = sum.f(1, 2);",
-        // Named before its value is made: `early` is undefined, so the
-        // call keeps its test (and fails as it would have).
-        "var b = (early.a === 2 ? early.f(1, 2) : early(1)(2));",
-        // Assigned again: anything.
-        "var c = (changed.a === 2 ? changed.f(1, 2) : changed(1)(2));",
-    ] {
-        assert!(
-            out.source.contains(expected),
-            "no {expected:?} in:\n{}",
-            out.source
-        );
-    }
+    contains_all(
+        &out.source,
+        &[
+            // Two steps from `F2`: direct.
+            "var a = sum.f(1, 2);",
+            // Named before its value is made: `early` is undefined, so the
+            // call keeps its test (and fails as it would have).
+            "var b = (early.a === 2 ? early.f(1, 2) : early(1)(2));",
+            // Assigned again: anything.
+            "var c = (changed.a === 2 ? changed.f(1, 2) : changed(1)(2));",
+        ],
+    );
 }
 
 #[test]
@@ -103,18 +107,15 @@ fn calls_of_unknown_arity_get_the_test_in_place_and_never_the_direct_form() {
          var three = A2(partial, 1,\n 2);");
     let out = direct_calls(&js).expect("rewritten");
     assert_eq!(out.direct_calls, 4);
-    for expected in [
-        "var one = (add.a === 3 ? add.f(1, 2, 3) : add(1)(2)(3));",
-        "return (add.a === 2 ? add.f(r.x, 'a') : add(r.x)('a'));",
-        "var two = (moved.a === 2 ? moved.f(1, 2) : moved(1)(2));",
-        "var three = (partial.a === 2 ? partial.f(1, 2) : partial(1)(2)\n);",
-    ] {
-        assert!(
-            out.source.contains(expected),
-            "no {expected:?} in:\n{}",
-            out.source
-        );
-    }
+    contains_all(
+        &out.source,
+        &[
+            "var one = (add.a === 3 ? add.f(1, 2, 3) : add(1)(2)(3));",
+            "return (add.a === 2 ? add.f(r.x, 'a') : add(r.x)('a'));",
+            "var two = (moved.a === 2 ? moved.f(1, 2) : moved(1)(2));",
+            "var three = (partial.a === 2 ? partial.f(1, 2) : partial(1)(2)\n);",
+        ],
+    );
     assert_eq!(out.source.lines().count(), js.lines().count());
 }
 
