@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
 
-use crate::fixtures;
 use crate::serve::{load, oha, scratch, Served};
+use crate::{fixtures, spread};
 
 /// Pairs of runs per connection count.
 const ROUNDS: usize = 3;
@@ -68,16 +68,6 @@ impl Drop for NodePeer {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
-}
-
-/// `(median, min, max)` of `values`.
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1],
-    )
 }
 
 pub fn section(root: &Path) -> anyhow::Result<String> {
