@@ -13,8 +13,8 @@
 //! elements, of `compare` in the app's own code. Only when `x` and `y` are
 //! reads that run no code (they are read twice; `direct_calls` decides
 //! that), `_Utils_compare` and `_Utils_cmp`'s first step are Elm's word for
-//! word, and `LT`, `EQ` and `GT` are each bound once in the whole program,
-//! so that nothing shadows them where the new text goes.
+//! word, and the names it gives `LT`, `EQ` and `GT` are each bound once in
+//! the whole program, so that nothing shadows them where the new text goes.
 
 use oxc_ast::ast::{BindingPattern, Function, Program, VariableDeclarator};
 use oxc_ast_visit::{walk, Visit};
@@ -23,53 +23,72 @@ use oxc_semantic::{ScopeFlags, Scoping, SymbolId};
 use crate::{bindings, without_whitespace};
 
 /// Elm 0.19's `_Utils_compare` (its declarator: `var` and `;` are not
-/// part of it), without whitespace.
-const ELM_COMPARE: &str = "_Utils_compare=F2(function(x,y){varn=_Utils_cmp(x,y);\
-                           returnn<0?$elm$core$Basics$LT:n?$elm$core$Basics$GT:$elm$core$Basics$EQ;})";
+/// part of it), without whitespace, around the names of `LT`, `GT` and `EQ`
+/// (read from the program itself): `{before}LT:n?GT:EQ{after}`.
+const ELM_COMPARE_BEFORE: &str = "_Utils_compare=F2(function(x,y){varn=_Utils_cmp(x,y);returnn<0?";
+const ELM_COMPARE_AFTER: &str = ";})";
 
 /// How Elm 0.19's `_Utils_cmp` starts, without whitespace.
 const ELM_CMP_START: &str =
     "function_Utils_cmp(x,y,ord){if(typeofx!=='object'){returnx===y?/*EQ*/0:x<y?/*LT*/-1:/*GT*/1;}";
 
-const ORDERS: [&str; 3] = [
-    "$elm$core$Basics$LT",
-    "$elm$core$Basics$EQ",
-    "$elm$core$Basics$GT",
-];
+/// Elm's `_Utils_compare`, when the program's is Elm's and the rewrite is
+/// safe as the module's documentation says.
+pub(crate) struct ElmCompare {
+    pub(crate) symbol: SymbolId,
+    /// The names of `LT`, `EQ` and `GT`, as `_Utils_compare` reads them.
+    orders: [String; 3],
+}
 
-/// The symbol of Elm's `_Utils_compare`, when the program's is Elm's and
-/// the rewrite is safe as the module's documentation says.
 pub(crate) fn elm_compare(
     program: &Program<'_>,
     scoping: &Scoping,
     source: &str,
-) -> Option<SymbolId> {
-    let names = ORDERS.iter().chain(&["_Utils_compare", "_Utils_cmp"]);
-    if !names.into_iter().all(|n| bindings(scoping, n) == 1) {
+) -> Option<ElmCompare> {
+    if !["_Utils_compare", "_Utils_cmp"]
+        .iter()
+        .all(|n| bindings(scoping, n) == 1)
+    {
         return None;
     }
     let mut found = Found::default();
     found.visit_program(program);
-    let [(compare, start, end)] = found.compare.as_slice() else {
+    let [(symbol, start, end)] = found.compare.as_slice() else {
         return None;
     };
     let [(cmp_start, cmp_end)] = found.cmp.as_slice() else {
         return None;
     };
-    if without_whitespace(&source[*start..*end]) != ELM_COMPARE {
+    let compare = without_whitespace(&source[*start..*end]);
+    let orders = compare
+        .strip_prefix(ELM_COMPARE_BEFORE)?
+        .strip_suffix(ELM_COMPARE_AFTER)?;
+    let (lt, rest) = orders.split_once(":n?")?;
+    let (gt, eq) = rest.split_once(':')?;
+    let orders = [lt, eq, gt].map(str::to_string);
+    let plain = |name: &String| {
+        name.chars()
+            .all(|c| c == '$' || c == '_' || c.is_alphanumeric())
+    };
+    if !orders.iter().all(|n| plain(n) && bindings(scoping, n) == 1) {
         return None;
     }
     if !without_whitespace(&source[*cmp_start..*cmp_end]).starts_with(ELM_CMP_START) {
         return None;
     }
-    Some(*compare)
+    Some(ElmCompare {
+        symbol: *symbol,
+        orders,
+    })
 }
 
-/// `compare x y` in place, for a call through `name` (a name for
-/// `_Utils_compare`) with the reads `x` and `y`.
-pub(crate) fn inline(name: &str, x: &str, y: &str) -> String {
-    let [lt, eq, gt] = ORDERS;
-    format!("(typeof {x} !== 'object' ? ({x} === {y} ? {eq} : {x} < {y} ? {lt} : {gt}) : {name}.f({x}, {y}))")
+impl ElmCompare {
+    /// `compare x y` in place, for a call through `name` (a name for
+    /// `_Utils_compare`) with the reads `x` and `y`.
+    pub(crate) fn inline(&self, name: &str, x: &str, y: &str) -> String {
+        let [lt, eq, gt] = &self.orders;
+        format!("(typeof {x} !== 'object' ? ({x} === {y} ? {eq} : {x} < {y} ? {lt} : {gt}) : {name}.f({x}, {y}))")
+    }
 }
 
 #[derive(Default)]

@@ -37,11 +37,11 @@ pub(crate) fn edits(program: &Program<'_>, scoping: &Scoping, source: &str) -> V
         let Some(target) = scoping.get_reference(call.target).symbol_id() else {
             continue;
         };
-        if let (Some(compare), Some([x, y])) = (compare, call.simple_arguments.as_deref()) {
-            if found.origin(scoping, target) == Some(compare) {
+        if let (Some(compare), Some([x, y])) = (&compare, call.simple_arguments.as_deref()) {
+            if found.origin(scoping, target) == Some(compare.symbol) {
                 let removed = &source[call.start..call.end];
                 let newlines = "\n".repeat(removed.matches('\n').count());
-                let inline = comparisons::inline(&call.target_name, x, y);
+                let inline = compare.inline(&call.target_name, x, y);
                 edits.push((call.start, call.end, format!("{inline}{newlines}")));
                 continue;
             }
@@ -172,7 +172,7 @@ impl Found<'_> {
 
     /// n when `symbol` is a variable whose only value is Elm's `F<n>(…)`.
     /// Also through aliases (Elm output names many functions twice:
-    /// `var $elm$core$Basics$compare = _Utils_compare;`).
+    /// `compare` is `var <Basics' compare> = _Utils_compare;`).
     fn curried_arity(&self, scoping: &Scoping, helpers: &Helpers, symbol: SymbolId) -> Option<u32> {
         let (callee, n) = *self.curried.get(&self.origin(scoping, symbol)?)?;
         let callee = scoping.get_reference(callee).symbol_id()?;

@@ -190,37 +190,37 @@ fn deep_nesting_never_overflows_the_stack() {
 }
 
 /// Elm's `compare` in the shape `elm make --optimize` gives it (written for
-/// these tests), named twice as the compiler does.
+/// these tests, with shorter names for the orders), named twice as the
+/// compiler does.
 const COMPARE: &str = "function _Utils_cmp(x, y, ord)\n{\n\
      \tif (typeof x !== 'object')\n\t{\n\
      \t\treturn x === y ? /*EQ*/ 0 : x < y ? /*LT*/ -1 : /*GT*/ 1;\n\t}\n\
      \treturn deeper(x, y);\n}\n\
      var _Utils_compare = F2(function(x, y)\n{\n\
      \tvar n = _Utils_cmp(x, y);\n\
-     \treturn n < 0 ? $elm$core$Basics$LT : n ? $elm$core$Basics$GT : $elm$core$Basics$EQ;\n});\n\
-     var $elm$core$Basics$EQ = 1;\nvar $elm$core$Basics$LT = 0;\nvar $elm$core$Basics$GT = 2;\n\
-     var $elm$core$Basics$compare = _Utils_compare;\n";
+     \treturn n < 0 ? $Basics$LT : n ? $Basics$GT : $Basics$EQ;\n});\n\
+     var $Basics$EQ = 1;\nvar $Basics$LT = 0;\nvar $Basics$GT = 2;\n\
+     var $Basics$compare = _Utils_compare;\n";
 
 #[test]
 fn compare_of_plain_reads_is_settled_in_place_for_numbers_and_strings() {
     let js = elm(&format!(
-        "{COMPARE}var a = A2($elm$core$Basics$compare, key, node.b);\n\
-         var b = A2($elm$core$Basics$compare, f(key), 1);"
+        "{COMPARE}var a = A2($Basics$compare, key, node.b);\n\
+         var b = A2($Basics$compare, f(key), 1);"
     ));
     let out = direct_calls(&js).expect("rewritten");
     assert!(
         out.source.contains(
-            "var a = (typeof key !== 'object' ? (key === node.b ? $elm$core$Basics$EQ : \
-             key < node.b ? $elm$core$Basics$LT : $elm$core$Basics$GT) : \
-             $elm$core$Basics$compare.f(key, node.b));"
+            "var a = (typeof key !== 'object' ? (key === node.b ? $Basics$EQ : \
+             key < node.b ? $Basics$LT : $Basics$GT) : \
+             $Basics$compare.f(key, node.b));"
         ),
         "{}",
         out.source
     );
     // An argument that runs code is not read twice: the direct call.
     assert!(
-        out.source
-            .contains("var b = $elm$core$Basics$compare.f(f(key), 1);"),
+        out.source.contains("var b = $Basics$compare.f(f(key), 1);"),
         "{}",
         out.source
     );
@@ -235,13 +235,13 @@ fn compare_of_plain_reads_is_settled_in_place_for_numbers_and_strings() {
         ("return n < 0 ?", "return n > 0 ?"),
         // An order that could be shadowed where the new text goes.
         (
-            "var $elm$core$Basics$GT = 2;",
-            "var $elm$core$Basics$GT = 2;\nfunction g($elm$core$Basics$EQ) {}",
+            "var $Basics$GT = 2;",
+            "var $Basics$GT = 2;\nfunction g($Basics$EQ) {}",
         ),
         // A name for `compare` that is assigned again.
         (
-            "var $elm$core$Basics$compare = _Utils_compare;",
-            "var $elm$core$Basics$compare = _Utils_compare;\n$elm$core$Basics$compare = null;",
+            "var $Basics$compare = _Utils_compare;",
+            "var $Basics$compare = _Utils_compare;\n$Basics$compare = null;",
         ),
     ] {
         assert!(js.contains(from), "{from}");
