@@ -19,6 +19,22 @@ use elmbox::{App, AppConfig, Console, ConsoleLine, Runtime};
 /// Fixed start of the virtual clock, so timestamps in responses are exact.
 pub const EPOCH_MS: f64 = 1_700_000_000_000.0;
 
+/// elm-analyse's compiled app (`dist/app/backend-elm.js` of the npm
+/// package), a real Elm program we did not write: `make test` installs it
+/// (`make elm-analyse`) and names its folder in `ELMBOX_ELM_ANALYSE`.
+pub fn elm_analyse_app() -> PathBuf {
+    let dir = std::env::var_os("ELMBOX_ELM_ANALYSE")
+        .map(PathBuf::from)
+        .expect("ELMBOX_ELM_ANALYSE names no elm-analyse: run `make test`, which installs it");
+    let app = dir.join("dist/app/backend-elm.js");
+    assert!(
+        app.is_file(),
+        "{} missing: run `make elm-analyse`",
+        app.display()
+    );
+    app
+}
+
 /// The guest compiled once and shared by every test in the binary.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();

@@ -2,7 +2,7 @@
 //!
 //! Elm-aware rewriting of `elm make` output before elmbox evaluates it, so
 //! that an interpreter does less work per event with the same behaviour.
-//! [`optimize`] makes two rewrites, each in a module of its own:
+//! [`optimize`] makes three rewrites, each in a module of its own:
 //!
 //! - `direct_calls`: Elm calls every function of two or more arguments
 //!   through `A2`…`A9`: `A2(f, x, y)` is `f.a === 2 ? f.f(x, y) : f(x)(y)`,
@@ -23,6 +23,11 @@
 //! - `ports`: Elm's outgoing-port managers take each batch at once instead
 //!   of after a `setTimeout(…, 0)`, which under elmbox's clock delivers the
 //!   same values in the same order (the module tells why).
+//! - `managers`: Elm's effect managers take each message the moment it is
+//!   sent, when the scheduler is idle and they wait for one, instead of
+//!   through the scheduler's queue and four of its steps; Elm's own runtime
+//!   is replaced in two places, where it is Elm's word for word (the module
+//!   tells how that keeps every order).
 //!
 //! Safety comes from a real parser and scope analysis (oxc), not text
 //! matching: only names that resolve to the program's own definitions are
@@ -44,6 +49,7 @@ use oxc_span::SourceType;
 
 mod comparisons;
 mod direct_calls;
+mod managers;
 mod ports;
 
 /// The rewritten program, and what was rewritten.
@@ -55,6 +61,9 @@ pub struct Rewritten {
     pub direct_calls: usize,
     /// Whether outgoing-port managers now take each batch at once.
     pub outgoing_ports_awake: bool,
+    /// Whether effect managers take each message the moment it is sent
+    /// instead of through the scheduler's queue.
+    pub managers_take_messages_at_once: bool,
 }
 
 /// Rewrites Elm output as the crate's documentation says. `None` when there
@@ -114,10 +123,18 @@ fn rewrite(source: &str) -> Option<Rewritten> {
     }
     let scoping = semantic.semantic.scoping();
 
+    let managers = managers::direct_delivery(&program, scoping, source);
     let mut edits = direct_calls::edits(&program, scoping, source);
+    if let Some((_, (start, end))) = &managers {
+        // Its text is replaced as a whole, calls and all.
+        edits.retain(|(at, to, _)| to <= start || at >= end);
+    }
     let calls = edits.len();
     let ports = ports::without_sleep(&program, scoping, source);
     edits.extend(ports.clone());
+    if let Some((delivery, _)) = &managers {
+        edits.extend(delivery.iter().cloned());
+    }
     if edits.is_empty() {
         return None;
     }
@@ -139,6 +156,7 @@ fn rewrite(source: &str) -> Option<Rewritten> {
         source: out,
         direct_calls: calls,
         outgoing_ports_awake: ports.is_some(),
+        managers_take_messages_at_once: managers.is_some(),
     })
 }
 

@@ -10,10 +10,10 @@
 //! `ELMBOX_ELM_ANALYSE`; Node.js must be on the PATH.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use elmbox_tests::elmbox_bin;
+use elmbox_tests::{elm_analyse_app, elmbox_bin};
 use serde_json::{json, Value};
 
 /// The fixes the driver applies after the first analysis, in order; each is
@@ -167,25 +167,11 @@ fn project() -> Value {
     })
 }
 
-/// The installed package's folder (`make elm-analyse`).
-fn package() -> PathBuf {
-    let dir = std::env::var_os("ELMBOX_ELM_ANALYSE")
-        .map(PathBuf::from)
-        .expect("ELMBOX_ELM_ANALYSE names no elm-analyse: run `make test`, which installs it");
-    let app = dir.join("dist/app/backend-elm.js");
-    assert!(
-        app.is_file(),
-        "{} missing: run `make elm-analyse`",
-        app.display()
-    );
-    dir
-}
-
 /// Runs the driver on `engine` ("node" or "elmbox"), the project on its
 /// stdin; returns its transcript, complete or as far as the run went.
 fn drive(engine: &str) -> Value {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("elm-analyse/driver.js");
-    let app = package().join("dist/app/backend-elm.js");
+    let app = elm_analyse_app();
     let mut child = Command::new("node")
         .arg(&driver)
         .arg("--app")
@@ -231,13 +217,17 @@ fn elm_analyse_says_the_same_on_elmbox_as_on_node() {
     // this being real Elm output, the comparison covers that too. With 13
     // outgoing ports, whose values could come out in another order between
     // ports if they took their batches at once, those are left as they are.
-    let source = std::fs::read_to_string(package().join("dist/app/backend-elm.js")).unwrap();
+    let source = std::fs::read_to_string(elm_analyse_app()).unwrap();
     let rewritten = elmbox_optimize::optimize(&source).expect("real Elm output is rewritten");
     let calls = rewritten.direct_calls;
     assert!(calls > 1000, "only {calls} calls made direct");
     assert!(
         !rewritten.outgoing_ports_awake,
         "13 outgoing ports, rewritten"
+    );
+    assert!(
+        rewritten.managers_take_messages_at_once,
+        "Elm's runtime, and its managers left as they were"
     );
     // Both engines at once: they are independent processes.
     let elmbox = std::thread::spawn(|| drive("elmbox"));

@@ -14,6 +14,7 @@ mod errors;
 mod faults;
 mod http_api_fuzz;
 mod limits;
+mod managers;
 mod memory;
 mod migration;
 mod outgoing_http;
