@@ -8,7 +8,7 @@ use elmbox_abi::migration::{EXPORTED_PORT, EXPORT_PORT};
 use elmbox_abi::{AppSettings, PortDirection};
 
 use crate::error::{AppError, Thrown, ThrownFromJs};
-use crate::reply;
+use crate::{json, reply};
 
 /// A started app: its incoming ports' `send`, by name (the one port, or
 /// every one in all-ports mode), and its `ports` object for a migration's
@@ -226,29 +226,33 @@ pub fn take_sink_failure() -> bool {
 
 /// An outgoing port's subscriber: serialises each value straight into the
 /// reply (as `{"port": TAG, "value": ...}` when tagged), so nothing
-/// JavaScript-side accumulates between calls.
+/// JavaScript-side accumulates between calls. Plain data is written by
+/// [`json::write`], anything else by `JSON.stringify`, to the same text.
 fn collect_output<'js>(
     ctx: &Ctx<'js>,
     value: Value<'js>,
     tag: Option<&str>,
 ) -> rquickjs::Result<()> {
-    let json = match ctx.json_stringify(value) {
-        Ok(json) => json,
-        Err(e) => {
-            SINK_FAILED.set(true);
-            return Err(e);
+    let mut json = Vec::with_capacity(64);
+    if json::write(ctx, &value, &mut json).is_none() {
+        json.clear();
+        match ctx.json_stringify(value) {
+            Ok(Some(text)) => json.extend_from_slice(text.to_string()?.as_bytes()),
+            // `undefined` and functions have no JSON form; Elm never sends them.
+            Ok(None) => json.extend_from_slice(b"null"),
+            Err(e) => {
+                SINK_FAILED.set(true);
+                return Err(e);
+            }
         }
-    };
-    let json = match json {
-        Some(json) => json.to_string()?,
-        // `undefined` and functions have no JSON form; Elm never sends them.
-        None => "null".to_string(),
-    };
+    }
     match tag {
-        None => reply::push_output(json.as_bytes()),
+        None => reply::push_output(&json),
         Some(port) => {
-            let tagged = format!(r#"{{"port":{port},"value":{json}}}"#);
-            reply::push_output(tagged.as_bytes())
+            let mut tagged = format!(r#"{{"port":{port},"value":"#).into_bytes();
+            tagged.extend_from_slice(&json);
+            tagged.push(b'}');
+            reply::push_output(&tagged)
         }
     }
     Ok(())

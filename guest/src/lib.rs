@@ -38,6 +38,7 @@ mod engine;
 mod error;
 mod http;
 mod input;
+mod json;
 pub mod native;
 mod quickjs;
 mod random;

@@ -20,6 +20,7 @@ mod migration;
 mod outgoing_http;
 mod pool;
 mod pool_thousand;
+mod port_json;
 mod ports;
 mod power_loss;
 mod replay_memory;
