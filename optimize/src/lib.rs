@@ -25,9 +25,11 @@
 //!   same values in the same order (the module tells why).
 //! - `managers`: Elm's effect managers take each message the moment it is
 //!   sent, when the scheduler is idle and they wait for one, instead of
-//!   through the scheduler's queue and four of its steps; Elm's own runtime
-//!   is replaced in two places, where it is Elm's word for word (the module
-//!   tells how that keeps every order).
+//!   through the scheduler's queue and four of its steps; an event's
+//!   effects skip the effects queue when it is idle, and reach the managers
+//!   through a list of them made once. Elm's own runtime is replaced in a
+//!   few places, where it is Elm's word for word (the module tells how that
+//!   keeps every order).
 //!
 //! Safety comes from a real parser and scope analysis (oxc), not text
 //! matching: only names that resolve to the program's own definitions are
@@ -64,6 +66,11 @@ pub struct Rewritten {
     /// Whether effect managers take each message the moment it is sent
     /// instead of through the scheduler's queue.
     pub managers_take_messages_at_once: bool,
+    /// Whether an event's effects reach the managers through the list of
+    /// them made once, instead of enumerating them each time.
+    pub managers_listed_once: bool,
+    /// Whether an event's effects skip the effects queue when it is idle.
+    pub effects_skip_idle_queue: bool,
 }
 
 /// Rewrites Elm output as the crate's documentation says. `None` when there
@@ -123,18 +130,19 @@ fn rewrite(source: &str) -> Option<Rewritten> {
     }
     let scoping = semantic.semantic.scoping();
 
-    let managers = managers::direct_delivery(&program, scoping, source);
+    let managers = managers::rewrites(&program, scoping, source);
     let mut edits = direct_calls::edits(&program, scoping, source);
-    if let Some((_, (start, end))) = &managers {
-        // Its text is replaced as a whole, calls and all.
-        edits.retain(|(at, to, _)| to <= start || at >= end);
-    }
+    // Functions replaced whole take their calls with them.
+    edits.retain(|(at, to, _)| {
+        managers
+            .replaced
+            .iter()
+            .all(|(start, end)| to <= start || at >= end)
+    });
     let calls = edits.len();
     let ports = ports::without_sleep(&program, scoping, source);
     edits.extend(ports.clone());
-    if let Some((delivery, _)) = &managers {
-        edits.extend(delivery.iter().cloned());
-    }
+    edits.extend(managers.edits.iter().cloned());
     if edits.is_empty() {
         return None;
     }
@@ -156,7 +164,9 @@ fn rewrite(source: &str) -> Option<Rewritten> {
         source: out,
         direct_calls: calls,
         outgoing_ports_awake: ports.is_some(),
-        managers_take_messages_at_once: managers.is_some(),
+        managers_take_messages_at_once: managers.delivery,
+        managers_listed_once: managers.homes_listed,
+        effects_skip_idle_queue: managers.idle_queue_skipped,
     })
 }
 

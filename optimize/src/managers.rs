@@ -28,19 +28,33 @@
 //! - `_Scheduler_rawSend` hands the message to `elmboxDeliver` when the
 //!   process has one.
 //!
+//! And two more, on the way effects reach the managers, each an event:
+//! - `_Platform_enqueueEffects` queues an event's effects only when effects
+//!   are being dispatched already; otherwise (its queue is then empty: it
+//!   is drained before it is marked idle) it dispatches them at once and
+//!   then drains the queue, as the queue's loop would have.
+//! - `_Platform_setupEffects`, once it has made every manager, leaves the
+//!   list of their homes on the `managers` object (not enumerable), in the
+//!   order `for (home in managers)` gives; nothing changes that object
+//!   afterwards, so `_Platform_dispatchEffects` walks that list instead of
+//!   enumerating the object each event (and enumerates it when there is no
+//!   list yet).
+//!
+//! The three (delivery, the list of homes, the idle queue) are independent:
+//! each is made where the functions it replaces and stands on are Elm's,
+//! as below (elm/core before 1.0.3 has no effects queue, for one).
+//!
 //! As in `_Scheduler_enqueue`, `_Scheduler_working` is set while the
 //! callback runs, so whatever it sends to other processes waits in the
 //! queue, and the queue is drained before it is cleared; and messages that
 //! reach this manager meanwhile are taken before anything queued, as the
 //! step that would have parked it again takes them.
 //!
-//! Only Elm's own runtime is touched: each function the new code stands on
-//! (`_Scheduler_receive`, `_Scheduler_andThen`, `_Scheduler_rawSpawn`,
-//! `_Scheduler_rawSend`, `_Scheduler_enqueue`, `_Scheduler_step`,
-//! `_Platform_instantiateManager`) must be bound once in the program and
-//! be Elm's word for word (checked by a SHA-256 of its text without
+//! Only Elm's own runtime is touched: each function a group replaces or
+//! stands on ([`DELIVERY`], [`HOMES_LISTED`], [`IDLE_QUEUE`]) must be bound once in the program
+//! and be Elm's word for word (checked by a SHA-256 of its text without
 //! whitespace, as `elm make` 0.19.1 writes elm/core 1.0.5's runtime), and so
-//! must the declarations of `_Scheduler_working` and `_Scheduler_queue`.
+//! must the variables they use; the names they add must be bound nowhere.
 
 use std::collections::HashMap;
 
@@ -51,10 +65,11 @@ use sha2::{Digest, Sha256};
 
 use crate::{bindings, without_whitespace, Edit};
 
-/// What Elm's runtime must hold, each name with the SHA-256 (hex) of its
-/// declaration's text without whitespace: `function name(…){…}` for a
-/// function, `name=…` for a variable.
-const ELM: [(&str, &str); 9] = [
+/// What Elm's runtime must hold for managers to take messages at once, each
+/// name with the SHA-256 (hex) of its declaration's text without
+/// whitespace: `function name(…){…}` for a function, `name=…` for a
+/// variable.
+const DELIVERY: [(&str, &str); 9] = [
     (
         "_Scheduler_receive",
         "5714015eb2a4b90af3602a4bff7db53bf1febc1eeccd9a7c57f31884802411e7",
@@ -93,8 +108,42 @@ const ELM: [(&str, &str); 9] = [
     ),
 ];
 
-/// The new `_Platform_instantiateManager`. No `//` comments: it may have to
-/// be written on fewer lines than it has (see [`fit_lines`]).
+/// What Elm's runtime must hold for `_Platform_dispatchEffects` to walk the
+/// list of homes that `_Platform_setupEffects` leaves, as [`DELIVERY`].
+const HOMES_LISTED: [(&str, &str); 2] = [
+    (
+        "_Platform_setupEffects",
+        "c560cbfebc43e4599b959defd57768c814a609d97f9130e7e538e931fa60ca91",
+    ),
+    (
+        "_Platform_dispatchEffects",
+        "2eac9771911a43c582224066250d58562970e4b6f6b5aab7057a5f7954039e52",
+    ),
+];
+
+/// What Elm's runtime must hold for effects to skip an idle queue, as
+/// [`DELIVERY`]. (elm/core before 1.0.3 has no such queue.)
+const IDLE_QUEUE: [(&str, &str); 3] = [
+    (
+        "_Platform_enqueueEffects",
+        "5ae023bb5519fa09a2cbce532618710aff95c4395114f1a299f40f7a33e39330",
+    ),
+    (
+        "_Platform_effectsQueue",
+        "5f2947eb9a7ce3a4a1c3126fa4400fb5a7288834fd263e98ecba42cb33b16ffd",
+    ),
+    (
+        "_Platform_effectsActive",
+        "7a0243174bb2ffec5d95bc9ec13137f636ccc8cd1adcaf50481aa48a8efc3175",
+    ),
+];
+
+/// The name [`SETUP`] adds.
+const HOMES: &str = "_Platform_elmboxHomes";
+
+/// The new `_Platform_instantiateManager`. No `//` comments in this or the
+/// other new texts: one may have to be written on fewer lines than it has
+/// (see [`fit_lines`]).
 const INSTANTIATE: &str = "function _Platform_instantiateManager(info, sendToApp)
 {
 	var router = { g: sendToApp, h: undefined };
@@ -130,39 +179,113 @@ const INSTANTIATE: &str = "function _Platform_instantiateManager(info, sendToApp
 /// What `_Scheduler_rawSend` does first.
 const SEND_FIRST: &str = " if (proc.elmboxDeliver) { proc.elmboxDeliver(msg); return; }";
 
-/// The two edits, and the span of `_Platform_instantiateManager` (which
-/// other rewrites must leave alone, as its text is replaced); `None` unless
-/// the runtime is Elm's, as the module's documentation says.
-pub(crate) fn direct_delivery(
-    program: &Program<'_>,
-    scoping: &Scoping,
-    source: &str,
-) -> Option<(Vec<Edit>, (usize, usize))> {
+/// The new `_Platform_setupEffects`, with the function that lists homes.
+const SETUP: &str = "function _Platform_elmboxHomes(managers) { var homes = []; for (var home in managers) { homes.push(home); } return homes; }
+function _Platform_setupEffects(managers, sendToApp)
+{
+	var ports;
+	for (var key in _Platform_effectManagers)
+	{
+		var manager = _Platform_effectManagers[key];
+		if (manager.a)
+		{
+			ports = ports || {};
+			ports[key] = manager.a(key, sendToApp);
+		}
+		managers[key] = _Platform_instantiateManager(manager, sendToApp);
+	}
+	/* elmbox: the homes, for _Platform_dispatchEffects (elmbox-optimize, managers.rs) */
+	Object.defineProperty(managers, 'elmboxHomes', { value: _Platform_elmboxHomes(managers) });
+	return ports;
+}";
+
+/// The new `_Platform_enqueueEffects`.
+const ENQUEUE: &str = "function _Platform_enqueueEffects(managers, cmdBag, subBag)
+{
+	if (_Platform_effectsActive) { _Platform_effectsQueue.push({ p: managers, q: cmdBag, r: subBag }); return; }
+	/* elmbox: an idle queue is empty, so these go first without it (elmbox-optimize, managers.rs) */
+	_Platform_effectsActive = true;
+	_Platform_dispatchEffects(managers, cmdBag, subBag);
+	for (var fx; fx = _Platform_effectsQueue.shift(); )
+	{
+		_Platform_dispatchEffects(fx.p, fx.q, fx.r);
+	}
+	_Platform_effectsActive = false;
+}";
+
+/// The new `_Platform_dispatchEffects`.
+const DISPATCH_EFFECTS: &str = "function _Platform_dispatchEffects(managers, cmdBag, subBag)
+{
+	var effectsDict = {};
+	_Platform_gatherEffects(true, cmdBag, effectsDict, null);
+	_Platform_gatherEffects(false, subBag, effectsDict, null);
+	/* elmbox: the homes _Platform_setupEffects listed (elmbox-optimize, managers.rs) */
+	for (var homes = managers.elmboxHomes || _Platform_elmboxHomes(managers), n = 0; n < homes.length; n++)
+	{
+		_Scheduler_rawSend(managers[homes[n]], {
+			$: 'fx',
+			a: effectsDict[homes[n]] || { i: _List_Nil, j: _List_Nil }
+		});
+	}
+}";
+
+/// The edits that make Elm's effects reach its managers as the module
+/// says, with what they replace whole (which other rewrites must leave
+/// alone), and which groups they make.
+pub(crate) struct Rewrites {
+    pub edits: Vec<Edit>,
+    pub replaced: Vec<(usize, usize)>,
+    /// Managers take each message the moment it is sent.
+    pub delivery: bool,
+    /// Effects reach the managers without enumerating them.
+    pub homes_listed: bool,
+    /// Effects skip an idle queue.
+    pub idle_queue_skipped: bool,
+}
+
+pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -> Rewrites {
     let mut found = Found::default();
     found.visit_program(program);
-    for (name, fingerprint) in ELM {
-        let [declaration] = found.declarations.get(name).map(Vec::as_slice)? else {
-            return None;
-        };
-        if bindings(scoping, name) != 1
-            || sha256(&without_whitespace(
-                &source[declaration.start..declaration.end],
-            )) != fingerprint
-        {
-            return None;
-        }
+    let elms = |runtime: &[(&str, &str)]| {
+        runtime.iter().all(|(name, fingerprint)| {
+            let Some([declaration]) = found.declarations.get(name).map(Vec::as_slice) else {
+                return false;
+            };
+            let text = without_whitespace(&source[declaration.start..declaration.end]);
+            bindings(scoping, name) == 1 && sha256(&text) == *fingerprint
+        })
+    };
+    let mut rewrites = Rewrites {
+        edits: Vec::new(),
+        replaced: Vec::new(),
+        delivery: elms(&DELIVERY),
+        homes_listed: elms(&HOMES_LISTED) && bindings(scoping, HOMES) == 0,
+        idle_queue_skipped: elms(&IDLE_QUEUE),
+    };
+    let mut replace = |name: &str, text: &str| {
+        let declaration = found.declarations[name][0];
+        let (start, end) = (declaration.start, declaration.end);
+        let lines = source[start..end].matches('\n').count();
+        rewrites.edits.push((start, end, fit_lines(text, lines)));
+        rewrites.replaced.push((start, end));
+    };
+    if rewrites.delivery {
+        replace("_Platform_instantiateManager", INSTANTIATE);
     }
-    let instantiate = found.declarations["_Platform_instantiateManager"][0];
-    let send = found.declarations["_Scheduler_rawSend"][0];
-    let removed = &source[instantiate.start..instantiate.end];
-    let replaced = fit_lines(INSTANTIATE, removed.matches('\n').count());
-    Some((
-        vec![
-            (instantiate.start, instantiate.end, replaced),
-            (send.body, send.body, SEND_FIRST.to_string()),
-        ],
-        (instantiate.start, instantiate.end),
-    ))
+    if rewrites.homes_listed {
+        replace("_Platform_setupEffects", SETUP);
+        replace("_Platform_dispatchEffects", DISPATCH_EFFECTS);
+    }
+    if rewrites.idle_queue_skipped {
+        replace("_Platform_enqueueEffects", ENQUEUE);
+    }
+    if rewrites.delivery {
+        let send = found.declarations["_Scheduler_rawSend"][0];
+        rewrites
+            .edits
+            .push((send.body, send.body, SEND_FIRST.to_string()));
+    }
+    rewrites
 }
 
 /// `text` on exactly `lines + 1` lines (so that every line after it keeps
@@ -199,9 +322,11 @@ struct Found {
 }
 
 impl Found {
-    /// Keeps the declaration of `name` if it is one of [`ELM`]'s.
+    /// Keeps the declaration of `name` if it is one of those checked.
     fn declared(&mut self, name: &str, start: u32, end: u32, body: u32) {
-        if let Some(name) = ELM.iter().map(|(n, _)| *n).find(|n| *n == name) {
+        let names = DELIVERY.iter().chain(&HOMES_LISTED).chain(&IDLE_QUEUE);
+        let names = names.map(|(n, _)| *n);
+        if let Some(name) = names.into_iter().find(|n| *n == name) {
             let (start, end, body) = (start as usize, end as usize, body as usize);
             let declaration = Declaration { start, end, body };
             self.declarations.entry(name).or_default().push(declaration);
@@ -224,5 +349,33 @@ impl<'a> Visit<'a> for Found {
             self.declared(&id.name, span.start, span.end, span.end);
         }
         walk::walk_variable_declarator(self, decl);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every new text fits in the lines of what it replaces in elm/core
+    /// 1.0.5 (so it keeps its own lines), and could be joined on one line.
+    #[test]
+    fn new_texts_keep_their_lines_and_have_no_line_comments() {
+        // Lines (newlines) of elm/core 1.0.5's functions, as elm make writes them.
+        let texts = [
+            (INSTANTIATE, 30),
+            (SETUP, 19),
+            (ENQUEUE, 12),
+            (DISPATCH_EFFECTS, 13),
+        ];
+        for (text, lines) in texts {
+            assert!(!text.contains("//"), "{text}");
+            assert!(text.matches('\n').count() <= lines, "{text}");
+        }
+    }
+
+    #[test]
+    fn text_with_more_lines_than_its_place_is_joined() {
+        assert_eq!(fit_lines("a\nb", 3), "a\nb\n\n");
+        assert_eq!(fit_lines("a\nb\nc", 1), "a b c\n");
     }
 }
