@@ -19,7 +19,9 @@
 //!   and a name for another (`var g = f;`, which Elm writes for many of its
 //!   functions) counts as what it names. `comparisons`: `compare x y` with
 //!   such reads settles numbers and strings in place, as `_Utils_cmp`'s
-//!   first step does, and calls `compare` only for the rest.
+//!   first step does, and calls `compare` only for the rest; and
+//!   `List.sortWith` reads the app's `Order` as the number it is in
+//!   `--optimize` builds.
 //! - `ports`: Elm's outgoing-port managers take each batch at once instead
 //!   of after a `setTimeout(…, 0)`, which under elmbox's clock delivers the
 //!   same values in the same order (the module tells why).
@@ -63,6 +65,8 @@ pub struct Rewritten {
     pub direct_calls: usize,
     /// Whether outgoing-port managers now take each batch at once.
     pub outgoing_ports_awake: bool,
+    /// Whether `List.sortWith` reads the app's `Order` as a number.
+    pub sorts_read_orders_as_numbers: bool,
     /// Whether effect managers take each message the moment it is sent
     /// instead of through the scheduler's queue.
     pub managers_take_messages_at_once: bool,
@@ -142,6 +146,8 @@ fn rewrite(source: &str) -> Option<Rewritten> {
     let calls = edits.len();
     let ports = ports::without_sleep(&program, scoping, source);
     edits.extend(ports.clone());
+    let sort_with = comparisons::sort_with(&program, scoping, source);
+    edits.extend(sort_with.clone());
     edits.extend(managers.edits.iter().cloned());
     if edits.is_empty() {
         return None;
@@ -164,6 +170,7 @@ fn rewrite(source: &str) -> Option<Rewritten> {
         source: out,
         direct_calls: calls,
         outgoing_ports_awake: ports.is_some(),
+        sorts_read_orders_as_numbers: sort_with.is_some(),
         managers_take_messages_at_once: managers.delivery,
         managers_listed_once: managers.homes_listed,
         effects_skip_idle_queue: managers.idle_queue_skipped,

@@ -518,3 +518,37 @@ fn brief(value: &Value) -> String {
         None => text,
     }
 }
+
+/// `List.sortWith`'s comparison reads the app's `Order` as a number only
+/// where `LT`, `EQ` and `GT` are declared as 0, 1 and 2 (`--optimize`), as
+/// in elm-analyse; with any of them another value (a debug build's are
+/// objects), Elm's own comparison is kept.
+#[test]
+fn sort_with_reads_orders_as_numbers_only_where_they_are_numbers() {
+    let source = std::fs::read_to_string(elm_analyse_app()).unwrap();
+    let rewritten = elmbox_optimize::optimize(&source).expect("real Elm output is rewritten");
+    assert!(rewritten.sorts_read_orders_as_numbers);
+    assert!(rewritten.source.contains("return ord - 1;"));
+
+    // The names of EQ and LT, as `_List_sortWith` reads them.
+    let test = source
+        .lines()
+        .find(|l| l.trim_start().starts_with("return ord === "))
+        .expect("_List_sortWith's comparison");
+    let names: Vec<&str> = test
+        .split("ord === ")
+        .skip(1)
+        .map(|part| part.split(' ').next().unwrap())
+        .collect();
+    let [eq, lt] = names.as_slice() else {
+        panic!("{test}")
+    };
+    for (name, number, other) in [(eq, 1, "{ $: 'EQ' }"), (lt, 0, "3")] {
+        let declared = format!("var {name} = {number};");
+        assert_eq!(source.matches(&declared).count(), 1, "{declared}");
+        let changed = source.replacen(&declared, &format!("var {name} = {other};"), 1);
+        let rewritten = elmbox_optimize::optimize(&changed).expect("still Elm's calls");
+        assert!(!rewritten.sorts_read_orders_as_numbers, "{name} = {other}");
+        assert!(rewritten.source.contains(test), "{name} = {other}");
+    }
+}
