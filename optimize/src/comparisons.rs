@@ -55,18 +55,16 @@ const ELM_SORT_WITH_AFTER: &str = "?-1:1;}));})";
 const ORDER_AS_NUMBER: &str = "return ord - 1;";
 
 /// The edit that makes `_List_sortWith`'s comparison `ord - 1`, when the
-/// program is Elm's as the module's documentation says.
-pub(crate) fn sort_with(program: &Program<'_>, scoping: &Scoping, source: &str) -> Option<Edit> {
-    let compare = elm_compare(program, scoping, source)?;
+/// program is Elm's as the module's documentation says; `orders` are the
+/// names of `LT`, `EQ` and `GT` that Elm's `_Utils_compare` reads.
+fn sort_with(found: &Found, orders: &[String; 3], scoping: &Scoping, source: &str) -> Option<Edit> {
     if bindings(scoping, "_List_sortWith") != 1 {
         return None;
     }
-    let mut found = Found::default();
-    found.visit_program(program);
     let [(start, end)] = found.sort_with.as_slice() else {
         return None;
     };
-    let [lt, eq, gt] = &compare.orders;
+    let [lt, eq, gt] = orders;
     let expected = format!("{ELM_SORT_WITH_BEFORE}{eq}?0:ord==={lt}{ELM_SORT_WITH_AFTER}");
     if without_whitespace(&source[*start..*end]) != expected {
         return None;
@@ -91,6 +89,9 @@ pub(crate) struct ElmCompare {
     pub(crate) symbol: SymbolId,
     /// The names of `LT`, `EQ` and `GT`, as `_Utils_compare` reads them.
     orders: [String; 3],
+    /// The edit that makes `List.sortWith` read orders as numbers, if the
+    /// program allows it (found in the same walk).
+    pub(crate) sort_with: Option<Edit>,
 }
 
 pub(crate) fn elm_compare(
@@ -129,9 +130,11 @@ pub(crate) fn elm_compare(
     if !without_whitespace(&source[*cmp_start..*cmp_end]).starts_with(ELM_CMP_START) {
         return None;
     }
+    let sort_with = sort_with(&found, &orders, scoping, source);
     Some(ElmCompare {
         symbol: *symbol,
         orders,
+        sort_with,
     })
 }
 

@@ -11,11 +11,17 @@ use oxc_ast_visit::{walk, Visit};
 use oxc_semantic::{ScopeFlags, Scoping, SymbolId};
 use oxc_span::GetSpan;
 
-use crate::{comparisons, without_whitespace, Edit};
+use crate::comparisons::ElmCompare;
+use crate::{without_whitespace, Edit};
 
 /// The edits that make the program's known-arity calls direct; none unless
 /// its `F`, `F2`…`F9` and `A2`…`A9` are Elm's.
-pub(crate) fn edits(program: &Program<'_>, scoping: &Scoping, source: &str) -> Vec<Edit> {
+pub(crate) fn edits(
+    program: &Program<'_>,
+    scoping: &Scoping,
+    source: &str,
+    compare: Option<&ElmCompare>,
+) -> Vec<Edit> {
     let mut found = Found {
         source,
         ..Found::default()
@@ -25,7 +31,6 @@ pub(crate) fn edits(program: &Program<'_>, scoping: &Scoping, source: &str) -> V
         return Vec::new();
     };
 
-    let compare = comparisons::elm_compare(program, scoping, source);
     let mut edits: Vec<Edit> = Vec::new();
     for call in &found.calls {
         let Some(apply) = scoping.get_reference(call.apply).symbol_id() else {
@@ -37,7 +42,7 @@ pub(crate) fn edits(program: &Program<'_>, scoping: &Scoping, source: &str) -> V
         let Some(target) = scoping.get_reference(call.target).symbol_id() else {
             continue;
         };
-        if let (Some(compare), Some([x, y])) = (&compare, call.simple_arguments.as_deref()) {
+        if let (Some(compare), Some([x, y])) = (compare, call.simple_arguments.as_deref()) {
             if found.origin(scoping, target) == Some(compare.symbol) {
                 let removed = &source[call.start..call.end];
                 let newlines = "\n".repeat(removed.matches('\n').count());

@@ -135,7 +135,8 @@ fn rewrite(source: &str) -> Option<Rewritten> {
     let scoping = semantic.semantic.scoping();
 
     let managers = managers::rewrites(&program, scoping, source);
-    let mut edits = direct_calls::edits(&program, scoping, source);
+    let compare = comparisons::elm_compare(&program, scoping, source);
+    let mut edits = direct_calls::edits(&program, scoping, source, compare.as_ref());
     // Functions replaced whole take their calls with them.
     edits.retain(|(at, to, _)| {
         managers
@@ -146,7 +147,7 @@ fn rewrite(source: &str) -> Option<Rewritten> {
     let calls = edits.len();
     let ports = ports::without_sleep(&program, scoping, source);
     edits.extend(ports.clone());
-    let sort_with = comparisons::sort_with(&program, scoping, source);
+    let sort_with = compare.and_then(|c| c.sort_with);
     edits.extend(sort_with.clone());
     edits.extend(managers.edits.iter().cloned());
     if edits.is_empty() {
