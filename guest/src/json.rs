@@ -13,7 +13,7 @@
 //! once; a value given up on partway is read again by `JSON.stringify`
 //! (which only a getter could tell: Elm's values have none).
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use rquickjs::{qjs, Array, Atom, Ctx, Object, Value};
 
@@ -50,9 +50,8 @@ impl<'js> Writer<'_, 'js> {
                 self.out.extend_from_slice(text);
             }
             qjs::JS_TAG_INT => {
-                let mut text = String::new();
-                let _ = write!(text, "{}", value.as_int()?);
-                self.out.extend_from_slice(text.as_bytes());
+                // Writing to a Vec cannot fail.
+                let _ = write!(self.out, "{}", value.as_int()?);
             }
             qjs::JS_TAG_FLOAT64 => self.number(value)?,
             qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => {
@@ -99,10 +98,8 @@ impl<'js> Writer<'_, 'js> {
         if !n.is_finite() {
             self.out.extend_from_slice(b"null");
         } else if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-            let mut text = String::new();
             // -0 is written `0`.
-            let _ = write!(text, "{}", n as i64);
-            self.out.extend_from_slice(text.as_bytes());
+            let _ = write!(self.out, "{}", n as i64);
         } else {
             let text = value.get::<rquickjs::Coerced<String>>().ok()?.0;
             self.out.extend_from_slice(text.as_bytes());
@@ -237,17 +234,10 @@ fn quote(text: &str, out: &mut Vec<u8>) {
             0x08 => out.extend_from_slice(b"\\b"),
             0x0c => out.extend_from_slice(b"\\f"),
             0..=0x1f => {
-                let _ = write_hex(out, u32::from(b));
+                let _ = write!(out, "\\u{b:04x}");
             }
             _ => out.push(b),
         }
     }
     out.push(b'"');
-}
-
-fn write_hex(out: &mut Vec<u8>, unit: u32) -> std::fmt::Result {
-    let mut text = String::new();
-    write!(text, "\\u{unit:04x}")?;
-    out.extend_from_slice(text.as_bytes());
-    Ok(())
 }
