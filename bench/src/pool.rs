@@ -1,18 +1,24 @@
-//! 1,000 apps in one `Pool`: what each costs in resident memory and how long
-//! each takes to load, to answer its first event, and to answer later ones.
+//! 1,000 apps in one `Pool`: what each costs in memory and how long each
+//! takes to load, to answer its first event, and to answer later ones; and
+//! how a later event's cost grows with the number of apps it takes turns
+//! with (the pool's working set against the caches).
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use elmbox::stats::process_rss_bytes;
-use elmbox::{Pool, PoolConfig};
+use elmbox::{AppImage, Pool, PoolConfig};
 
-use crate::{fixtures, quiet_config};
+use crate::{fixtures, quiet_config, spread};
 
 const APPS: usize = 1000;
 /// Events per app after the first.
 const LATER: usize = 10;
+/// Pool sizes for the working-set curve, and the later events timed at
+/// each size (in rounds over all its apps), in turns of their own.
+const CURVE_SIZES: [usize; 5] = [10, 30, 100, 300, 1000];
+const CURVE_EVENTS: usize = 20_000;
+const CURVE_TURNS: usize = 5;
 
 pub fn section(root: &Path) -> anyhow::Result<String> {
     let pool = Pool::new(PoolConfig {
@@ -21,22 +27,22 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     })?;
     let js = std::fs::read(fixtures(root).join("counter.js"))?;
     let image = pool.runtime().snapshot(&js, quiet_config())?;
-    let names: Vec<String> = (0..APPS).map(|i| format!("tenant-{i:04}")).collect();
+    let names = tenant_names(APPS);
 
-    let rss_before = rss()?;
+    let before = Memory::now()?;
     let started = Instant::now();
     for name in &names {
         pool.load_image(name, &image)?;
     }
     let load = started.elapsed();
-    let rss_loaded = rss()?;
+    let loaded = Memory::now()?;
 
     let started = Instant::now();
     for name in &names {
         pool.dispatch_json(name, "first")?;
     }
     let first = started.elapsed();
-    let rss_first = rss()?;
+    let after_first = Memory::now()?;
 
     let started = Instant::now();
     for k in 0..LATER {
@@ -49,22 +55,21 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         }
     }
     let later = started.elapsed();
-    let rss_later = rss()?;
+    let after_later = Memory::now()?;
     let linear = pool.with_app(&names[0], |app| app.memory())?;
 
-    let per_app = |after: u64, before: u64| {
-        format!(
-            "{:.0} KB",
-            after.saturating_sub(before) as f64 / APPS as f64 / 1024.0
-        )
-    };
+    let kb = |bytes: u64| format!("{:.0} KB", bytes as f64 / APPS as f64 / 1024.0);
     let mean = |total: Duration, n: usize| crate::ms(total / n as u32);
     let mut doc = String::new();
     writeln!(
         doc,
         "{APPS} counter apps in one `Pool` (pooling allocator, CPU deadlines on), all started \
          from one image of the counter fixture, each then sent one event and {LATER} more \
-         (single thread). Resident memory is the process's RSS growth divided by {APPS}.\n"
+         (single thread). Memory per app is the process's growth divided by {APPS}, read from \
+         `/proc/self/smaps_rollup`: *private* is the pages an app has written (its copies of \
+         the image's pages), *resident* also counts each app's mapping of the image's pages it \
+         has only read, which all apps share (one copy in RAM), and *proportional* (PSS) \
+         divides those among the apps that map them.\n"
     )?;
     writeln!(doc, "| what | per app |")?;
     writeln!(doc, "|---|---:|")?;
@@ -83,22 +88,20 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         "| a later event (mean) | {} |",
         mean(later, APPS * LATER)
     )?;
-    writeln!(
-        doc,
-        "| resident memory once loaded | {} |",
-        per_app(rss_loaded, rss_before)
-    )?;
-    writeln!(
-        doc,
-        "| resident memory after its first event | {} |",
-        per_app(rss_first, rss_before)
-    )?;
-    writeln!(
-        doc,
-        "| resident memory after {} events | {} |",
-        LATER + 1,
-        per_app(rss_later, rss_before)
-    )?;
+    for (what, memory) in [
+        ("once loaded", &loaded),
+        ("after its first event", &after_first),
+        (&format!("after {} events", LATER + 1), &after_later),
+    ] {
+        let grown = memory.minus(&before);
+        writeln!(
+            doc,
+            "| memory {what}: private / proportional / resident | {} / {} / {} |",
+            kb(grown.private),
+            kb(grown.proportional),
+            kb(grown.resident)
+        )?;
+    }
     writeln!(
         doc,
         "| linear memory (address space; mostly the untouched 8 MiB stack) | {:.1} MB |",
@@ -106,10 +109,13 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     )?;
     writeln!(
         doc,
-        "\nProcess RSS: {:.0} MB before loading, {:.0} MB with all {APPS} apps after {} events each.",
-        rss_before as f64 / 1024.0 / 1024.0,
-        rss_later as f64 / 1024.0 / 1024.0,
-        LATER + 1
+        "\nProcess memory with all {APPS} apps after {} events each: {:.0} MB private, \
+         {:.0} MB resident ({:.0} MB and {:.0} MB before loading them).",
+        LATER + 1,
+        mb(after_later.private),
+        mb(after_later.resident),
+        mb(before.private),
+        mb(before.resident)
     )?;
     drop(pool);
 
@@ -178,12 +184,114 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
             pool_event.as_secs_f64() / time.as_secs_f64()
         )?;
     }
+
+    // The working set: a later event's cost by how many apps take turns.
+    writeln!(
+        doc,
+        "\nA later event by the number of apps taking turns ({CURVE_EVENTS} events to the \
+         apps in rounds, {CURVE_TURNS} turns at each size: median and spread), against the \
+         app alone in a `Pool` of its own above. What all the apps have written is their \
+         private memory, past this machine's caches (2 MiB of L2, 32 MiB of L3) from a few \
+         dozen apps on.\n"
+    )?;
+    writeln!(
+        doc,
+        "| apps | private memory of all | a later event | / alone in a loop |"
+    )?;
+    writeln!(doc, "|---:|---:|---:|---:|")?;
+    for apps in CURVE_SIZES {
+        let (times, private) = later_events(&js, apps)?;
+        let ratios = times
+            .iter()
+            .map(|t| t.as_secs_f64() / in_pool.as_secs_f64())
+            .collect();
+        let (ratio, low, high) = spread(ratios);
+        let (time, _, _) = spread(times.iter().map(Duration::as_secs_f64).collect());
+        writeln!(
+            doc,
+            "| {apps} | {:.0} MB | {} | {ratio:.2} ({low:.2}-{high:.2}) |",
+            mb(private),
+            crate::ms(Duration::from_secs_f64(time))
+        )?;
+    }
     Ok(doc)
+}
+
+fn tenant_names(apps: usize) -> Vec<String> {
+    (0..apps).map(|i| format!("tenant-{i:04}")).collect()
+}
+
+/// `apps` counters in a pool of their own, each sent its first event; then
+/// [`CURVE_TURNS`] turns of [`CURVE_EVENTS`] later events in rounds over
+/// them: each turn's time per event, and the private memory the apps added.
+fn later_events(js: &[u8], apps: usize) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let pool = Pool::new(PoolConfig {
+        max_apps: apps as u32,
+        ..PoolConfig::default()
+    })?;
+    let image: AppImage = pool.runtime().snapshot(js, quiet_config())?;
+    let names = tenant_names(apps);
+    let before = Memory::now()?;
+    for name in &names {
+        pool.load_image(name, &image)?;
+        pool.dispatch_json(name, "first")?;
+    }
+    let rounds = CURVE_EVENTS.div_ceil(apps);
+    let mut times = Vec::with_capacity(CURVE_TURNS);
+    for _ in 0..CURVE_TURNS {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            for name in &names {
+                pool.dispatch_json(name, "later")?;
+            }
+        }
+        times.push(started.elapsed() / (rounds * apps) as u32);
+    }
+    let private = Memory::now()?.minus(&before).private;
+    Ok((times, private))
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1024.0 / 1024.0
+}
+
+/// The process's memory, from `/proc/self/smaps_rollup`, in bytes.
+struct Memory {
+    resident: u64,
+    proportional: u64,
+    private: u64,
+}
+
+impl Memory {
+    fn now() -> anyhow::Result<Memory> {
+        let text = std::fs::read_to_string("/proc/self/smaps_rollup")
+            .map_err(|e| anyhow::anyhow!("reading /proc/self/smaps_rollup: {e}"))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            let line = text
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/self/smaps_rollup"))?;
+            let kb = line.trim().trim_end_matches("kB").trim();
+            Ok(kb
+                .parse::<u64>()
+                .map_err(|e| anyhow::anyhow!("{name}: {kb:?}: {e}"))?
+                * 1024)
+        };
+        Ok(Memory {
+            resident: field("Rss")?,
+            proportional: field("Pss")?,
+            private: field("Private_Clean")? + field("Private_Dirty")?,
+        })
+    }
+
+    fn minus(&self, earlier: &Memory) -> Memory {
+        Memory {
+            resident: self.resident.saturating_sub(earlier.resident),
+            proportional: self.proportional.saturating_sub(earlier.proportional),
+            private: self.private.saturating_sub(earlier.private),
+        }
+    }
 }
 
 /// Events to one app in a loop, for the comparison.
 const ALONE_EVENTS: usize = 20_000;
-
-fn rss() -> anyhow::Result<u64> {
-    process_rss_bytes().ok_or_else(|| anyhow::anyhow!("no RSS figure on this platform"))
-}
