@@ -98,8 +98,8 @@ pub use state::{GlobalValue, SandboxState};
 pub use stats::{MemoryStats, Trend};
 pub use store::WASM_STACK_BYTES;
 
-/// The README's Rust examples, compiled by `cargo test --doc` so they keep
+/// docs/LIBRARY.md's Rust examples, compiled by `cargo test --doc` so they keep
 /// up with the API.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeExamples;
+#[doc = include_str!("../../docs/LIBRARY.md")]
+struct LibraryExamples;
