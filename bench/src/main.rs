@@ -323,6 +323,19 @@ fn main() -> anyhow::Result<()> {
 
 pub(crate) const MB: f64 = 1024.0 * 1024.0;
 
+/// The counter where the goals of issue 26 are measured: real `elm make`
+/// output when `ELMBOX_ELM_OUT` names it (what a user runs, and what
+/// elmbox's rewrites apply to), else the fixture; and what to call it.
+fn counter(root: &Path) -> (PathBuf, &'static str) {
+    match std::env::var_os("ELMBOX_ELM_OUT") {
+        Some(dir) => (
+            PathBuf::from(dir).join("counter.js"),
+            "real `elm make --optimize` output",
+        ),
+        None => (fixtures(root).join("counter.js"), "the fixture"),
+    }
+}
+
 fn fixtures(root: &Path) -> PathBuf {
     std::env::var_os("ELMBOX_FIXTURES")
         .map(PathBuf::from)

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{bail, Context};
 
 use crate::serve::{load, oha, scratch, Served};
-use crate::{fixtures, spread};
+use crate::{counter, spread};
 
 /// Pairs of runs per connection count.
 const ROUNDS: usize = 3;
@@ -22,20 +22,7 @@ const ROUNDS: usize = 3;
 struct NodePeer {
     child: Child,
     url: String,
-    log: std::path::PathBuf,
-}
-
-/// The counter both servers host: real `elm make` output when
-/// `ELMBOX_ELM_OUT` names it (what a user runs, and what elmbox's rewrites
-/// apply to), else the fixture; and what to call it.
-fn counter(root: &Path) -> (PathBuf, &'static str) {
-    match std::env::var_os("ELMBOX_ELM_OUT") {
-        Some(dir) => (
-            PathBuf::from(dir).join("counter.js"),
-            "real `elm make --optimize` output",
-        ),
-        None => (fixtures(root).join("counter.js"), "the fixture"),
-    }
+    log: PathBuf,
 }
 
 impl NodePeer {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use elmbox::{AppImage, Pool, PoolConfig};
 
-use crate::{fixtures, quiet_config, spread};
+use crate::{counter, quiet_config, spread};
 
 const APPS: usize = 1000;
 /// Events per app after the first.
@@ -25,7 +25,9 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
         max_apps: APPS as u32,
         ..PoolConfig::default()
     })?;
-    let js = std::fs::read(fixtures(root).join("counter.js"))?;
+    let (path, kind) = counter(root);
+    let js =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     let image = pool.runtime().snapshot(&js, quiet_config())?;
     let names = tenant_names(APPS);
 
@@ -59,12 +61,13 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     let linear = pool.with_app(&names[0], |app| app.memory())?;
 
     let kb = |bytes: u64| format!("{:.0} KB", bytes as f64 / APPS as f64 / 1024.0);
+    let after_first_private_kb = after_first.minus(&before).private / APPS as u64 / 1024;
     let mean = |total: Duration, n: usize| crate::ms(total / n as u32);
     let mut doc = String::new();
     writeln!(
         doc,
-        "{APPS} counter apps in one `Pool` (pooling allocator, CPU deadlines on), all started \
-         from one image of the counter fixture, each then sent one event and {LATER} more \
+        "{APPS} counter apps ({kind}) in one `Pool` (pooling allocator, CPU deadlines on), all \
+         started from one image of it, each then sent one event and {LATER} more \
          (single thread). Memory per app is the process's growth divided by {APPS}, read from \
          `/proc/self/smaps_rollup`: *private* is the pages an app has written (its copies of \
          the image's pages), *resident* also counts each app's mapping of the image's pages it \
@@ -214,7 +217,41 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
             crate::ms(Duration::from_secs_f64(time))
         )?;
     }
+
+    // What an event writes, net: the lines of the app's memory that differ
+    // after it. Lines written and restored (a reference count counted up
+    // and down again) do not show; the first event's private pages above,
+    // against the pages it changes here, count those.
+    let mut app = plain.load(&js, quiet_config())?;
+    let before_first = app.state()?.memory;
+    app.dispatch_json("first")?;
+    let after_first = app.state()?.memory;
+    app.dispatch_json("later")?;
+    let after_later = app.state()?.memory;
+    let (first_pages, first_lines) = changed(&before_first, &after_first);
+    let (later_pages, later_lines) = changed(&after_first, &after_later);
+    writeln!(
+        doc,
+        "\nWhat one event leaves changed in its app's linear memory (an `App` on \
+         `Runtime::new()`, its memory compared before and after): its first event \
+         {first_lines} lines of 64 bytes in {first_pages} pages ({} KB), against the \
+         {} KB a pooled app's first event makes its own above; a later event \
+         {later_lines} lines in {later_pages} pages.",
+        first_pages * 4,
+        after_first_private_kb
+    )?;
     Ok(doc)
+}
+
+/// Pages of 4 KiB and lines of 64 bytes that differ between `a` and `b`.
+fn changed(a: &[u8], b: &[u8]) -> (usize, usize) {
+    let differ = |size: usize| {
+        a.chunks(size)
+            .zip(b.chunks(size))
+            .filter(|(x, y)| x != y)
+            .count()
+    };
+    (differ(4096), differ(64))
 }
 
 fn tenant_names(apps: usize) -> Vec<String> {
