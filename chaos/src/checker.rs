@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use elmbox::durable::log::{Input, Outcome as Logged, Record};
+use elmbox::durable::log_pages::read_log;
 use elmbox::durable::StateLocation;
 
 use crate::history::{Entry, Outcome};
@@ -106,9 +107,8 @@ pub fn read_logs(
     }
     let mut logs = BTreeMap::new();
     for app in apps {
-        let read = store
-            .log(app, 0)
-            .map_err(|e| format!("reading the log of {app}: {e}"))?;
+        let read =
+            read_log(&*store, app, 0).map_err(|e| format!("reading the log of {app}: {e}"))?;
         if read.cut > 0 {
             notes.push(format!(
                 "{app}: {} damaged record(s) at the log's end",

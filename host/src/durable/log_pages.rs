@@ -4,15 +4,16 @@
 //! events). A page is [`PAGE`] records; only the page being replayed is in
 //! memory.
 //!
-//! Damage is found as before (`store::sound_records`): damaged records at
-//! the end (a write a crash tore, never acknowledged) are cut from the
-//! store, and a damaged record before a sound one is an error, whichever
-//! page the sound one is on.
+//! Damage is found the same way on every page ([`sound_records`]):
+//! damaged records at the end (a write a crash tore, never acknowledged)
+//! are cut from the store, and a damaged record before a sound one is an
+//! error, whichever page the sound one is on. [`read_log`] reads a whole
+//! log at once, for short logs and tools.
 
 use crate::error::{Error, Result};
 
 use super::log::{Input, Record};
-use super::store::{damaged_before_sound, sound_records, StateStore};
+use super::store::StateStore;
 
 /// Records in a page.
 pub const PAGE: usize = 1024;
@@ -97,6 +98,28 @@ impl<'a, S: StateStore + ?Sized> LogPages<'a, S> {
     }
 }
 
+/// An app's log as read back: the records that check out, in order, and
+/// how many damaged records at its end were cut (a write torn by a crash).
+#[derive(Debug, Default)]
+pub struct LogRead {
+    pub records: Vec<Record>,
+    pub cut: u64,
+}
+
+/// The app's log after record `after`, all of it at once: for short logs
+/// and tools (a replay reads it a page at a time). Damaged records at the
+/// end are cut from the store (they were never acknowledged: a crash tore
+/// the write); a damaged record before a sound one is an error.
+pub fn read_log<S: StateStore + ?Sized>(store: &S, app: &str, after: u64) -> Result<LogRead> {
+    let mut pages = LogPages::new(store, app, after);
+    let mut read = LogRead::default();
+    while let Some(record) = pages.next_record()? {
+        read.records.push(record);
+    }
+    read.cut = pages.cut();
+    Ok(read)
+}
+
 /// Where a replay of an app from its start begins ([`replay_start`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReplayStart {
@@ -140,4 +163,42 @@ pub fn replay_start<S: StateStore + ?Sized>(store: &S, app: &str) -> Result<Repl
         deploy,
         cut: pages.cut(),
     })
+}
+
+/// A damaged record `seq` with a sound one after it: not a torn write.
+fn damaged_before_sound(app: &str, seq: u64) -> Error {
+    Error::BadLog {
+        reason: format!(
+            "record {seq} of app `{app}` is damaged, and records after it are not: the log \
+             cannot be replayed past it"
+        ),
+    }
+}
+
+/// An app's log rows as a store read them after record `after`, in order:
+/// `(seq, bytes)`. Returns the records that check out and, if damaged
+/// records end the log (a write a crash tore: never acknowledged), the seq
+/// the store must cut from. A damaged record before a sound one is an error.
+fn sound_records(app: &str, after: u64, rows: &[(u64, Vec<u8>)]) -> Result<(LogRead, Option<u64>)> {
+    let mut read = LogRead::default();
+    for (index, (seq, bytes)) in rows.iter().enumerate() {
+        // Each record in its place: the one after the last.
+        let expected = after + 1 + index as u64;
+        // In its place: read as its row's seq, the one after the last.
+        let record = Record::decode(*seq, bytes)
+            .ok()
+            .filter(|_| *seq == expected);
+        let Some(record) = record else {
+            let sound_after = rows[index + 1..]
+                .iter()
+                .any(|(seq, b)| Record::decode(*seq, b).is_ok());
+            if sound_after {
+                return Err(damaged_before_sound(app, *seq));
+            }
+            read.cut = (rows.len() - index) as u64;
+            return Ok((read, Some(*seq)));
+        };
+        read.records.push(record);
+    }
+    Ok((read, None))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::guest::GuestId;
 
 use super::log::Record;
@@ -57,14 +57,6 @@ pub enum Write {
         bytes: Vec<u8>,
         retain: RetainLog,
     },
-}
-
-/// An app's log as read back: the records that check out, in order, and
-/// how many damaged records at its end were cut (a write torn by a crash).
-#[derive(Debug, Default)]
-pub struct LogRead {
-    pub records: Vec<Record>,
-    pub cut: u64,
 }
 
 /// A snapshot the store holds, without its bytes.
@@ -176,7 +168,7 @@ pub trait StateStore: Send + Sync {
     }
     /// Up to `limit` rows of the app's log after record `after`, in order,
     /// as stored: `(seq, record bytes)`. What a replay reads, a page at a
-    /// time ([`super::log_pages::LogPages`]).
+    /// time (`log_pages.rs`).
     fn log_rows(&self, app: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
     /// The seq of the app's first record kept (`None`: its log is empty):
     /// 1, unless retention dropped the history before it.
@@ -185,20 +177,6 @@ pub trait StateStore: Send + Sync {
     }
     /// Deletes the app's log from record `from` on: a damaged tail.
     fn cut_log(&self, app: &str, from: u64) -> Result<()>;
-    /// The app's log after record `after`, all of it at once: for short
-    /// logs and tools (a replay reads it a page at a time). Damaged records
-    /// at the end are cut from the store (they were never acknowledged: a
-    /// crash tore the write); a damaged record before a sound one is an
-    /// error.
-    fn log(&self, app: &str, after: u64) -> Result<LogRead> {
-        let mut pages = super::log_pages::LogPages::new(self, app, after);
-        let mut read = LogRead::default();
-        while let Some(record) = pages.next_record()? {
-            read.records.push(record);
-        }
-        read.cut = pages.cut();
-        Ok(read)
-    }
     /// The app's snapshots, newest first.
     fn snapshots(&self, app: &str) -> Result<Vec<StoredSnapshot>>;
     fn snapshot(&self, app: &str, seq: u64) -> Result<Vec<u8>>;
@@ -262,46 +240,4 @@ pub(crate) fn without_password(url: &str) -> String {
         true => format!("{scheme}://{path}"),
         false => format!("{scheme}://{path}?{}", kept.join("&")),
     }
-}
-
-/// A damaged record `seq` with a sound one after it: not a torn write.
-pub(crate) fn damaged_before_sound(app: &str, seq: u64) -> Error {
-    Error::BadLog {
-        reason: format!(
-            "record {seq} of app `{app}` is damaged, and records after it are not: the log \
-             cannot be replayed past it"
-        ),
-    }
-}
-
-/// An app's log rows as a store read them after record `after`, in order:
-/// `(seq, bytes)`. Returns the records that check out and, if damaged
-/// records end the log (a write a crash tore: never acknowledged), the seq
-/// the store must cut from. A damaged record before a sound one is an error.
-pub(crate) fn sound_records(
-    app: &str,
-    after: u64,
-    rows: &[(u64, Vec<u8>)],
-) -> Result<(LogRead, Option<u64>)> {
-    let mut read = LogRead::default();
-    for (index, (seq, bytes)) in rows.iter().enumerate() {
-        // Each record in its place: the one after the last.
-        let expected = after + 1 + index as u64;
-        // In its place: read as its row's seq, the one after the last.
-        let record = Record::decode(*seq, bytes)
-            .ok()
-            .filter(|_| *seq == expected);
-        let Some(record) = record else {
-            let sound_after = rows[index + 1..]
-                .iter()
-                .any(|(seq, b)| Record::decode(*seq, b).is_ok());
-            if sound_after {
-                return Err(damaged_before_sound(app, *seq));
-            }
-            read.cut = (rows.len() - index) as u64;
-            return Ok((read, Some(*seq)));
-        };
-        read.records.push(record);
-    }
-    Ok((read, None))
 }

@@ -1,6 +1,7 @@
 //! What the admin API shows of an app ([`AppInfo`]): from memory while it
 //! is served, from the store while it is parked or not served.
 
+use elmbox::durable::log_pages::read_log;
 use elmbox::durable::Health;
 use elmbox::{Error, MemoryStats};
 use serde::Serialize;
@@ -206,9 +207,7 @@ impl Hosted {
         // Parking snapshots the app: its log after that is short, if any.
         let last_snapshot = self.last_snapshot(name)?;
         let since = last_snapshot.unwrap_or(0);
-        let events = self
-            .store
-            .log(name, since)
+        let events = read_log(&*self.store, name, since)
             .map_err(internal)?
             .records
             .last()
