@@ -29,7 +29,8 @@
 //!   sent, when the scheduler is idle and they wait for one, instead of
 //!   through the scheduler's queue and four of its steps; an event's
 //!   effects skip the effects queue when it is idle, and reach the managers
-//!   through a list of them made once. Elm's own runtime is replaced in a
+//!   through a list of them made once; an effect without taggers reaches its
+//!   manager's map with one function made once, not a new closure. Elm's own runtime is replaced in a
 //!   few places, where it is Elm's word for word (the module tells how that
 //!   keeps every order).
 //!
@@ -75,6 +76,9 @@ pub struct Rewritten {
     pub managers_listed_once: bool,
     /// Whether an event's effects skip the effects queue when it is idle.
     pub effects_skip_idle_queue: bool,
+    /// Whether an effect without taggers reaches its manager's map with
+    /// one function made once instead of a new closure.
+    pub untagged_effects_share_a_function: bool,
 }
 
 /// Rewrites Elm output as the crate's documentation says. `None` when there
@@ -175,6 +179,7 @@ fn rewrite(source: &str) -> Option<Rewritten> {
         managers_take_messages_at_once: managers.delivery,
         managers_listed_once: managers.homes_listed,
         effects_skip_idle_queue: managers.idle_queue_skipped,
+        untagged_effects_share_a_function: managers.shared_tagger,
     })
 }
 

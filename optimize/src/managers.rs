@@ -40,7 +40,14 @@
 //!   enumerating the object each event (and enumerates it when there is no
 //!   list yet).
 //!
-//! The three (delivery, the list of homes, the idle queue) are independent:
+//! And one on the way each effect goes to its manager's map:
+//! - `_Platform_toEffect` gives the map a closure over the effect's taggers
+//!   (the `Cmd.map`s and `Sub.map`s it came through), made anew for every
+//!   effect of every event; with no taggers the closure returns what it is
+//!   given, so one function made once, that does that, stands for it.
+//!
+//! The four (delivery, the list of homes, the idle queue, the shared
+//! tagger) are independent:
 //! each is made where the functions it replaces and stands on are Elm's,
 //! as below (elm/core before 1.0.3 has no effects queue, for one).
 //!
@@ -51,7 +58,7 @@
 //! step that would have parked it again takes them.
 //!
 //! Only Elm's own runtime is touched: each function a group replaces or
-//! stands on ([`DELIVERY`], [`HOMES_LISTED`], [`IDLE_QUEUE`]) must be bound once in the program
+//! stands on ([`DELIVERY`], [`HOMES_LISTED`], [`IDLE_QUEUE`], [`SHARED_TAGGER`]) must be bound once in the program
 //! and be Elm's word for word (checked by a SHA-256 of its text without
 //! whitespace, as `elm make` 0.19.1 writes elm/core 1.0.5's runtime), and so
 //! must the variables they use; the names they add must be bound nowhere.
@@ -137,6 +144,25 @@ const IDLE_QUEUE: [(&str, &str); 3] = [
         "7a0243174bb2ffec5d95bc9ec13137f636ccc8cd1adcaf50481aa48a8efc3175",
     ),
 ];
+
+/// What Elm's runtime must hold for an effect without taggers to reach
+/// its manager's map with one function made once, as [`DELIVERY`]; but
+/// `_Platform_toEffect`'s text is taken with the two fields of its list of
+/// taggers (which `elm make` names anew in each program) written `REST`
+/// and `TAGGER` ([`fingerprinted`]).
+const SHARED_TAGGER: [(&str, &str); 2] = [
+    (
+        "_Platform_toEffect",
+        "2f6d18f7af1b05291a519975c94577e4c3fc16014042cc397e069d782013e4b3",
+    ),
+    (
+        "A2",
+        "3193188c47dd274c227741b0d3900a8cb5f4b4a4c6b18e91241b4300dd43fa20",
+    ),
+];
+
+/// The name [`TO_EFFECT`] adds.
+const SAME: &str = "_Platform_elmboxSame";
 
 /// The name [`SETUP`] adds.
 const HOMES: &str = "_Platform_elmboxHomes";
@@ -229,6 +255,26 @@ const DISPATCH_EFFECTS: &str = "function _Platform_dispatchEffects(managers, cmd
 	}
 }";
 
+/// The new `_Platform_toEffect`, with its taggers' fields to fill in
+/// (`REST`, `TAGGER`), and `A2`'s body in place of the call to it.
+const TO_EFFECT: &str = "function _Platform_elmboxSame(x) { return x; }
+function _Platform_toEffect(isCmd, home, taggers, value)
+{
+	/* elmbox: one function for every effect without taggers (elmbox-optimize, managers.rs) */
+	var applyTaggers = !taggers ? _Platform_elmboxSame : function(x)
+	{
+		for (var temp = taggers; temp; temp = temp.REST)
+		{
+			x = temp.TAGGER(x);
+		}
+		return x;
+	};
+	var map = isCmd
+		? _Platform_effectManagers[home].e
+		: _Platform_effectManagers[home].f;
+	return (map.a === 2 ? map.f(applyTaggers, value) : map(applyTaggers)(value));
+}";
+
 /// The edits that make Elm's effects reach its managers as the module
 /// says, with what they replace whole (which other rewrites must leave
 /// alone), and which groups they make.
@@ -241,6 +287,8 @@ pub(crate) struct Rewrites {
     pub homes_listed: bool,
     /// Effects skip an idle queue.
     pub idle_queue_skipped: bool,
+    /// An effect without taggers makes no closure for them.
+    pub shared_tagger: bool,
 }
 
 pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -> Rewrites {
@@ -252,7 +300,8 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
                 return false;
             };
             let text = without_whitespace(&source[declaration.start..declaration.end]);
-            bindings(scoping, name) == 1 && sha256(&text) == *fingerprint
+            let text = fingerprinted(name, &text).map(|(text, _)| text);
+            bindings(scoping, name) == 1 && text.is_some_and(|text| sha256(&text) == *fingerprint)
         })
     };
     let mut rewrites = Rewrites {
@@ -261,6 +310,7 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
         delivery: elms(&DELIVERY),
         homes_listed: elms(&HOMES_LISTED) && bindings(scoping, HOMES) == 0,
         idle_queue_skipped: elms(&IDLE_QUEUE),
+        shared_tagger: elms(&SHARED_TAGGER) && bindings(scoping, SAME) == 0,
     };
     let mut replace = |name: &str, text: &str| {
         let declaration = found.declarations[name][0];
@@ -279,6 +329,16 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
     if rewrites.idle_queue_skipped {
         replace("_Platform_enqueueEffects", ENQUEUE);
     }
+    if rewrites.shared_tagger {
+        let to_effect = found.declarations["_Platform_toEffect"][0];
+        let text = without_whitespace(&source[to_effect.start..to_effect.end]);
+        if let Some((_, (rest, tagger))) = fingerprinted("_Platform_toEffect", &text) {
+            let text = TO_EFFECT
+                .replace("temp.REST", &format!("temp.{rest}"))
+                .replace("temp.TAGGER", &format!("temp.{tagger}"));
+            replace("_Platform_toEffect", &text);
+        }
+    }
     if rewrites.delivery {
         let send = found.declarations["_Scheduler_rawSend"][0];
         rewrites
@@ -286,6 +346,31 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
             .push((send.body, send.body, SEND_FIRST.to_string()));
     }
     rewrites
+}
+
+/// The text a declaration's fingerprint is taken of (its text without
+/// whitespace), and for `_Platform_toEffect` the fields of its list of
+/// taggers, written `REST` and `TAGGER` in that text; `None` when it has
+/// no such list.
+fn fingerprinted(name: &str, text: &str) -> Option<(String, (String, String))> {
+    if name != "_Platform_toEffect" {
+        return Some((text.to_string(), (String::new(), String::new())));
+    }
+    let field = |after: &str, end: char| {
+        let from = text.find(after)? + after.len();
+        let field = &text[from..from + text[from..].find(end)?];
+        let sound = !field.is_empty()
+            && field
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        sound.then(|| field.to_string())
+    };
+    let rest = field("temp=temp.", ')')?;
+    let tagger = field("{x=temp.", '(')?;
+    let text = text
+        .replacen(&format!("temp=temp.{rest})"), "temp=temp.REST)", 1)
+        .replacen(&format!("{{x=temp.{tagger}(x)"), "{x=temp.TAGGER(x)", 1);
+    Some((text, (rest, tagger)))
 }
 
 /// `text` on exactly `lines + 1` lines (so that every line after it keeps
@@ -324,7 +409,11 @@ struct Found {
 impl Found {
     /// Keeps the declaration of `name` if it is one of those checked.
     fn declared(&mut self, name: &str, start: u32, end: u32, body: u32) {
-        let names = DELIVERY.iter().chain(&HOMES_LISTED).chain(&IDLE_QUEUE);
+        let names = DELIVERY
+            .iter()
+            .chain(&HOMES_LISTED)
+            .chain(&IDLE_QUEUE)
+            .chain(&SHARED_TAGGER);
         let names = names.map(|(n, _)| *n);
         if let Some(name) = names.into_iter().find(|n| *n == name) {
             let (start, end, body) = (start as usize, end as usize, body as usize);
@@ -366,6 +455,7 @@ mod tests {
             (SETUP, 19),
             (ENQUEUE, 12),
             (DISPATCH_EFFECTS, 13),
+            (TO_EFFECT, 16),
         ];
         for (text, lines) in texts {
             assert!(!text.contains("//"), "{text}");

@@ -90,6 +90,7 @@ fn managers_taking_messages_at_once_do_what_elms_scheduler_does() {
         assert!(rewritten.managers_listed_once, "{label}");
         let queued = original.contains("function _Platform_enqueueEffects(");
         assert_eq!(rewritten.effects_skip_idle_queue, queued, "{label}");
+        assert!(rewritten.untagged_effects_share_a_function, "{label}");
         assert_eq!(
             rewritten.source.lines().count(),
             original.lines().count(),
@@ -111,6 +112,13 @@ fn managers_taking_messages_at_once_do_what_elms_scheduler_does() {
         assert!(at(&elm, "update from A model 6") > at(&elm, "A effects 1 state 116"));
         // messages that waited while A slept, taken when it woke;
         assert!(at(&elm, "A woke 140") < at(&elm, "A effects 1 state 1140"));
+        // C's commands mapped with their taggers, and as they were
+        // without (a manager gets its commands last first);
+        assert!(
+            elm.iter()
+                .any(|l| l.starts_with("C effects again outer(inner(twice)) m1(once) plain state")),
+            "{label}: {elm:#?}"
+        );
         // and nothing for A once its effects failed, while B goes on.
         let gone = at(&elm, "update A is gone model 13");
         assert_eq!(elm[gone + 1], "B effects 1 state 14", "{label}");
@@ -202,6 +210,16 @@ const CHANGES: &[(&str, &str, &str)] = &[
         "var _Platform_effectsActive = false;",
         "var _Platform_effectsActive = false;\nfunction g(_Platform_effectsActive) {}",
     ),
+    (
+        "tagger",
+        "function _Platform_toEffect(isCmd, home, taggers, value)\n{",
+        "function _Platform_toEffect(isCmd, home, taggers, value)\n{ /**/",
+    ),
+    (
+        "tagger",
+        "function _Platform_toEffect(",
+        "function _Platform_elmboxSame() {}\nfunction _Platform_toEffect(",
+    ),
 ];
 
 #[test]
@@ -220,11 +238,13 @@ fn a_runtime_that_is_not_elms_word_for_word_keeps_its_managers() {
                 rewritten.managers_take_messages_at_once,
                 rewritten.managers_listed_once,
                 rewritten.effects_skip_idle_queue,
+                rewritten.untagged_effects_share_a_function,
             ];
             let expected = [
                 *group != "delivery",
                 *group != "homes",
                 queued && *group != "queue",
+                *group != "tagger",
             ];
             assert_eq!(
                 made, expected,

@@ -68,15 +68,33 @@ function elmboxOnEffectsB(router, cmds, state) {
 	return _Scheduler_succeed(state + 1);
 }
 var elmboxSameCommand = F2(function(tagger, command) { return command; });
+/* Manager C maps its commands with their taggers (the Cmd.maps they came
+   through): one that came through none reaches it as it was. */
+function elmboxOnEffectsC(router, cmds, state) {
+	var seen = [];
+	for (var l = cmds; l.b; l = l.b) { seen.push(l.a.tagged); }
+	elmboxNote('C effects', seen.join(' '), 'state', state);
+	return _Scheduler_succeed(state + 1);
+}
+var elmboxTagCommand = F2(function(tagger, command) {
+	return { act: command.act, tagged: tagger(command.act) };
+});
 _Platform_effectManagers['ElmboxA'] = _Platform_createManager(
 	_Scheduler_succeed(0), F3(elmboxOnEffectsA), F3(elmboxOnSelfMsgA), elmboxSameCommand);
 _Platform_effectManagers['ElmboxB'] = _Platform_createManager(
 	_Scheduler_succeed(0), F3(elmboxOnEffectsB), F3(elmboxOnSelfMsgA), elmboxSameCommand);
+_Platform_effectManagers['ElmboxC'] = _Platform_createManager(
+	_Scheduler_succeed(0), F3(elmboxOnEffectsC), F3(elmboxOnSelfMsgA), elmboxTagCommand);
 
-/* The app: each message carries the commands its update gives. */
+/* The app: each message carries the commands its update gives, each
+   through the Cmd.maps its `map` names, innermost first. */
 function elmboxCommands(msg) {
 	return _Platform_batch(_List_fromArray((msg.cmds || []).map(function(c) {
-		return _Platform_leaf(c.home)(c);
+		var command = _Platform_leaf(c.home)(c);
+		(c.map || []).forEach(function(name) {
+			command = A2(_Platform_map, function(x) { return name + '(' + x + ')'; }, command);
+		});
+		return command;
 	})));
 }
 _Platform_initialize(
@@ -115,6 +133,7 @@ _Platform_initialize(
 		{ name: 'after the sleep', cmds: [{ home: 'ElmboxA', act: 'succeed' }] },
 		{ name: 'fail', cmds: [{ home: 'ElmboxA', act: 'fail' }] },
 		{ name: 'A is gone', cmds: [{ home: 'ElmboxA', act: 'succeed' }, { home: 'ElmboxB' }] },
+		{ name: 'tagged', cmds: [{ home: 'ElmboxC', act: 'plain' }, { home: 'ElmboxC', act: 'once', map: ['m1'] }, { home: 'ElmboxC', act: 'twice', map: ['inner', 'outer'] }, { home: 'ElmboxC', act: 'again' }] },
 	];
 	var send = function(msg) { elmboxSendToApp(msg); };
 	events.forEach(send);
