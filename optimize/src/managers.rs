@@ -149,7 +149,7 @@ const IDLE_QUEUE: [(&str, &str); 3] = [
 /// its manager's map with one function made once, as [`DELIVERY`]; but
 /// `_Platform_toEffect`'s text is taken with the two fields of its list of
 /// taggers (which `elm make` names anew in each program) written `REST`
-/// and `TAGGER` ([`fingerprinted`]).
+/// and `TAGGER` ([`fingerprint_text`]).
 const SHARED_TAGGER: [(&str, &str); 2] = [
     (
         "_Platform_toEffect",
@@ -300,8 +300,8 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
                 return false;
             };
             let text = without_whitespace(&source[declaration.start..declaration.end]);
-            let text = fingerprinted(name, &text).map(|(text, _)| text);
-            bindings(scoping, name) == 1 && text.is_some_and(|text| sha256(&text) == *fingerprint)
+            bindings(scoping, name) == 1
+                && fingerprint_text(name, text).is_some_and(|text| sha256(&text) == *fingerprint)
         })
     };
     let mut rewrites = Rewrites {
@@ -330,13 +330,14 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
         replace("_Platform_enqueueEffects", ENQUEUE);
     }
     if rewrites.shared_tagger {
-        let to_effect = found.declarations["_Platform_toEffect"][0];
+        let to_effect = found.declarations[TO_EFFECT_NAME][0];
         let text = without_whitespace(&source[to_effect.start..to_effect.end]);
-        if let Some((_, (rest, tagger))) = fingerprinted("_Platform_toEffect", &text) {
+        // Found when its fingerprint was taken.
+        if let Some((rest, tagger)) = tagger_fields(&text) {
             let text = TO_EFFECT
                 .replace("temp.REST", &format!("temp.{rest}"))
                 .replace("temp.TAGGER", &format!("temp.{tagger}"));
-            replace("_Platform_toEffect", &text);
+            replace(TO_EFFECT_NAME, &text);
         }
     }
     if rewrites.delivery {
@@ -348,14 +349,27 @@ pub(crate) fn rewrites(program: &Program<'_>, scoping: &Scoping, source: &str) -
     rewrites
 }
 
-/// The text a declaration's fingerprint is taken of (its text without
-/// whitespace), and for `_Platform_toEffect` the fields of its list of
-/// taggers, written `REST` and `TAGGER` in that text; `None` when it has
-/// no such list.
-fn fingerprinted(name: &str, text: &str) -> Option<(String, (String, String))> {
-    if name != "_Platform_toEffect" {
-        return Some((text.to_string(), (String::new(), String::new())));
+/// The function whose fingerprint leaves out its taggers' field names.
+const TO_EFFECT_NAME: &str = "_Platform_toEffect";
+
+/// The text a declaration's fingerprint is taken of: its text without
+/// whitespace, and for `_Platform_toEffect` with its taggers' fields
+/// written `REST` and `TAGGER`; `None` when it has no such fields.
+fn fingerprint_text(name: &str, text: String) -> Option<String> {
+    if name != TO_EFFECT_NAME {
+        return Some(text);
     }
+    let (rest, tagger) = tagger_fields(&text)?;
+    Some(
+        text.replacen(&format!("temp=temp.{rest})"), "temp=temp.REST)", 1)
+            .replacen(&format!("{{x=temp.{tagger}(x)"), "{x=temp.TAGGER(x)", 1),
+    )
+}
+
+/// The fields of `_Platform_toEffect`'s list of taggers in its text without
+/// whitespace (`temp = temp.REST` and `x = temp.TAGGER(x)`), which `elm
+/// make` names anew in each program.
+fn tagger_fields(text: &str) -> Option<(&str, &str)> {
     let field = |after: &str, end: char| {
         let from = text.find(after)? + after.len();
         let field = &text[from..from + text[from..].find(end)?];
@@ -363,14 +377,9 @@ fn fingerprinted(name: &str, text: &str) -> Option<(String, (String, String))> {
             && field
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
-        sound.then(|| field.to_string())
+        sound.then_some(field)
     };
-    let rest = field("temp=temp.", ')')?;
-    let tagger = field("{x=temp.", '(')?;
-    let text = text
-        .replacen(&format!("temp=temp.{rest})"), "temp=temp.REST)", 1)
-        .replacen(&format!("{{x=temp.{tagger}(x)"), "{x=temp.TAGGER(x)", 1);
-    Some((text, (rest, tagger)))
+    Some((field("temp=temp.", ')')?, field("{x=temp.", '(')?))
 }
 
 /// `text` on exactly `lines + 1` lines (so that every line after it keeps
