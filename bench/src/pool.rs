@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use elmbox::{AppImage, Pool, PoolConfig};
+use elmbox::{Pool, PoolConfig};
 
 use crate::{counter, quiet_config, spread};
 
@@ -61,7 +61,6 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     let linear = pool.with_app(&names[0], |app| app.memory())?;
 
     let kb = |bytes: u64| format!("{:.0} KB", bytes as f64 / APPS as f64 / 1024.0);
-    let after_first_private_kb = after_first.minus(&before).private / APPS as u64 / 1024;
     let mean = |total: Duration, n: usize| crate::ms(total / n as u32);
     let mut doc = String::new();
     writeln!(
@@ -108,7 +107,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     writeln!(
         doc,
         "| linear memory (address space; mostly the untouched 8 MiB stack) | {:.1} MB |",
-        linear.linear_memory_bytes as f64 / 1024.0 / 1024.0
+        mb(linear.linear_memory_bytes)
     )?;
     writeln!(
         doc,
@@ -223,13 +222,13 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
     // and down again) do not show; the first event's private pages above,
     // against the pages it changes here, count those.
     let mut app = plain.load(&js, quiet_config())?;
-    let before_first = app.state()?.memory;
+    let loaded_bytes = app.state()?.memory;
     app.dispatch_json("first")?;
-    let after_first = app.state()?.memory;
+    let first_bytes = app.state()?.memory;
     app.dispatch_json("later")?;
-    let after_later = app.state()?.memory;
-    let (first_pages, first_lines) = changed(&before_first, &after_first);
-    let (later_pages, later_lines) = changed(&after_first, &after_later);
+    let later_bytes = app.state()?.memory;
+    let (first_pages, first_lines) = changed(&loaded_bytes, &first_bytes);
+    let (later_pages, later_lines) = changed(&first_bytes, &later_bytes);
     writeln!(
         doc,
         "\nWhat one event leaves changed in its app's linear memory (an `App` on \
@@ -238,7 +237,7 @@ pub fn section(root: &Path) -> anyhow::Result<String> {
          {} KB a pooled app's first event makes its own above; a later event \
          {later_lines} lines in {later_pages} pages.",
         first_pages * 4,
-        after_first_private_kb
+        after_first.minus(&before).private / APPS as u64 / 1024
     )?;
     Ok(doc)
 }
@@ -266,7 +265,7 @@ fn later_events(js: &[u8], apps: usize) -> anyhow::Result<(Vec<Duration>, u64)> 
         max_apps: apps as u32,
         ..PoolConfig::default()
     })?;
-    let image: AppImage = pool.runtime().snapshot(js, quiet_config())?;
+    let image = pool.runtime().snapshot(js, quiet_config())?;
     let names = tenant_names(apps);
     let before = Memory::now()?;
     for name in &names {
@@ -289,7 +288,7 @@ fn later_events(js: &[u8], apps: usize) -> anyhow::Result<(Vec<Duration>, u64)> 
 }
 
 fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1024.0 / 1024.0
+    bytes as f64 / crate::MB
 }
 
 /// The process's memory, from `/proc/self/smaps_rollup`, in bytes.
