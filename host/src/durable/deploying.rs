@@ -17,10 +17,11 @@ use crate::config::AppConfig;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
+use super::code::{encode_code, identity, is_module, module_settings, start};
 use super::log::{Input, Outcome, Record};
 use super::log_pages::{self, LogPages};
 use super::store::Write;
-use super::{encode_code, http, identity, start, DurableApp, DurableOptions, OnNewCode};
+use super::{http, DurableApp, DurableOptions, OnNewCode};
 
 /// A new version being made: replayed up to `next.seq`.
 pub struct Deploying {
@@ -173,8 +174,8 @@ impl Deploying {
         progress: &DeployProgress,
     ) -> Result<Option<Deploying>> {
         super::migrating::check_source(how, source)?;
-        let given = match super::is_module(source) {
-            true => super::module_settings(runtime, source)?,
+        let given = match is_module(source) {
+            true => module_settings(runtime, source)?,
             false => config.settings()?,
         };
         if identity(&given, source) == base.identity {

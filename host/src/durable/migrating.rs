@@ -18,7 +18,8 @@ use elmbox_abi::AppSettings;
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
 
-use super::{encode_code, is_module, start, DurableApp, OnNewCode};
+use super::code::{encode_code, is_module, start};
+use super::{DurableApp, OnNewCode};
 
 impl DurableApp {
     /// The model this version exports for a migration (JSON text), from a
