@@ -40,7 +40,7 @@ export ELMBOX_WASMTIME := $(WASMTIME_CLI)
 export ELMBOX_ELM_ANALYSE := $(ELM_ANALYSE)
 export ELMBOX_POWERLOSS_FS := $(TARGET_DIR)/release/powerloss-fs
 
-.PHONY: all setup tools elm-analyse guest build fixtures modules test demo charts bench elm fuzz chaos clean
+.PHONY: all setup tools elm-analyse guest build fixtures modules test demo charts bench elm fuzz chaos clean docs-check
 
 all: build
 
@@ -108,6 +108,12 @@ test: build fixtures tools elm-analyse
 	$(CARGO) build --release -p elmbox-powerloss
 	$(CARGO) test --release -p elmbox-abi -p elmbox-optimize -p elmbox -p elmbox-outgoing -p elmbox-server -p elmbox-cli -p elmbox-powerloss -p elmbox-tests
 	$(CARGO) test --release -p elmbox-guest
+	$(MAKE) docs-check
+
+## The API documentation, with every intra-doc link resolved.
+docs-check:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p elmbox-abi -p elmbox-optimize \
+		-p elmbox -p elmbox-outgoing -p elmbox-server --features elmbox/postgres
 
 ## The memo's soak on elmbox's way (call), then the two anti-patterns it
 ## replaces, shorter, charted side by side into target/demo/modes.{png,svg}.

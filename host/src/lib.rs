@@ -49,7 +49,7 @@
 //!   ([`Runtime::new`]). Without it, give the guest at run time with
 //!   [`Runtime::from_guest`]; nothing needs the guest at compile time.
 //! - `measure`: the dispatch modes that reproduce the anti-patterns elmbox
-//!   replaces ([`DispatchMode`]), for soaks and
+//!   replaces (`DispatchMode`), for soaks and
 //!   benchmarks.
 //! - `postgres`: the PostgreSQL state store (`durable::postgres`), so that
 //!   [`durable::StateLocation`] opens `postgres://…` URLs as well as state

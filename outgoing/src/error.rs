@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Why [`OutgoingClient::new`] failed.
+/// Why [`OutgoingClient::new`](crate::OutgoingClient::new) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot read the CA certificate file {}: {source}", path.display())]

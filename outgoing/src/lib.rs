@@ -8,12 +8,16 @@
 //! [`OutgoingClient`], and produces that response. `elmbox serve` and
 //! `elmbox run` both use it, on a tokio runtime.
 
+mod app;
 mod client;
 mod error;
+mod exchange;
 mod policy;
 mod tls;
 
-pub use client::{AppHttp, Ended, InFlight, OutgoingClient, MAX_REDIRECTS};
+pub use app::AppHttp;
+pub use client::{InFlight, OutgoingClient};
 pub use error::ClientError;
+pub use exchange::{Ended, MAX_REDIRECTS};
 pub use policy::{AllowedHost, AllowedHostError, HttpPolicy};
 pub use url::{Host, Url};

@@ -2,6 +2,9 @@
 //! what makes two versions the same app, and the app at its start (its
 //! JavaScript loaded, or a built module restored).
 
+use std::borrow::Cow;
+
+use elmbox_abi::migration::migrated_flags;
 use elmbox_abi::AppSettings;
 use sha2::{Digest, Sha256};
 
@@ -11,7 +14,7 @@ use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
-use super::{migrating, OnNewCode};
+use super::OnNewCode;
 
 /// The settings and code of an app as the store keeps them: the settings'
 /// JSON, a newline, the source.
@@ -62,12 +65,12 @@ pub(super) fn start(
     console: &Console,
 ) -> Result<App> {
     if !is_module(source) {
-        let settings = migrating::as_loaded(settings);
+        let settings = as_loaded(settings);
         return runtime.load_settings(source, &settings, name.to_string(), console.clone());
     }
     if settings.migrated.is_some() {
         // Refused: a module's init ran when it was built.
-        migrating::check_source(OnNewCode::Migrate, source)?;
+        check_source(OnNewCode::Migrate, source)?;
     }
     let config = AppConfig::default().name(name).console(console.clone());
     let mut app = runtime.restore_module(source, config)?;
@@ -98,4 +101,30 @@ pub(super) fn identity(settings: &AppSettings, source: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A migration into a built module is refused: its `init` ran when it was
+/// built, so it cannot start from a model.
+pub(super) fn check_source(how: OnNewCode, source: &[u8]) -> Result<()> {
+    match how == OnNewCode::Migrate && is_module(source) {
+        true => Err(Error::MigrationRefused {
+            reason: "the new version is a module built by `elmbox build`, whose init ran when \
+                     it was built: migrate to its JavaScript"
+                .into(),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// The settings the guest loads: a migrated start's model goes to `init`
+/// inside its flags (`{"migrated": MODEL, "flags": FLAGS}`).
+pub(super) fn as_loaded(settings: &AppSettings) -> Cow<'_, AppSettings> {
+    match &settings.migrated {
+        None => Cow::Borrowed(settings),
+        Some(model) => Cow::Owned(AppSettings {
+            flags: Some(migrated_flags(model, settings.flags.as_deref())),
+            migrated: None,
+            ..settings.clone()
+        }),
+    }
 }

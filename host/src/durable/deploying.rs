@@ -17,7 +17,7 @@ use crate::config::AppConfig;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
-use super::code::{encode_code, identity, is_module, module_settings, start};
+use super::code::{check_source, encode_code, identity, is_module, module_settings, start};
 use super::log::{Input, Outcome, Record};
 use super::log_pages::{self, LogPages};
 use super::store::Write;
@@ -173,7 +173,7 @@ impl Deploying {
         options: DurableOptions,
         progress: &DeployProgress,
     ) -> Result<Option<Deploying>> {
-        super::migrating::check_source(how, source)?;
+        check_source(how, source)?;
         let given = match is_module(source) {
             true => module_settings(runtime, source)?,
             false => config.settings()?,

@@ -4,7 +4,7 @@
 //! events). A page is [`PAGE`] records; only the page being replayed is in
 //! memory.
 //!
-//! Damage is found the same way on every page ([`sound_records`]):
+//! Damage is found the same way on every page (`sound_records`):
 //! damaged records at the end (a write a crash tore, never acknowledged)
 //! are cut from the store, and a damaged record before a sound one is an
 //! error, whichever page the sound one is on. [`read_log`] reads a whole

@@ -1,4 +1,4 @@
-//! Deploys by migration ([`OnNewCode::Migrate`]): the new version starts
+//! Deploys by migration ([`OnNewCode::Migrate`](super::OnNewCode::Migrate)): the new version starts
 //! from the old one's model rather than from a replay of its history, for
 //! an app whose history is gone (`--retain-log`) or too long to replay.
 //!
@@ -6,20 +6,17 @@
 //! ([`DurableApp::exported_model`]), so a refused migration leaves it
 //! exactly as it was. The new version's settings keep the model
 //! (`AppSettings::migrated`), and its `init` gets it inside its flags
-//! ([`as_loaded`]); the deploy is recorded as a fresh start of that code,
+//! ([`as_loaded`](super::code::as_loaded)); the deploy is recorded as a fresh start of that code,
 //! so a restore from the log starts from the migrated model, and a later
 //! deploy by replay replays from it too.
 
-use std::borrow::Cow;
-
-use elmbox_abi::migration::migrated_flags;
 use elmbox_abi::AppSettings;
 
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
 
-use super::code::{encode_code, is_module, start};
-use super::{DurableApp, OnNewCode};
+use super::code::{encode_code, start};
+use super::DurableApp;
 
 impl DurableApp {
     /// The model this version exports for a migration (JSON text), from a
@@ -62,31 +59,5 @@ pub(super) fn init_failed(e: Error) -> Error {
         e => Error::MigrationRefused {
             reason: format!("the new version did not start from the migrated model: {e}"),
         },
-    }
-}
-
-/// A migration into a built module is refused: its `init` ran when it was
-/// built, so it cannot start from a model.
-pub(super) fn check_source(how: OnNewCode, source: &[u8]) -> Result<()> {
-    match how == OnNewCode::Migrate && is_module(source) {
-        true => Err(Error::MigrationRefused {
-            reason: "the new version is a module built by `elmbox build`, whose init ran when \
-                     it was built: migrate to its JavaScript"
-                .into(),
-        }),
-        false => Ok(()),
-    }
-}
-
-/// The settings the guest loads: a migrated start's model goes to `init`
-/// inside its flags (`{"migrated": MODEL, "flags": FLAGS}`).
-pub(super) fn as_loaded(settings: &AppSettings) -> Cow<'_, AppSettings> {
-    match &settings.migrated {
-        None => Cow::Borrowed(settings),
-        Some(model) => Cow::Owned(AppSettings {
-            flags: Some(migrated_flags(model, settings.flags.as_deref())),
-            migrated: None,
-            ..settings.clone()
-        }),
     }
 }

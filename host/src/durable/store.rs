@@ -133,7 +133,7 @@ pub trait StateStore: Send + Sync {
         None
     }
     /// Takes the app for this process before it is opened: one process at
-    /// a time runs an app. Refused ([`Error::AppInUse`]) while another
+    /// a time runs an app. Refused ([`Error::AppInUse`](crate::Error::AppInUse)) while another
     /// holds it. A store that one process holds whole (a state directory,
     /// locked when opened) has nothing more to take.
     fn claim(&self, _app: &str) -> Result<()> {
@@ -161,7 +161,7 @@ pub trait StateStore: Send + Sync {
     /// Stops using the connection and opens the store again: after a
     /// failed commit, what the connection knows is not to be trusted (a
     /// failed fsync is never retried). A store full of space errors
-    /// ([`Error::StateFull`]) opens again and fails its commits until
+    /// ([`Error::StateFull`](crate::Error::StateFull)) opens again and fails its commits until
     /// there is room. Nothing to do for a store without a connection.
     fn reopen(&self) -> Result<()> {
         Ok(())

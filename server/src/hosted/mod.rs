@@ -62,7 +62,7 @@ pub enum HostError {
     /// Try again shortly: the app is being deployed or removed.
     #[error("{0}")]
     Busy(String),
-    /// The app is parked: wake it ([`Hosted::wake`]) and try again.
+    /// The app is parked: wake it (`Hosted::wake`) and try again.
     #[error("`{0}` is parked")]
     Parked(String),
     /// Try again shortly: the app faulted and is being restored.

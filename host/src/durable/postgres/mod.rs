@@ -26,7 +26,7 @@
 //! under way fails with its error (a commit in flight is not durable), and
 //! the next one connects again, with the same session settings; while the
 //! server is unreachable, operations fail at once, trying again at most
-//! every [`RECONNECT_PAUSE`]. Session advisory locks die with their
+//! every `RECONNECT_PAUSE`. Session advisory locks die with their
 //! connection: an app claimed by one (without leases) is refused any
 //! further write once the connection was lost, as another process may
 //! have claimed it meanwhile, until the commit thread opens the store again
