@@ -14,7 +14,9 @@
 //! Everything here blocks (loading an app compiles nothing, but replays its
 //! log); the routes call it from tokio's blocking threads, except
 //! [`Hosted::send`], which only queues. What the admin API shows of an app
-//! is `info.rs`; leases and takeovers on a shared database, `nodes.rs`.
+//! is `info.rs`; leases and takeovers on a shared database, `nodes.rs`;
+//! deploys, `deploying.rs` (and `beside.rs`); idle apps parked and woken,
+//! `parking.rs`.
 //!
 //! What an input starts of outgoing HTTP is sent once the input is durable
 //! (`outgoing.rs`); the answer comes back to the owner as an input of its
@@ -23,25 +25,27 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use elmbox::durable::commit::Committer;
 use elmbox::durable::store::{StateStore, Write};
 use elmbox::durable::{RetainLog, StateLocation};
-use elmbox::{app_name, Console, DurableApp, DurableOptions, Error, EventFormat, Pool, PoolConfig};
+use elmbox::{app_name, Console, DurableApp, DurableOptions, Error, Pool, PoolConfig};
 use tokio::sync::oneshot;
 
 use crate::http_mode::Pending;
 use crate::metrics::Metrics;
-use crate::options::{AppOptions, Deploy};
+use crate::options::AppOptions;
 use crate::outgoing::Outgoing;
 use crate::scheduler::{Fired, Scheduler};
 use crate::unserved::{Unserved, UnservedApp};
 
 mod beside;
+mod deploying;
 mod info;
 mod nodes;
 mod owner;
+mod parking;
 
 pub use info::AppInfo;
 pub use nodes::{Located, Node};
@@ -420,109 +424,6 @@ impl Hosted {
         Ok(answer)
     }
 
-    /// Deploys `source` (JavaScript, or a module made by `elmbox build`)
-    /// as `name`: a new app, or a new version of one, deployed by replaying
-    /// its log (or from `init` with `fresh`). Returns whether it is new.
-    /// If the new version does not load or fails on a logged event, the
-    /// old one goes on serving.
-    pub fn deploy(&self, name: &str, source: &[u8], deploy: Deploy) -> Result<bool, HostError> {
-        app_name::check(name).map_err(|e| HostError::BadRequest(e.to_string()))?;
-        let is_module = source.starts_with(b"\0asm");
-        let fixed = deploy.options.fixed_by_build();
-        if is_module && !fixed.is_empty() {
-            return Err(HostError::BadRequest(format!(
-                "the app is a built module: {} {} fixed when it was built",
-                fixed.join(", "),
-                if fixed.len() == 1 { "was" } else { "were" }
-            )));
-        }
-        if is_module && deploy.options.http {
-            let built = self
-                .pool
-                .runtime()
-                .module_settings(source)
-                .map_err(|e| HostError::BadRequest(e.to_string()))?;
-            if built.app.event_format != EventFormat::Json {
-                return Err(HostError::BadRequest(
-                    "http=true takes requests as JSON: build the module with --json-events".into(),
-                ));
-            }
-        }
-        let _admin = lock(&self.admin);
-        match self.lease(name) {
-            Ok(None) => {}
-            Ok(Some(holder)) => {
-                return Err(HostError::Conflict(format!(
-                    "`{name}` is run by node `{}` at {}: deploy it there",
-                    holder.node, holder.address
-                )))
-            }
-            Err(e) => return Err(internal(e)),
-        }
-        // A new version of a served app: made beside it, switched to
-        // between two of its events.
-        if self.deploy_beside(name, source, &deploy)?.is_some() {
-            return Ok(false);
-        }
-        // Whatever happens below, a panic included, the app's place is
-        // left servable or removable, never busy for ever.
-        let _settle = SettleOnPanic(self, name);
-        let old = self.stop(name)?;
-        if !matches!(old, Some(Previous::Serving(..))) {
-            // Known before anything is written: a new app needs room.
-            if let Err(e) = self.pool.has_room_for(name) {
-                return Err(self.restart(name, old, HostError::Busy(e.to_string())));
-            }
-        }
-        let runtime = match self.pool.durable_runtime(deploy.options.limits()) {
-            Ok(runtime) => runtime,
-            Err(e) => return Err(self.restart(name, old, HostError::BadRequest(e.to_string()))),
-        };
-        let kept = match serde_json::to_string(&deploy.options) {
-            Ok(kept) => kept,
-            Err(e) => return Err(self.restart(name, old, internal(e))),
-        };
-        let how = deploy.how();
-        // The options go into the store in the commit that creates or
-        // deploys the app: a refused deploy leaves the old ones.
-        let opened = DurableApp::open(
-            &runtime,
-            self.store.clone(),
-            self.committer(name),
-            name,
-            source,
-            deploy.options.config(name),
-            DurableOptions {
-                on_new_code: how,
-                host_options: Some(kept),
-                ..self.durable_options(&deploy.options)
-            },
-        );
-        let (app, opened) = match opened {
-            Ok(opened) => opened,
-            Err(e) => {
-                let refusal = match e {
-                    Error::DeployRefused { .. }
-                    | Error::HistoryDropped { .. }
-                    | Error::MigrationRefused { .. } => HostError::Conflict(e.to_string()),
-                    e if is_load_error(&e) => HostError::BadRequest(e.to_string()),
-                    e => HostError::Internal(e.to_string()),
-                };
-                return Err(self.restart(name, old, refusal));
-            }
-        };
-        drop(old);
-        tracing::info!(app = %name, created = opened.created, deployed = ?opened.deployed, "deployed");
-        if let Err(e) = self.serve(app, deploy.options.clone()) {
-            // The store has it: parked, it is woken by its next request
-            // (or removed by the admin).
-            tracing::error!(app = %name, error = %e, "deployed but not served: parked");
-            lock(&self.apps).insert(name.to_string(), Slot::Parked(deploy.options));
-            return Err(internal(e));
-        }
-        Ok(opened.created)
-    }
-
     /// Stops serving `name` (its queued events are answered first) and
     /// takes it out of the pool; `None` if it was not served. The slot
     /// stays busy until [`Hosted::restart`] or [`Hosted::serve`].
@@ -570,86 +471,9 @@ impl Hosted {
         refusal
     }
 
-    /// Parks every app idle for `idle` or longer: snapshotted, out of
-    /// memory, woken by its next request. Apps in HTTP mode with requests
-    /// waiting are not idle. Returns how many were parked.
-    pub fn park_idle(&self, idle: Duration) -> usize {
-        let _admin = lock(&self.admin);
-        // An app whose timer is due within `idle` would be woken about as
-        // soon as it was parked.
-        let soon = SystemTime::now() + idle;
-        let idle_ones: Vec<String> = lock(&self.apps)
-            .iter()
-            .filter_map(|(name, slot)| match slot {
-                Slot::Serving(owner)
-                    if owner.last_used.elapsed() >= idle
-                        && owner.pending.as_ref().is_none_or(|p| p.is_empty())
-                        && self.outgoing.in_flight(name) == 0
-                        && self.scheduler.due(name).is_none_or(|due| due > soon) =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let mut parked = 0;
-        for name in idle_ones {
-            let _settle = SettleOnPanic(self, &name);
-            let closed = match self.stop(&name) {
-                Ok(Some(Previous::Serving(app, options))) => {
-                    // Kept while it is parked, so that its timer wakes it.
-                    self.scheduler.set(&name, app.next_due());
-                    app.close().map(|()| options)
-                }
-                Ok(other) => {
-                    self.restart(&name, other, HostError::NotFound(name.clone()));
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(app = %name, error = %e, "parking");
-                    continue;
-                }
-            };
-            match closed {
-                Ok(options) => {
-                    lock(&self.apps).insert(name.clone(), Slot::Parked(options));
-                    tracing::info!(app = %name, "parked: idle for {} ms", idle.as_millis());
-                    parked += 1;
-                }
-                Err(e) => {
-                    // Its log holds every answered event: reopening restores it.
-                    tracing::error!(app = %name, error = %e, "closing to park");
-                    let options = self.kept_options(&name).unwrap_or_default();
-                    lock(&self.apps).insert(name.clone(), Slot::Parked(options));
-                }
-            }
-        }
-        parked
-    }
-
-    /// Brings a parked app back into memory (a no-op if it is not parked).
-    pub fn wake(&self, name: &str) -> Result<(), HostError> {
-        let _admin = lock(&self.admin);
-        let options = match lock(&self.apps).get(name) {
-            Some(Slot::Parked(options)) => options.clone(),
-            Some(_) => return Ok(()),
-            None => return Err(HostError::NotFound(name.into())),
-        };
-        let _settle = SettleOnPanic(self, name);
-        let started = Instant::now();
-        self.reopen(name, options).map_err(internal)?;
-        tracing::info!(app = %name, "woken in {} ms", started.elapsed().as_millis());
-        Ok(())
-    }
-
     /// Whether `name` is being restored after a fault.
     fn is_restoring(&self, name: &str) -> bool {
         matches!(lock(&self.apps).get(name), Some(Slot::Serving(owner)) if owner.restoring.now())
-    }
-
-    /// Whether `name` is parked.
-    pub fn is_parked(&self, name: &str) -> bool {
-        matches!(lock(&self.apps).get(name), Some(Slot::Parked(_)))
     }
 
     /// Removes the app `name`, and its state; an app the store holds but
