@@ -38,7 +38,8 @@
 //! No TLS: a URL that requires it (`sslmode=require`) is refused.
 //!
 //! Rooms: `session.rs` the connection and getting it back, `leases.rs` the
-//! leases; this file the schema and the store's reads and writes.
+//! leases, `schema.rs` the schema's migrations, `commit.rs` a commit's
+//! transaction; this file opening the store and its reads.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -57,38 +58,13 @@ use super::store::{
     StoredSnapshot, Write,
 };
 
+mod commit;
 mod leases;
+mod schema;
 mod session;
 
-use leases::{check_leases, LeaseBook};
+use schema::{schema_version, MIGRATIONS};
 use session::{new_session, Closing, Session};
-
-/// The schema's migrations, in order: `elmbox_schema` holds one row per
-/// migration applied, numbered from 1.
-const MIGRATIONS: &[&str] = &[
-    // 1: what the SQLite store keeps. Snapshots are zstd already, so
-    // PostgreSQL keeps them out of line without compressing them again.
-    "CREATE TABLE elmbox_code (hash text PRIMARY KEY, bytes bytea NOT NULL);
-     CREATE TABLE elmbox_apps (name text PRIMARY KEY, code text NOT NULL);
-     CREATE TABLE elmbox_host_options (app text PRIMARY KEY, options text NOT NULL);
-     CREATE TABLE elmbox_log (
-         app text NOT NULL, seq bigint NOT NULL, record bytea NOT NULL,
-         PRIMARY KEY (app, seq));
-     CREATE TABLE elmbox_snapshots (
-         app text NOT NULL, seq bigint NOT NULL, guest text NOT NULL, code text NOT NULL,
-         bytes bytea NOT NULL,
-         PRIMARY KEY (app, seq));
-     ALTER TABLE elmbox_snapshots ALTER COLUMN bytes SET STORAGE EXTERNAL;",
-    // 2: who runs which app (`elmbox serve --node-id`), until when by the
-    // database's clock; the epoch rises with every change of hands.
-    "CREATE TABLE elmbox_leases (
-         app text PRIMARY KEY, node text NOT NULL, epoch bigint NOT NULL,
-         expires_at timestamptz NOT NULL, address text NOT NULL);",
-    // 3: when each app's earliest timer is due (ms since the Unix epoch),
-    // so that a node can wake an app whose node died.
-    "CREATE TABLE elmbox_timers (app text PRIMARY KEY, due_ms bigint NOT NULL);
-     CREATE INDEX elmbox_timers_due ON elmbox_timers (due_ms);",
-];
 
 /// How long opening waits for the server, unless the URL says
 /// (`connect_timeout`).
@@ -101,9 +77,6 @@ const CLAIM_WAIT: Duration = Duration::from_secs(1);
 /// While the server cannot be reached, how long operations fail without
 /// trying to connect again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
-
-const APPEND_RECORDS: &str = "INSERT INTO elmbox_log (app, seq, record)
-     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])";
 
 /// A PostgreSQL database, open for this process.
 pub struct PostgresStore {
@@ -189,54 +162,6 @@ impl PostgresStore {
         })
     }
 
-    /// Applies the migrations this database lacks, in one transaction
-    /// under a lock, so that a node starting meanwhile waits and finds them
-    /// applied.
-    fn migrate(&self) -> Result<()> {
-        let mut db = self.db()?;
-        let failed = |e| self.failed("creating or migrating the schema", e);
-        let mut tx = db.client.transaction().map_err(failed)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&advisory_key("schema", "")],
-        )
-        .map_err(failed)?;
-        let version = schema_version(&mut tx).map_err(failed)?;
-        self.known(version)?;
-        if version == MIGRATIONS.len() as i32 {
-            return Ok(());
-        }
-        if version == 0 {
-            tx.batch_execute(
-                "CREATE TABLE elmbox_schema (
-                     version integer PRIMARY KEY,
-                     applied timestamptz NOT NULL DEFAULT now())",
-            )
-            .map_err(failed)?;
-        }
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.batch_execute(migration).map_err(failed)?;
-            tx.execute(
-                "INSERT INTO elmbox_schema (version) VALUES ($1)",
-                &[&(index as i32 + 1)],
-            )
-            .map_err(failed)?;
-        }
-        tx.commit().map_err(failed)
-    }
-
-    /// Refuses a schema this build does not know.
-    fn known(&self, version: i32) -> Result<()> {
-        match version > MIGRATIONS.len() as i32 {
-            true => Err(self.bad(format!(
-                "its schema is version {version}, newer than this elmbox knows ({}): run a \
-                 newer elmbox on it",
-                MIGRATIONS.len()
-            ))),
-            false => Ok(()),
-        }
-    }
-
     fn bad(&self, reason: String) -> Error {
         Error::BadState {
             location: self.location.clone(),
@@ -294,18 +219,6 @@ impl PostgresStore {
     }
 }
 
-/// The version of the schema in the database (0: none yet).
-fn schema_version(client: &mut impl GenericClient) -> Result<i32, postgres::Error> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('elmbox_schema') IS NOT NULL", &[])?
-        .get(0);
-    if !exists {
-        return Ok(0);
-    }
-    let row = client.query_one("SELECT coalesce(max(version), 0) FROM elmbox_schema", &[])?;
-    Ok(row.get(0))
-}
-
 /// A key for PostgreSQL's advisory locks: elmbox's own, by what it locks.
 fn advisory_key(kind: &str, name: &str) -> i64 {
     let digest = Sha256::new()
@@ -359,37 +272,6 @@ fn refused(e: &postgres::Error) -> String {
         }
         Some(_) => format!("the server refused the connection: {}", describe(e)),
         None => format!("cannot connect to the server: {}", describe(e)),
-    }
-}
-
-/// A run of records in one commit, appended in one statement.
-#[derive(Default)]
-struct Appends<'a> {
-    apps: Vec<&'a str>,
-    seqs: Vec<i64>,
-    records: Vec<Vec<u8>>,
-}
-
-impl<'a> Appends<'a> {
-    fn push(&mut self, app: &'a str, record: &super::log::Record) {
-        self.apps.push(app);
-        self.seqs.push(record.seq as i64);
-        self.records.push(record.encode());
-    }
-
-    /// Appends the run, if any, and starts the next.
-    fn flush(
-        &mut self,
-        statements: &mut HashMap<&'static str, Statement>,
-        tx: &mut postgres::Transaction<'_>,
-    ) -> Result<(), postgres::Error> {
-        if self.apps.is_empty() {
-            return Ok(());
-        }
-        let append = prepared(statements, tx, APPEND_RECORDS)?;
-        tx.execute(&append, &[&self.apps, &self.seqs, &self.records])?;
-        *self = Appends::default();
-        Ok(())
     }
 }
 
@@ -651,130 +533,5 @@ impl StateStore for PostgresStore {
         )?;
         row.map(|row| row.get(0))
             .ok_or_else(|| self.bad(format!("app `{app}` has no snapshot after event {seq}")))
-    }
-}
-
-impl PostgresStore {
-    /// The transaction of [`StateStore::commit`], on the session `db`.
-    fn commit_on(&self, db: &mut Session, writes: &[Write]) -> Result<()> {
-        let Session {
-            client,
-            statements,
-            leased,
-            lost,
-            leasing,
-            ..
-        } = db;
-        let mut tx = client
-            .transaction()
-            .map_err(|e| self.failed("starting a commit", e))?;
-        // Before anything is written: a fenced commit is rolled back whole.
-        if *leasing {
-            let mut book = LeaseBook {
-                statements,
-                leased,
-                lost,
-            };
-            check_leases(&mut book, &mut tx, writes)
-                .map_err(|e| self.failed("checking the apps' leases", e))??;
-        }
-        // Records in a row (nearly every write) go in one statement; the
-        // other writes between them keep their order.
-        let mut appends = Appends::default();
-        for write in writes {
-            if let Write::Record { app, record } = write {
-                appends.push(app, record);
-                continue;
-            }
-            appends
-                .flush(statements, &mut tx)
-                .map_err(|e| self.failed("appending to the log", e))?;
-            let done = match write {
-                Write::Record { .. } => unreachable!("appended above"),
-                Write::App { name, code } => prepared(
-                    statements,
-                    &mut tx,
-                    "INSERT INTO elmbox_apps (name, code) VALUES ($1, $2)
-                     ON CONFLICT (name) DO UPDATE SET code = excluded.code",
-                )
-                .and_then(|upsert| tx.execute(&upsert, &[name, code])),
-                Write::HostOptions { app, options } => prepared(
-                    statements,
-                    &mut tx,
-                    "INSERT INTO elmbox_host_options (app, options) VALUES ($1, $2)
-                     ON CONFLICT (app) DO UPDATE SET options = excluded.options",
-                )
-                .and_then(|upsert| tx.execute(&upsert, &[app, options])),
-                Write::TimerDue {
-                    app,
-                    due_unix_ms: Some(due),
-                } => prepared(
-                    statements,
-                    &mut tx,
-                    "INSERT INTO elmbox_timers (app, due_ms) VALUES ($1, $2)
-                     ON CONFLICT (app) DO UPDATE SET due_ms = excluded.due_ms",
-                )
-                .and_then(|upsert| tx.execute(&upsert, &[app, due])),
-                Write::TimerDue {
-                    app,
-                    due_unix_ms: None,
-                } => tx.execute("DELETE FROM elmbox_timers WHERE app = $1", &[app]),
-                Write::Remove { app } => [
-                    "DELETE FROM elmbox_log WHERE app = $1",
-                    "DELETE FROM elmbox_snapshots WHERE app = $1",
-                    "DELETE FROM elmbox_host_options WHERE app = $1",
-                    "DELETE FROM elmbox_timers WHERE app = $1",
-                    "DELETE FROM elmbox_apps WHERE name = $1",
-                ]
-                .into_iter()
-                .try_fold(0, |n, sql| Ok(n + tx.execute(sql, &[app])?)),
-                Write::Snapshot {
-                    app,
-                    seq,
-                    guest,
-                    code,
-                    bytes,
-                    retain,
-                } => prepared(
-                    statements,
-                    &mut tx,
-                    "INSERT INTO elmbox_snapshots (app, seq, guest, code, bytes)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (app, seq) DO UPDATE
-                     SET guest = excluded.guest, code = excluded.code, bytes = excluded.bytes",
-                )
-                .and_then(|upsert| {
-                    tx.execute(
-                        &upsert,
-                        &[app, &(*seq as i64), &guest.to_string(), code, bytes],
-                    )
-                })
-                // Keep the newest few: older ones only slow a restart down
-                // that a newer one serves, unless it is damaged; and, as
-                // the app's retention says, the log from the oldest kept on.
-                .and_then(|_| {
-                    tx.execute(
-                        "DELETE FROM elmbox_snapshots WHERE app = $1 AND seq < (
-                             SELECT min(seq) FROM (SELECT seq FROM elmbox_snapshots
-                                                    WHERE app = $1
-                                                    ORDER BY seq DESC LIMIT $2) newest)",
-                        &[app, &i64::from(retain.snapshots_kept())],
-                    )
-                })
-                .and_then(|_| match retain.drops_history() {
-                    true => tx.execute(
-                        "DELETE FROM elmbox_log WHERE app = $1 AND seq < (
-                             SELECT min(seq) FROM elmbox_snapshots WHERE app = $1)",
-                        &[app],
-                    ),
-                    false => Ok(0),
-                }),
-            };
-            done.map_err(|e| self.failed("writing", e))?;
-        }
-        appends
-            .flush(statements, &mut tx)
-            .map_err(|e| self.failed("appending to the log", e))?;
-        tx.commit().map_err(|e| self.failed("committing", e))
     }
 }
