@@ -7,13 +7,19 @@
  * others (one physical copy for all). An "event" of an app reads LINES lines
  * of 64 bytes in each of its SHARED pages and reads and writes LINES lines in
  * each of its PRIVATE pages; events go to the apps in turn, as a pool's do.
+ * With `chase`, the event visits those lines in a random order, each load
+ * depending on the one before (as an interpreter follows pointers), so that
+ * no miss overlaps another and no prefetcher guesses the next line.
  *
  *   cc -O2 -o /tmp/page-cost bench/experiments/page-cost.c
  *   for n in 10 100 1000; do /tmp/page-cost $n 89 0 64; /tmp/page-cost $n 89 38 64; done
+ *   for n in 10 1000; do /tmp/page-cost $n 89 0 4 chase; /tmp/page-cost $n 89 29 4 chase; done
  */
 #define _GNU_SOURCE
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,10 +38,12 @@ static double now_ns(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s APPS SHARED_PAGES PRIVATE_PAGES LINES_PER_PAGE\n", argv[0]);
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "chase") == 0)) {
+        fprintf(stderr, "usage: %s APPS SHARED_PAGES PRIVATE_PAGES LINES_PER_PAGE [chase]\n",
+                argv[0]);
         return 2;
     }
+    int chase = argc == 6;
     int apps = atoi(argv[1]), shared = atoi(argv[2]), private = atoi(argv[3]), lines = atoi(argv[4]);
     int pages = IMAGE_BYTES / PAGE;
     if (apps < 1 || shared < 0 || private < 0 || lines < 1 || lines > PAGE / LINE ||
@@ -68,6 +76,26 @@ int main(int argc, char **argv)
     for (int i = 0; i < private; i++)
         private_at[i] = pages / 2 + rand() % (pages / 2);
 
+    /* For `chase`: every line an event visits holds the offset of the next
+       one, in a random order, written before the apps map the image. */
+    int visits = (shared + private) * lines;
+    uint32_t *order = malloc(sizeof(uint32_t) * (visits + 1));
+    int v = 0;
+    for (int i = 0; i < shared; i++)
+        for (int l = 0; l < lines; l++)
+            order[v++] = (uint32_t)shared_at[i] * PAGE + (uint32_t)(l * PAGE / LINE / lines) * LINE;
+    for (int i = 0; i < private; i++)
+        for (int l = 0; l < lines; l++)
+            order[v++] = (uint32_t)private_at[i] * PAGE + (uint32_t)(l * PAGE / LINE / lines) * LINE;
+    for (int i = visits - 1; i > 0; i--) {
+        int j = rand() % (i + 1);
+        uint32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int i = 0; i < visits; i++)
+        memcpy(&image[order[i]], &order[(i + 1) % visits], sizeof(uint32_t));
+
     unsigned char **app = malloc(sizeof(*app) * apps);
     for (int a = 0; a < apps; a++) {
         app[a] = mmap(0, IMAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
@@ -76,7 +104,7 @@ int main(int argc, char **argv)
             return 1;
         }
         for (int i = 0; i < private; i++)
-            app[a][(size_t)private_at[i] * PAGE] = (unsigned char)a;
+            app[a][(size_t)private_at[i] * PAGE + 8] = (unsigned char)a;
         for (int i = 0; i < shared; i++)
             (void)*(volatile unsigned char *)&app[a][(size_t)shared_at[i] * PAGE];
     }
@@ -91,6 +119,18 @@ int main(int argc, char **argv)
         for (int a = 0; a < apps; a++) {
             unsigned char *m = app[a];
             long sum = 0;
+            if (chase) {
+                uint32_t at = order[0];
+                for (int i = 0; i < visits; i++) {
+                    uint32_t next;
+                    memcpy(&next, &m[at], sizeof(next));
+                    if (at >= IMAGE_BYTES / 2)
+                        m[at + 8]++; /* a private page: written too */
+                    at = next;
+                }
+                sink += at;
+                continue;
+            }
             for (int i = 0; i < shared; i++)
                 for (int l = 0; l < lines; l++)
                     sum += m[(size_t)shared_at[i] * PAGE + l * LINE];
@@ -98,13 +138,13 @@ int main(int argc, char **argv)
                 for (int l = 0; l < lines; l++) {
                     size_t at = (size_t)private_at[i] * PAGE + l * LINE;
                     sum += m[at];
-                    m[at + 1]++;
+                    m[at + 8]++;
                 }
             sink += sum;
         }
     }
     double per_event_us = (now_ns() - started) / ((double)rounds * apps) / 1000;
-    printf("apps %5d, shared pages %3d, private pages %3d, lines per page %2d: %.2f us an event\n",
-           apps, shared, private, lines, per_event_us);
+    printf("apps %5d, shared pages %3d, private pages %3d, lines per page %2d%s: %.2f us an event\n",
+           apps, shared, private, lines, chase ? " (chased)" : "", per_event_us);
     return 0;
 }
