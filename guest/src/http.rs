@@ -168,7 +168,7 @@ pub fn deliver(ctx: &Ctx<'_>, response: &HttpResponse) -> std::result::Result<De
     let thrown = |e| Failure::Threw(Thrown::from_js(ctx, e));
     let deliver = DELIVER
         .with_borrow(Clone::clone)
-        .ok_or_else(|| Failure::Refused(AppError::NotLoaded))?
+        .ok_or(Failure::Refused(AppError::NotLoaded))?
         .restore(ctx)
         .map_err(thrown)?;
     let id = response.id as f64;

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use rquickjs::{Ctx, Function, Object, Result};
 
 thread_local! {
-    static RANDOM: RefCell<fastrand::Rng> = RefCell::new(fastrand::Rng::with_seed(0));
+    static RANDOM: RefCell<fastrand::Rng> = const { RefCell::new(fastrand::Rng::with_seed(0)) };
 }
 
 /// Installs `Math.random`, seeded with `seed` (or from the host's

@@ -386,13 +386,13 @@ impl Session {
         self.with(|ctx| {
             let usage = quickjs::memory_usage(ctx);
             MemoryReport {
-                malloc_size: usage.malloc_size as i64,
-                malloc_count: usage.malloc_count as i64,
-                memory_used_size: usage.memory_used_size as i64,
-                obj_count: usage.obj_count as i64,
-                str_count: usage.str_count as i64,
-                atom_count: usage.atom_count as i64,
-                js_func_count: usage.js_func_count as i64,
+                malloc_size: usage.malloc_size,
+                malloc_count: usage.malloc_count,
+                memory_used_size: usage.memory_used_size,
+                obj_count: usage.obj_count,
+                str_count: usage.str_count,
+                atom_count: usage.atom_count,
+                js_func_count: usage.js_func_count,
                 pending_timers: timers::pending() as i64,
                 clock_ms: timers::elapsed() as i64,
             }

@@ -203,7 +203,7 @@ fn a_port_that_rejects_the_event_leaves_the_app_answering() {
 fn an_app_that_throws_after_its_port_took_the_event_is_failed() {
     let mut app = load(echo_app().as_bytes());
     app.dispatch("a").unwrap();
-    let err = app.dispatch("boom").err().expect("faulted");
+    let err = app.dispatch("boom").expect_err("faulted");
     match &err {
         Error::App {
             error:
@@ -235,8 +235,7 @@ fn elm_port_type_error_is_reported_and_the_app_goes_on() {
             .unwrap();
         let err = app
             .dispatch(r#"{"text": "not a string"}"#)
-            .err()
-            .expect("port rejects objects");
+            .expect_err("port rejects objects");
         assert!(
             matches!(
                 err,
@@ -258,7 +257,7 @@ fn elm_port_type_error_is_reported_and_the_app_goes_on() {
 #[test]
 fn event_that_is_not_utf8() {
     let mut app = load(echo_app().as_bytes());
-    let err = app.dispatch(b"ok\xff\xfe").err().expect("rejected");
+    let err = app.dispatch(b"ok\xff\xfe").expect_err("rejected");
     assert!(
         matches!(
             err,
@@ -287,7 +286,7 @@ fn event_over_the_size_limit() {
         .unwrap()
         .load(echo_app(), config)
         .unwrap();
-    let err = app.dispatch("x".repeat(17)).err().expect("rejected");
+    let err = app.dispatch("x".repeat(17)).expect_err("rejected");
     assert!(
         matches!(
             err,
@@ -310,7 +309,7 @@ fn event_that_is_not_json_in_json_mode() {
     let mut app = runtime()
         .load(echo_app(), config.event_format(EventFormat::Json))
         .unwrap();
-    let err = app.dispatch("{not json").err().expect("rejected");
+    let err = app.dispatch("{not json").expect_err("rejected");
     assert!(
         matches!(&err, Error::App { error: AppError::EventNotJson { message }, .. }
             if !message.is_empty()),
@@ -335,7 +334,7 @@ fn deep_recursion_works_and_runaway_recursion_fails_only_its_app() {
     let mut neighbour = load(js.as_bytes());
     // Deeper than Elm's own List.foldr recursion (500 levels of two frames).
     assert_eq!(app.dispatch("5000").unwrap(), vec![json!(5000)]);
-    let err = app.dispatch("100000000").err().expect("stack overflow");
+    let err = app.dispatch("100000000").expect_err("stack overflow");
     assert!(
         matches!(&err, Error::Crashed { reason } if reason.starts_with("stack overflow")),
         "{err:?}"
@@ -363,7 +362,7 @@ fn javascript_memory_limit_stops_a_memory_bomb() {
         .load(&js, config.js_memory_limit(32 << 20))
         .unwrap();
     let mut neighbour = load(js.as_bytes());
-    let err = app.dispatch("bomb").err().expect("out of memory");
+    let err = app.dispatch("bomb").expect_err("out of memory");
     // Thrown inside the app's handling of the event: a fault, which stops
     // the app rather than let it go on half-way through an update.
     assert!(
@@ -393,7 +392,7 @@ fn runaway_timers_fail_the_app_but_not_its_neighbours() {
         .unwrap();
     let mut neighbour = load(js.as_bytes());
     assert_eq!(spinner.dispatch("hi").unwrap(), vec![json!("hi")]);
-    let err = spinner.dispatch("spin").err().expect("runaway");
+    let err = spinner.dispatch("spin").expect_err("runaway");
     assert!(
         matches!(
             err,
@@ -407,8 +406,7 @@ fn runaway_timers_fail_the_app_but_not_its_neighbours() {
     assert!(spinner.failure().is_some());
     let again = spinner
         .dispatch("hi")
-        .err()
-        .expect("failed app refuses events");
+        .expect_err("failed app refuses events");
     assert!(matches!(again, Error::Failed { .. }), "{again:?}");
     assert_eq!(
         neighbour.dispatch("still here").unwrap(),

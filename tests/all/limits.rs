@@ -51,7 +51,7 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
     });
     assert_eq!(app.dispatch("ok").unwrap(), vec![json!("ok")]);
     let started = Instant::now();
-    let err = app.dispatch("spin").err().expect("stopped");
+    let err = app.dispatch("spin").expect_err("stopped");
     // A bound, not a timing: stopped, and long before anything would notice.
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -101,7 +101,7 @@ fn every_kind_of_runaway_is_stopped_at_its_deadline() {
             .load(&js, config().0)
             .unwrap();
         let started = Instant::now();
-        let err = app.dispatch("go").err().expect("stopped");
+        let err = app.dispatch("go").expect_err("stopped");
         assert!(
             matches!(err, Error::DeadlineExceeded { limit_ms: 300 }),
             "{runaway}: {err:?}"
@@ -135,7 +135,7 @@ fn allocation_without_end_stops_at_the_linear_memory_cap() {
         max_memory_bytes: Some(cap),
         ..SandboxLimits::default()
     });
-    let err = app.dispatch("hoard").err().expect("capped");
+    let err = app.dispatch("hoard").expect_err("capped");
     match &err {
         Error::MemoryCapReached { limit, .. } => assert_eq!(*limit, cap),
         other => panic!("{other:?}"),
@@ -159,7 +159,7 @@ fn a_response_over_the_output_limit_is_refused() {
         max_output_bytes: 64 << 10,
         ..SandboxLimits::default()
     });
-    let err = app.dispatch("shout").err().expect("too large");
+    let err = app.dispatch("shout").expect_err("too large");
     assert!(
         matches!(err, Error::App { error: AppError::OutputTooLarge { limit: 65536, size }, .. }
             if size > 1 << 20),

@@ -21,7 +21,7 @@ fn measure(app: &mut App, event: impl Fn(u64) -> String) -> (MemoryStats, Vec<(u
     let mut samples = Vec::new();
     for i in WARMUP..WARMUP + MEASURED {
         app.dispatch_json(event(i)).unwrap();
-        if (i + 1 - WARMUP) % EVERY == 0 {
+        if (i + 1 - WARMUP).is_multiple_of(EVERY) {
             samples.push((i + 1, app.memory().unwrap()));
         }
     }

@@ -58,7 +58,7 @@ fn the_library_sends_to_any_port_and_hears_all_of_them() {
             .unwrap(),
         r#"[{"port":"echo","value":"o"}]"#
     );
-    let err = app.send("nope", &json!(1)).err().expect("no such port");
+    let err = app.send("nope", &json!(1)).expect_err("no such port");
     match &err {
         Error::App {
             error:
@@ -75,7 +75,7 @@ fn the_library_sends_to_any_port_and_hears_all_of_them() {
         other => panic!("{other:?}"),
     }
     for bad in [r#"{"value":1}"#, r#"{"port":"ping"}"#, "[1]", "{oops"] {
-        let err = app.dispatch(bad).err().expect("refused");
+        let err = app.dispatch(bad).expect_err("refused");
         assert!(
             matches!(
                 err,

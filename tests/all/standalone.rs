@@ -17,7 +17,7 @@ fn counter_answers_the_same_on_all_three_paths() {
     for i in 0..300 {
         match i % 5 {
             0 => events.push_str(&format!("plain {i}\n")),
-            1 => events.push_str("\n"),
+            1 => events.push('\n'),
             2 => events.push_str(&format!("héllo ✓ \"quoted\" \\ {i}\r\n")),
             3 => events.push_str(&format!("{{\"type\":\"click\",\"id\":{i}}}\n")),
             _ => events.push_str(&format!("{}\n", "x".repeat(i))),
