@@ -79,22 +79,24 @@ int main(int argc, char **argv)
     /* For `chase`: every line an event visits holds the offset of the next
        one, in a random order, written before the apps map the image. */
     int visits = (shared + private) * lines;
-    uint32_t *order = malloc(sizeof(uint32_t) * (visits + 1));
-    int v = 0;
-    for (int i = 0; i < shared; i++)
-        for (int l = 0; l < lines; l++)
-            order[v++] = (uint32_t)shared_at[i] * PAGE + (uint32_t)(l * PAGE / LINE / lines) * LINE;
-    for (int i = 0; i < private; i++)
-        for (int l = 0; l < lines; l++)
-            order[v++] = (uint32_t)private_at[i] * PAGE + (uint32_t)(l * PAGE / LINE / lines) * LINE;
-    for (int i = visits - 1; i > 0; i--) {
-        int j = rand() % (i + 1);
-        uint32_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
+    uint32_t *order = calloc(visits + 1, sizeof(uint32_t));
+    if (chase) {
+        int v = 0;
+        for (int i = 0; i < shared; i++)
+            for (int l = 0; l < lines; l++)
+                order[v++] = (uint32_t)shared_at[i] * PAGE + (uint32_t)(l * PAGE / LINE / lines) * LINE;
+        for (int i = 0; i < private; i++)
+            for (int l = 0; l < lines; l++)
+                order[v++] = (uint32_t)private_at[i] * PAGE + (uint32_t)(l * PAGE / LINE / lines) * LINE;
+        for (int i = visits - 1; i > 0; i--) {
+            int j = rand() % (i + 1);
+            uint32_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int i = 0; i < visits; i++)
+            memcpy(&image[order[i]], &order[(i + 1) % visits], sizeof(uint32_t));
     }
-    for (int i = 0; i < visits; i++)
-        memcpy(&image[order[i]], &order[(i + 1) % visits], sizeof(uint32_t));
 
     unsigned char **app = malloc(sizeof(*app) * apps);
     for (int a = 0; a < apps; a++) {

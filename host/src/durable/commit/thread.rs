@@ -10,10 +10,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::durable::healing::{Failure, StoreHealth};
+use crate::durable::store::{StateStore, Write};
 use crate::error::{Error, Result};
 
-use super::super::healing::{Failure, StoreHealth};
-use super::super::store::{StateStore, Write};
 #[cfg(doc)]
 use super::Committer;
 use super::Job;
